@@ -1,0 +1,139 @@
+//! One module per channel, each implementing [`Channel`]. Adding a channel means adding its file, one line
+//! in [`CHANNELS`], and fixtures under `fixtures/<channel>/`.
+
+use http::{HeaderMap, Method};
+use serde_json::Value;
+
+use crate::config::Account;
+use crate::envelope::Event;
+use crate::query::Query;
+use crate::tooling::{SignParams, SignedRequest, ToolingError};
+use crate::Rejection;
+
+pub mod line;
+
+/// Every channel the gateway serves, by route name.
+pub static CHANNELS: &[&dyn Channel] = &[&line::Line];
+
+pub fn find(name: &str) -> Option<&'static dyn Channel> {
+    CHANNELS.iter().copied().find(|channel| channel.name() == name)
+}
+
+/// A request as a channel sees it: raw bytes, decoded query, and the current time passed in.
+pub struct ChannelRequest<'a> {
+    pub method: &'a Method,
+    /// Path segments after `/{channel}/{account}` (ChatPlus carries its path secret there).
+    pub extra_path: &'a [&'a str],
+    pub query: &'a Query,
+    pub headers: &'a HeaderMap,
+    pub body: &'a [u8],
+    /// Milliseconds since the Unix epoch, from the runtime.
+    pub now_ms: u64,
+}
+
+impl ChannelRequest<'_> {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|value| value.to_str().ok())
+    }
+
+    /// Routes without extra segments answer 404 for `/{channel}/{account}/anything`.
+    pub fn require_no_extra_path(&self) -> Result<(), Rejection> {
+        if self.extra_path.is_empty() {
+            Ok(())
+        } else {
+            Err(Rejection::RouteNotFound)
+        }
+    }
+
+    pub fn require_method(&self, method: Method) -> Result<(), Rejection> {
+        if *self.method == method {
+            Ok(())
+        } else {
+            Err(Rejection::MethodNotAllowed)
+        }
+    }
+}
+
+/// What the gateway answers the provider.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EdgeResponse {
+    pub status: u16,
+    pub content_type: &'static str,
+    pub body: Vec<u8>,
+}
+
+impl EdgeResponse {
+    pub fn json(status: u16, body: String) -> Self {
+        EdgeResponse { status, content_type: "application/json", body: body.into_bytes() }
+    }
+
+    pub fn text(body: impl Into<Vec<u8>>) -> Self {
+        EdgeResponse { status: 200, content_type: "text/plain; charset=utf-8", body: body.into() }
+    }
+
+    /// The usual acknowledgement: `{"accepted":N}`.
+    pub fn accepted(count: usize) -> Self {
+        Self::json(200, format!("{{\"accepted\":{count}}}"))
+    }
+}
+
+/// A verified request: what to answer, and the normalized events to forward.
+#[derive(Debug)]
+pub struct Handled {
+    pub response: EdgeResponse,
+    pub events: Vec<Event>,
+}
+
+pub trait Channel: Sync {
+    /// The route segment, e.g. `line`.
+    fn name(&self) -> &'static str;
+
+    /// The field whose binding makes an account exist, e.g. `CHANNEL_SECRET` for `LINE_{ACCOUNT}_CHANNEL_SECRET`.
+    fn account_field(&self) -> &'static str;
+
+    /// Verify, answer handshakes, and normalize. Must never panic on any input.
+    fn handle(&self, request: &ChannelRequest<'_>, account: &Account<'_>) -> Result<Handled, Rejection>;
+
+    /// Called instead of [`handle`](Channel::handle) when the account does not exist. Channels whose secret
+    /// is part of the URL override it to spend the same work as a wrong secret.
+    fn unknown_account(&self, _request: &ChannelRequest<'_>) -> Rejection {
+        Rejection::UnknownAccount
+    }
+
+    /// For `sekisho sign`/`send`: build a request this channel accepts, signed with the given secrets.
+    fn sign(&self, params: &SignParams) -> Result<SignedRequest, ToolingError>;
+}
+
+/// A string at a JSON path; numbers are rendered as their decimal text (ids are numbers in some payloads).
+pub(crate) fn text_at(value: &Value, path: &[&str]) -> Option<String> {
+    match value_at(value, path)? {
+        Value::String(text) => Some(text.clone()),
+        Value::Number(number) => Some(number.to_string()),
+        _ => None,
+    }
+}
+
+pub(crate) fn value_at<'v>(value: &'v Value, path: &[&str]) -> Option<&'v Value> {
+    path.iter().try_fold(value, |current, key| current.get(*key))
+}
+
+pub(crate) fn u64_at(value: &Value, path: &[&str]) -> Option<u64> {
+    match value_at(value, path)? {
+        Value::Number(number) => number.as_u64(),
+        Value::String(text) => text.parse().ok(),
+        _ => None,
+    }
+}
+
+pub(crate) fn f64_at(value: &Value, path: &[&str]) -> Option<f64> {
+    match value_at(value, path)? {
+        Value::Number(number) => number.as_f64(),
+        Value::String(text) => text.parse().ok(),
+        _ => None,
+    }
+}
+
+/// A de-duplication key for providers that send no event id: SHA-256 of the given bytes.
+pub(crate) fn content_hash_key(bytes: &[u8]) -> String {
+    format!("sha256:{}", crate::crypto::hex_encode(&crate::crypto::sha256(&[bytes])))
+}

@@ -1,0 +1,211 @@
+//! Event envelope v1: a CloudEvents 1.0 JSON event with Sekisho's `data` shape.
+//! The published JSON Schema is `schema/event-v1.schema.json`; tests validate every event against it.
+
+use std::time::{Duration, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::crypto;
+
+/// The type given to any provider event Sekisho does not recognise. It is forwarded, never dropped:
+/// `data.provider_type` carries the provider's own name and `data.raw` the whole event.
+pub const UNRECOGNIZED_TYPE: &str = "unrecognized";
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    pub specversion: String,
+    /// Stable across provider retries: also sent as `webhook-id`.
+    pub id: String,
+    /// `/{channel}/{account}`.
+    pub source: String,
+    #[serde(rename = "type")]
+    pub event_type: String,
+    /// When the event happened, by the provider's clock when it gives one (RFC 3339, UTC).
+    pub time: String,
+    pub datacontenttype: String,
+    pub channel: String,
+    pub account: String,
+    pub data: EventData,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EventData {
+    /// The provider's own name for the event (e.g. LINE `memberJoined`).
+    pub provider_type: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conversation: Option<Conversation>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sender: Option<Sender>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<Message>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub postback: Option<Postback>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply: Option<Reply>,
+    /// Users a membership event is about (LINE `memberJoined`, WeCom `change_contact`, …).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub members: Vec<Sender>,
+    pub verification: Verification,
+    /// The provider's event object, unchanged.
+    pub raw: Value,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Conversation {
+    pub id: String,
+    pub kind: ConversationKind,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConversationKind {
+    /// One user and the account.
+    Direct,
+    Group,
+    Room,
+    Channel,
+    Thread,
+    Unknown,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Sender {
+    pub id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct Message {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// `text`, `image`, `video`, `audio`, `file`, `location`, `sticker`, `link`, … or the provider's own kind.
+    pub kind: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attachments: Vec<Attachment>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub location: Option<Location>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sticker: Option<Sticker>,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct Attachment {
+    /// `image`, `video`, `audio`, `file`.
+    pub kind: String,
+    /// The provider's content id, to fetch the content through the provider's API.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_type: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_ms: Option<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct Location {
+    pub latitude: f64,
+    pub longitude: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Sticker {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub package_id: Option<String>,
+    pub sticker_id: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Postback {
+    pub data: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub params: Option<Value>,
+}
+
+/// What the backend needs to answer in the conversation (LINE `replyToken`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reply {
+    pub token: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Verification {
+    /// How the request was authenticated, e.g. `line-hmac-sha256`.
+    pub scheme: String,
+    /// Which configured secret matched (0 = newest). When an old secret's index no longer appears, remove it.
+    pub key_index: usize,
+}
+
+/// What a channel knows about one event before it becomes an [`Event`].
+pub struct EventParts {
+    /// The provider's de-duplication key (e.g. LINE `webhookEventId`). Same key → same event id.
+    pub dedupe_key: String,
+    pub event_type: String,
+    /// Milliseconds since the Unix epoch, when the provider says; otherwise the receive time.
+    pub time_ms: u64,
+    pub data: EventData,
+}
+
+impl Event {
+    pub fn new(channel: &str, account: &str, parts: EventParts) -> Event {
+        Event {
+            specversion: "1.0".to_owned(),
+            id: event_id(channel, account, &parts.dedupe_key),
+            source: format!("/{channel}/{account}"),
+            event_type: parts.event_type,
+            time: rfc3339_millis(parts.time_ms),
+            datacontenttype: "application/json".to_owned(),
+            channel: channel.to_owned(),
+            account: account.to_owned(),
+            data: parts.data,
+        }
+    }
+}
+
+/// `evt_` + 32 hex digits of SHA-256 over channel, account and the provider's de-duplication key.
+pub fn event_id(channel: &str, account: &str, dedupe_key: &str) -> String {
+    let digest = crypto::sha256(&[channel.as_bytes(), b"\n", account.as_bytes(), b"\n", dedupe_key.as_bytes()]);
+    let hex = crypto::hex_encode(&digest);
+    format!("evt_{}", hex.get(..32).unwrap_or(&hex))
+}
+
+/// `2024-01-02T03:04:05.678Z`.
+pub fn rfc3339_millis(unix_ms: u64) -> String {
+    // Past year 9999 humantime cannot format; providers never send that, but clamp rather than misformat.
+    let clamped = unix_ms.min(253_402_300_799_000);
+    humantime::format_rfc3339_millis(UNIX_EPOCH + Duration::from_millis(clamped)).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_stable_and_scoped_to_the_account() {
+        let a = event_id("line", "demo", "01H0000000000000000000000");
+        assert_eq!(a, event_id("line", "demo", "01H0000000000000000000000"));
+        assert_ne!(a, event_id("line", "other", "01H0000000000000000000000"));
+        assert_eq!(a.len(), 36);
+        assert!(a.starts_with("evt_"));
+    }
+
+    #[test]
+    fn times_are_rfc3339_utc_with_millis() {
+        assert_eq!(rfc3339_millis(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(rfc3339_millis(1_462_629_479_859), "2016-05-07T13:57:59.859Z");
+        assert_eq!(rfc3339_millis(u64::MAX), "9999-12-31T23:59:59.000Z");
+    }
+}

@@ -1,0 +1,78 @@
+//! Every way a request can be refused, each mapped to one HTTP status and one machine-readable reason.
+
+use http::StatusCode;
+
+/// Why a request was refused. The [`reason`](Rejection::reason) goes to the caller as `{"error":"<reason>"}`;
+/// the `Display` text is for the operator's log and never contains a secret or the body.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Rejection {
+    #[error("no route matches the path")]
+    RouteNotFound,
+    #[error("the account has no configuration")]
+    UnknownAccount,
+    #[error("method not allowed on this route")]
+    MethodNotAllowed,
+    #[error("signature header or parameter is missing")]
+    MissingSignature,
+    #[error("signature does not match any configured secret")]
+    InvalidSignature,
+    #[error("timestamp is missing, malformed or outside the allowed skew")]
+    StaleTimestamp,
+    #[error("the bot id header does not match the configured bot id")]
+    BotIdMismatch,
+    #[error("the handshake verify token does not match")]
+    VerifyTokenMismatch,
+    #[error("required parameter `{0}` is missing")]
+    MissingParameter(&'static str),
+    #[error("body exceeds the limit of {limit} bytes")]
+    PayloadTooLarge { limit: usize },
+    #[error("body is not valid {expected}")]
+    MalformedBody { expected: &'static str },
+    #[error("decryption failed: {0}")]
+    Decrypt(#[from] crate::crypto::DecryptError),
+    #[error("binding `{binding}` is missing or invalid")]
+    Misconfigured { binding: String },
+}
+
+impl Rejection {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Rejection::RouteNotFound | Rejection::UnknownAccount => StatusCode::NOT_FOUND,
+            Rejection::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Rejection::MissingSignature
+            | Rejection::InvalidSignature
+            | Rejection::StaleTimestamp
+            | Rejection::BotIdMismatch => StatusCode::UNAUTHORIZED,
+            Rejection::VerifyTokenMismatch => StatusCode::FORBIDDEN,
+            Rejection::MissingParameter(_) | Rejection::MalformedBody { .. } | Rejection::Decrypt(_) => {
+                StatusCode::BAD_REQUEST
+            }
+            Rejection::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Rejection::Misconfigured { .. } => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The short reason sent to the caller. An unknown route and an unknown account share `not_found`, so a
+    /// caller cannot probe which accounts exist.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Rejection::RouteNotFound | Rejection::UnknownAccount => "not_found",
+            Rejection::MethodNotAllowed => "method_not_allowed",
+            Rejection::MissingSignature => "missing_signature",
+            Rejection::InvalidSignature => "invalid_signature",
+            Rejection::StaleTimestamp => "stale_timestamp",
+            Rejection::BotIdMismatch => "bot_id_mismatch",
+            Rejection::VerifyTokenMismatch => "verify_token_mismatch",
+            Rejection::MissingParameter(_) => "missing_parameter",
+            Rejection::PayloadTooLarge { .. } => "payload_too_large",
+            Rejection::MalformedBody { .. } => "malformed_body",
+            Rejection::Decrypt(e) => e.reason(),
+            Rejection::Misconfigured { .. } => "misconfigured",
+        }
+    }
+
+    /// The JSON body sent to the caller.
+    pub fn body(&self) -> String {
+        format!("{{\"error\":\"{}\"}}", self.reason())
+    }
+}

@@ -1,0 +1,20 @@
+//! Sekisho: an edge gateway that terminates chat-channel webhooks.
+//!
+//! Everything in this crate except [`edge`] is pure, sans-IO Rust: it compiles and tests natively, takes the
+//! current time and the configuration as arguments, and never touches the network. The `edge` module is the
+//! thin Cloudflare Workers layer, compiled only for `wasm32`.
+
+pub mod channels;
+pub mod config;
+pub mod crypto;
+pub mod envelope;
+pub mod error;
+pub mod forward;
+pub mod gateway;
+pub mod query;
+pub mod tooling;
+
+#[cfg(target_arch = "wasm32")]
+mod edge;
+
+pub use error::Rejection;
