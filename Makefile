@@ -1,0 +1,39 @@
+# The two commands a newcomer needs:  make dev  (run it)  and  make test  (test it).
+SHELL := /bin/bash
+
+.PHONY: setup build dev test test-native test-e2e bench size fmt lint
+
+setup:
+	bash scripts/setup.sh
+
+build: setup
+	bash scripts/build-worker.sh
+	cargo build --quiet --bin sekisho
+
+dev: setup
+	bash scripts/dev.sh
+
+test: setup
+	cargo test --all-targets
+	$(MAKE) --no-print-directory build
+	node --test --test-concurrency=1 tests/e2e/
+	bash scripts/size.sh
+
+test-native:
+	cargo test --all-targets
+
+test-e2e: build
+	node --test --test-concurrency=1 tests/e2e/
+
+bench:
+	cargo bench --bench pipeline
+
+size:
+	bash scripts/size.sh
+
+fmt:
+	cargo fmt --all
+
+lint:
+	cargo clippy --all-targets -- -D warnings
+	cargo clippy --target wasm32-unknown-unknown --lib -- -D warnings

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# `make dev`: the gateway in local workerd on 127.0.0.1:8787 with a demo configuration (demo secrets only),
+# forwarding to `sekisho receive` on 127.0.0.1:8788, which verifies and prints every event.
+set -euo pipefail
+source "$(dirname "$0")/tool-env.sh"
+cd "$SEKISHO_ROOT"
+
+GATEWAY_PORT="${GATEWAY_PORT:-8787}"
+RECEIVER_PORT="${RECEIVER_PORT:-8788}"
+DEMO_SIGNING_SECRET="whsec_ZGVtby1iYWNrZW5kLXNpZ25pbmctc2VjcmV0LTIwMjY="
+DEMO_LINE_SECRETS="demo-line-secret-2026,demo-line-secret-2025"
+
+cargo build --quiet --bin sekisho
+./target/debug/sekisho receive --port "$RECEIVER_PORT" --secret "$DEMO_SIGNING_SECRET" &
+receiver=$!
+trap 'kill $receiver 2>/dev/null' EXIT
+
+cat <<MSG
+
+  Sekisho dev: gateway http://127.0.0.1:$GATEWAY_PORT  ->  receiver http://127.0.0.1:$RECEIVER_PORT
+  Demo account: LINE 'demo' (secrets $DEMO_LINE_SECRETS, newest first).
+  In another terminal, send a signed LINE event and watch it arrive here:
+
+    ./target/debug/sekisho send line http://127.0.0.1:$GATEWAY_PORT/line/demo \\
+        --secret demo-line-secret-2026 --body examples/line-message.json
+
+MSG
+
+npx wrangler dev --ip 127.0.0.1 --port "$GATEWAY_PORT" --show-interactive-dev-session=false \
+  --var "BACKEND_URL:http://127.0.0.1:$RECEIVER_PORT/events" \
+  --var "BACKEND_SIGNING_SECRET:$DEMO_SIGNING_SECRET" \
+  --var "LINE_DEMO_CHANNEL_SECRET:$DEMO_LINE_SECRETS"

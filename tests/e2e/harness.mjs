@@ -1,0 +1,166 @@
+// Shared pieces of the end-to-end tests: the built Worker in workerd (Miniflare), a recording backend that
+// verifies Standard Webhooks signatures with the official library, schema validation, and fixture loading.
+import { Miniflare } from "miniflare";
+import { createServer } from "node:http";
+import { readFileSync, readdirSync, statSync, existsSync } from "node:fs";
+import { join, dirname } from "node:path";
+import { fileURLToPath } from "node:url";
+import { spawn } from "node:child_process";
+import { Webhook } from "standardwebhooks";
+import Ajv2020 from "ajv/dist/2020.js";
+import addFormats from "ajv-formats";
+
+export const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
+export const SIGNING_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+export const OLD_SIGNING_SECRET = "whsec_b2xkLWUyZS1zaWduaW5nLXNlY3JldA==";
+export const CLI = join(ROOT, "target", "debug", "sekisho");
+
+const ajv = new Ajv2020({ allErrors: true, strict: false });
+addFormats(ajv);
+export const validateEvent = ajv.compile(JSON.parse(readFileSync(join(ROOT, "schema", "event-v1.schema.json"), "utf8")));
+
+export function bindingName(channel, account, field) {
+  return [channel, account, field].map((p) => p.replaceAll("-", "_").toUpperCase()).join("_");
+}
+
+/** Every fixture as { channel, file, fixture }. */
+export function loadFixtures() {
+  const dir = join(ROOT, "fixtures");
+  const found = [];
+  for (const channel of readdirSync(dir).sort()) {
+    if (!statSync(join(dir, channel)).isDirectory()) continue;
+    for (const file of readdirSync(join(dir, channel)).sort()) {
+      if (!file.endsWith(".json")) continue;
+      found.push({ channel, file, fixture: JSON.parse(readFileSync(join(dir, channel, file), "utf8")) });
+    }
+  }
+  return found;
+}
+
+/** The bindings of every fixture's account (fixtures of one channel+account share one config). */
+export function fixtureBindings(fixtures) {
+  const bindings = {};
+  for (const { channel, file, fixture } of fixtures) {
+    for (const [field, value] of Object.entries(fixture.config)) {
+      const name = bindingName(channel, fixture.account, field);
+      if (name in bindings && bindings[name] !== value) throw new Error(`${channel}/${file}: ${name} conflicts with another fixture`);
+      bindings[name] = value;
+    }
+  }
+  return bindings;
+}
+
+/** A backend on 127.0.0.1 that records every delivery and verifies it with the standardwebhooks library. */
+export async function startBackend({ secret = SIGNING_SECRET, respond = () => 204 } = {}) {
+  const verifier = new Webhook(secret);
+  const received = [];
+  const waiters = [];
+  const server = createServer((req, res) => {
+    const chunks = [];
+    req.on("data", (c) => chunks.push(c));
+    req.on("end", () => {
+      const body = Buffer.concat(chunks).toString("utf8");
+      let verified = false;
+      let verifyError = null;
+      try {
+        verifier.verify(body, req.headers);
+        verified = true;
+      } catch (e) {
+        verifyError = String(e);
+      }
+      const entry = { path: req.url, headers: req.headers, body, verified, verifyError, event: safeJson(body) };
+      received.push(entry);
+      res.statusCode = respond(entry, received.length);
+      res.end();
+      for (const w of [...waiters]) w();
+    });
+  });
+  await new Promise((r) => server.listen(0, "127.0.0.1", r));
+  const url = `http://127.0.0.1:${server.address().port}`;
+  return {
+    url,
+    received,
+    /** Resolves once `count` deliveries have arrived (rejects after `ms`). */
+    waitFor(count, ms = 15000) {
+      return new Promise((resolve, reject) => {
+        const check = () => {
+          if (received.length >= count) {
+            waiters.splice(waiters.indexOf(check), 1);
+            clearTimeout(timer);
+            resolve(received);
+          }
+        };
+        const timer = setTimeout(() => {
+          waiters.splice(waiters.indexOf(check), 1);
+          reject(new Error(`backend received ${received.length} of ${count} deliveries`));
+        }, ms);
+        waiters.push(check);
+        check();
+      });
+    },
+    close: () => new Promise((r) => server.close(r)),
+  };
+}
+
+function safeJson(text) {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return null;
+  }
+}
+
+/** The built Worker (build/index.js + Wasm) in workerd, with the given bindings. */
+export async function startGateway(bindings, extra = {}) {
+  const build = join(ROOT, "build");
+  if (!existsSync(join(build, "index.js"))) throw new Error("build/index.js is missing: run `make build` first");
+  const mf = new Miniflare({
+    modulesRoot: build,
+    modules: [
+      { type: "ESModule", path: join(build, "index.js") },
+      { type: "CompiledWasm", path: join(build, "index_bg.wasm") },
+    ],
+    compatibilityDate: "2026-04-01",
+    bindings,
+    ...extra,
+  });
+  await mf.ready;
+  return mf;
+}
+
+/** Builds the Request of a fixture for `base` (e.g. http://gateway). */
+export function fixtureRequest(base, channel, fixture) {
+  const r = fixture.request;
+  const path = [channel, fixture.account, ...(r.extra_path ?? [])].join("/");
+  const url = `${base}/${path}${r.query ? `?${r.query}` : ""}`;
+  const init = { method: r.method, headers: r.headers ?? {} };
+  if (r.method !== "GET" && r.method !== "HEAD") init.body = r.body ?? "";
+  return [url, init];
+}
+
+/** Every key of `expected` equals the same key of `actual`; arrays have the same length. */
+export function assertSubset(expected, actual, path = "") {
+  if (expected !== null && typeof expected === "object") {
+    if (actual === null || typeof actual !== "object") throw new Error(`${path}: expected object/array, got ${JSON.stringify(actual)}`);
+    if (Array.isArray(expected)) {
+      if (!Array.isArray(actual) || actual.length !== expected.length) throw new Error(`${path}: array length ${actual?.length} != ${expected.length}`);
+      expected.forEach((e, i) => assertSubset(e, actual[i], `${path}[${i}]`));
+    } else {
+      for (const [k, v] of Object.entries(expected)) assertSubset(v, actual[k], `${path}.${k}`);
+    }
+  } else if (expected !== actual) {
+    throw new Error(`${path}: ${JSON.stringify(actual)} != expected ${JSON.stringify(expected)}`);
+  }
+}
+
+/** Runs the sekisho CLI; resolves with { code, stdout, stderr }. */
+export function runCli(args) {
+  return new Promise((resolve) => {
+    const child = spawn(CLI, args, { cwd: ROOT });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (d) => (stdout += d));
+    child.stderr.on("data", (d) => (stderr += d));
+    child.on("close", (code) => resolve({ code, stdout, stderr }));
+  });
+}
