@@ -32,6 +32,10 @@ pub enum Rejection {
     Decrypt(#[from] crate::crypto::DecryptError),
     #[error("binding `{binding}` is missing or invalid")]
     Misconfigured { binding: String },
+    #[error("admin token missing or wrong")]
+    Unauthorized,
+    #[error("the event queue did not accept the events; the provider should retry")]
+    EnqueueFailed,
 }
 
 impl Rejection {
@@ -42,13 +46,15 @@ impl Rejection {
             Rejection::MissingSignature
             | Rejection::InvalidSignature
             | Rejection::StaleTimestamp
-            | Rejection::BotIdMismatch => StatusCode::UNAUTHORIZED,
+            | Rejection::BotIdMismatch
+            | Rejection::Unauthorized => StatusCode::UNAUTHORIZED,
             Rejection::VerifyTokenMismatch => StatusCode::FORBIDDEN,
             Rejection::MissingParameter(_) | Rejection::MalformedBody { .. } | Rejection::Decrypt(_) => {
                 StatusCode::BAD_REQUEST
             }
             Rejection::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Rejection::Misconfigured { .. } => StatusCode::INTERNAL_SERVER_ERROR,
+            Rejection::EnqueueFailed => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -68,6 +74,8 @@ impl Rejection {
             Rejection::MalformedBody { .. } => "malformed_body",
             Rejection::Decrypt(e) => e.reason(),
             Rejection::Misconfigured { .. } => "misconfigured",
+            Rejection::Unauthorized => "unauthorized",
+            Rejection::EnqueueFailed => "enqueue_failed",
         }
     }
 

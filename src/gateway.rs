@@ -103,13 +103,14 @@ pub fn handle(inbound: &Inbound<'_>, bindings: &dyn Bindings, now_ms: u64) -> Re
         body: inbound.body,
         now_ms,
     };
-    let account = Account::new(channel.name(), account_name, bindings);
-    if account.field(channel.account_field()).is_none() {
-        return Err(refuse(channel.unknown_account(&request), Some(channel.name()), Some(account_name)));
-    }
+    // Size before account lookup, so a 413 never tells an unknown account from a known one.
     let limit = config::max_body_bytes(bindings);
     if inbound.body.len() > limit {
         return Err(refuse(Rejection::PayloadTooLarge { limit }, Some(channel.name()), Some(account_name)));
+    }
+    let account = Account::new(channel.name(), account_name, bindings);
+    if account.field(channel.account_field()).is_none() {
+        return Err(refuse(channel.unknown_account(&request), Some(channel.name()), Some(account_name)));
     }
     let handled =
         channel.handle(&request, &account).map_err(|e| refuse(e, Some(channel.name()), Some(account_name)))?;

@@ -4,9 +4,11 @@
 //! current time and the configuration as arguments, and never touches the network. The `edge` module is the
 //! thin Cloudflare Workers layer, compiled only for `wasm32`.
 
+pub mod admin;
 pub mod channels;
 pub mod config;
 pub mod crypto;
+pub mod delivery;
 pub mod envelope;
 pub mod error;
 pub mod forward;

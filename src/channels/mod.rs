@@ -10,10 +10,20 @@ use crate::query::Query;
 use crate::tooling::{SignParams, SignedRequest, ToolingError};
 use crate::Rejection;
 
+pub mod chatplus;
+pub mod chatwork;
 pub mod line;
+pub mod lineworks;
+pub mod telegram;
 
 /// Every channel the gateway serves, by route name.
-pub static CHANNELS: &[&dyn Channel] = &[&line::Line];
+pub static CHANNELS: &[&dyn Channel] = &[
+    &line::Line,
+    &lineworks::LineWorks,
+    &chatwork::Chatwork,
+    &chatplus::ChatPlus,
+    &telegram::Telegram,
+];
 
 pub fn find(name: &str) -> Option<&'static dyn Channel> {
     CHANNELS.iter().copied().find(|channel| channel.name() == name)

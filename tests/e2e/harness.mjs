@@ -164,3 +164,53 @@ export function runCli(args) {
     child.on("close", (code) => resolve({ code, stdout, stderr }));
   });
 }
+
+/** Miniflare options for the durable path, mirroring wrangler.toml (queue + Durable Objects). */
+export function durableOptions({ dedup = true } = {}) {
+  const durableObjects = { DEAD_LETTERS: { className: "DeadLetters", useSQLite: true } };
+  if (dedup) durableObjects.DEDUP = { className: "Deduper", useSQLite: true };
+  return {
+    queueProducers: { EVENTS: { queueName: "sekisho-events" } },
+    queueConsumers: { "sekisho-events": { maxBatchSize: 10, maxBatchTimeout: 1, maxRetries: 100 } },
+    durableObjects,
+  };
+}
+
+export function lineSign(secret, body) {
+  return createHmacBase64(secret, body);
+}
+
+import { createHmac } from "node:crypto";
+function createHmacBase64(secret, body) {
+  return createHmac("sha256", secret).update(body).digest("base64");
+}
+
+export function lineBody(id, text, extra = {}) {
+  return JSON.stringify({
+    destination: "U0123456789abcdef0123456789abcdef",
+    events: [{
+      type: "message", mode: "active", timestamp: 1700000000000, webhookEventId: id,
+      deliveryContext: { isRedelivery: false }, source: { type: "user", userId: "U1" }, replyToken: "rt",
+      message: { id: `m-${id}`, type: "text", text }, ...extra,
+    }],
+  });
+}
+
+export async function freePort() {
+  const { createServer: createNetServer } = await import("node:net");
+  const server = createNetServer();
+  await new Promise((r) => server.listen(0, "127.0.0.1", r));
+  const { port } = server.address();
+  await new Promise((r) => server.close(r));
+  return port;
+}
+
+/** Polls `predicate` until true (rejects after `ms`). */
+export async function until(predicate, ms = 20000, what = "condition") {
+  const deadline = Date.now() + ms;
+  while (Date.now() < deadline) {
+    if (await predicate()) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}

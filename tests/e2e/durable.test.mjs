@@ -1,0 +1,152 @@
+// Durable delivery end to end: queue, retries, dead letters, admin API, de-duplication, through workerd.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { createServer } from "node:http";
+import {
+  startBackend, startGateway, durableOptions, lineBody, lineSign, freePort, until, validateEvent, SIGNING_SECRET,
+} from "./harness.mjs";
+
+const BASE = "http://gateway.test";
+const SECRET = "durable-line-secret";
+const ADMIN_TOKEN = "admin-token-for-e2e-only";
+let backend;
+let gateway;
+let downPort;
+const attemptsById = new Map();
+let acceptRejected = false;
+
+before(async () => {
+  // The backend's behaviour is chosen by the message text of each event.
+  backend = await startBackend({
+    respond: (entry) => {
+      const id = entry.headers["webhook-id"];
+      const n = (attemptsById.get(id) ?? 0) + 1;
+      attemptsById.set(id, n);
+      const text = entry.event?.data?.message?.text ?? "";
+      if (text === "fail twice" && n <= 2) return 500;
+      if (text === "reject" && !acceptRejected) return 400;
+      return 204;
+    },
+  });
+  downPort = await freePort();
+  gateway = await startGateway({
+    BACKEND_URL: `${backend.url}/events`,
+    LINE_DOWN_BACKEND_URL: `http://127.0.0.1:${downPort}/events`,
+    BACKEND_SIGNING_SECRET: SIGNING_SECRET,
+    LINE_DURABLE_CHANNEL_SECRET: SECRET,
+    LINE_DOWN_CHANNEL_SECRET: SECRET,
+    ADMIN_TOKEN,
+    DELIVERY_BASE_DELAY_S: "1",
+    DELIVERY_MAX_DELAY_S: "2",
+  }, durableOptions());
+});
+
+after(async () => {
+  await gateway?.dispose();
+  await backend?.close();
+});
+
+async function post(account, body) {
+  const res = await gateway.dispatchFetch(`${BASE}/line/${account}`, {
+    method: "POST", headers: { "x-line-signature": lineSign(SECRET, body) }, body,
+  });
+  return { status: res.status, text: await res.text() };
+}
+
+const deliveriesOf = (text) => backend.received.filter((d) => d.event?.data?.message?.text === text);
+
+test("backend answers 500 twice, then 200: delivered once, same webhook-id and a valid signature on every attempt", async () => {
+  const res = await post("durable", lineBody("01HFAILTWICE00000000000000", "fail twice"));
+  assert.equal(res.status, 200);
+  await until(() => deliveriesOf("fail twice").length >= 3, 20000, "three attempts");
+  const attempts = deliveriesOf("fail twice");
+  assert.equal(attempts.length, 3);
+  assert.equal(new Set(attempts.map((d) => d.headers["webhook-id"])).size, 1, "stable webhook-id");
+  for (const d of attempts) {
+    assert.ok(d.verified, d.verifyError);
+    assert.ok(validateEvent(d.event));
+  }
+  await new Promise((r) => setTimeout(r, 1500));
+  assert.equal(deliveriesOf("fail twice").length, 3, "no attempt after the 2xx");
+});
+
+test("backend down (connection refused), then up: nothing lost", async () => {
+  const res = await post("down", lineBody("01HBACKENDDOWN000000000000", "while down"));
+  assert.equal(res.status, 200);
+  await new Promise((r) => setTimeout(r, 2500)); // at least one refused attempt
+  const arrived = [];
+  const late = createServer((req, resp) => {
+    let body = "";
+    req.on("data", (c) => (body += c));
+    req.on("end", () => {
+      arrived.push({ id: req.headers["webhook-id"], event: JSON.parse(body) });
+      resp.statusCode = 200;
+      resp.end();
+    });
+  });
+  await new Promise((r) => late.listen(downPort, "127.0.0.1", r));
+  try {
+    await until(() => arrived.length >= 1, 20000, "delivery after the backend came up");
+    assert.equal(arrived[0].event.data.message.text, "while down");
+    await new Promise((r) => setTimeout(r, 1500));
+    assert.equal(arrived.length, 1);
+  } finally {
+    await new Promise((r) => late.close(r));
+  }
+});
+
+async function admin(path, { method = "GET", token = ADMIN_TOKEN } = {}) {
+  const headers = token === null ? {} : { authorization: `Bearer ${token}` };
+  const res = await gateway.dispatchFetch(`${BASE}/admin/${path}`, { method, headers });
+  return { status: res.status, json: await res.json() };
+}
+
+test("backend answers 400: dead-lettered at once, listed by the admin API, replayed once the backend accepts", async () => {
+  const res = await post("durable", lineBody("01HREJECTED000000000000000", "reject"));
+  assert.equal(res.status, 200);
+  let listed;
+  await until(async () => {
+    listed = await admin("dead-letters");
+    return listed.json.dead_letters?.some((l) => l.last_status === 400);
+  }, 20000, "the dead letter");
+  const letter = listed.json.dead_letters.find((l) => l.last_status === 400);
+  assert.equal(letter.attempts, 1, "a 400 is not retried");
+  assert.equal(deliveriesOf("reject").length, 1);
+
+  assert.equal((await admin("dead-letters", { token: "wrong" })).status, 401);
+  assert.equal((await admin("dead-letters", { token: null })).status, 401);
+  assert.deepEqual((await admin("dead-letters", { token: null })).json, { error: "unauthorized" });
+
+  acceptRejected = true;
+  const replay = await admin(`dead-letters/${letter.webhook_id}/replay`, { method: "POST" });
+  assert.equal(replay.status, 200);
+  assert.deepEqual(replay.json, { replayed: 1 });
+  await until(() => deliveriesOf("reject").length >= 2, 20000, "the replayed delivery");
+  const [first, replayed] = deliveriesOf("reject");
+  assert.equal(first.headers["webhook-id"], replayed.headers["webhook-id"]);
+  assert.ok(replayed.verified);
+  assert.deepEqual((await admin("dead-letters")).json, { dead_letters: [] });
+});
+
+test("the same provider request twice (a retry or redelivery): the backend receives one event", async () => {
+  const body = lineBody("01HDUPLICATE00000000000000", "only once");
+  assert.equal((await post("durable", body)).status, 200);
+  assert.equal((await post("durable", body)).status, 200);
+  const redelivery = body.replace('"isRedelivery":false', '"isRedelivery":true');
+  assert.equal((await post("durable", redelivery)).status, 200);
+  // A later event proves the queue has moved past them.
+  assert.equal((await post("durable", lineBody("01HAFTERDUPLICATE000000000", "after duplicates"))).status, 200);
+  await until(() => deliveriesOf("after duplicates").length === 1, 20000, "the later event");
+  await new Promise((r) => setTimeout(r, 1000));
+  assert.equal(deliveriesOf("only once").length, 1);
+});
+
+test("without ADMIN_TOKEN the admin API does not exist", async () => {
+  const bare = await startGateway({ BACKEND_URL: backend.url, BACKEND_SIGNING_SECRET: SIGNING_SECRET }, durableOptions());
+  try {
+    const res = await bare.dispatchFetch(`${BASE}/admin/dead-letters`, { headers: { authorization: "Bearer x" } });
+    assert.equal(res.status, 404);
+  } finally {
+    await bare.dispose();
+  }
+});
