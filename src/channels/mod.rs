@@ -15,6 +15,9 @@ pub mod chatwork;
 pub mod line;
 pub mod lineworks;
 pub mod telegram;
+pub mod wechat;
+pub mod wecom;
+mod wxxml;
 
 /// Every channel the gateway serves, by route name.
 pub static CHANNELS: &[&dyn Channel] = &[
@@ -23,6 +26,8 @@ pub static CHANNELS: &[&dyn Channel] = &[
     &chatwork::Chatwork,
     &chatplus::ChatPlus,
     &telegram::Telegram,
+    &wechat::WeChat,
+    &wecom::WeCom,
 ];
 
 pub fn find(name: &str) -> Option<&'static dyn Channel> {

@@ -9,6 +9,8 @@ use subtle::ConstantTimeEq;
 
 type HmacSha256 = Hmac<Sha256>;
 
+pub mod wxbiz;
+
 /// A WeChat/WeCom payload that could not be decrypted; each cause has its own reason.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum DecryptError {

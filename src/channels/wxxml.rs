@@ -1,0 +1,602 @@
+//! What the `wechat` and `wecom` channels share: their XML as JSON, account configuration, the timestamp
+//! window, deterministic `sign` defaults, and the normalization of a decrypted XML message into the envelope.
+
+use quick_xml::events::Event as XmlEvent;
+use quick_xml::Reader;
+use serde_json::{Map, Value};
+
+use super::text_at;
+use crate::config::Account;
+use crate::crypto;
+use crate::crypto::wxbiz::AesKey;
+use crate::envelope::{
+    Attachment, Conversation, ConversationKind, EventData, EventParts, Location, Message, Postback,
+    Sender, Verification, UNRECOGNIZED_TYPE,
+};
+use crate::query::Query;
+use crate::tooling::{SignParams, ToolingError};
+use crate::Rejection;
+
+/// Replay window when the account sets no `TIMESTAMP_SKEW_S`.
+pub const DEFAULT_TIMESTAMP_SKEW_S: u64 = 300;
+/// Nesting deeper than this is not something WeChat or WeCom send; refusing it bounds the parser's work.
+const MAX_DEPTH: usize = 32;
+
+const MALFORMED_XML: Rejection = Rejection::MalformedBody { expected: "XML" };
+
+/// Parses `<xml>…</xml>` into a JSON object of the root's children: leaf elements become strings (CDATA and
+/// text alike, entities unescaped), elements with children nested objects, repeated elements arrays.
+/// Attributes are ignored (neither provider uses them); a DTD is refused.
+pub fn parse(xml: &str) -> Result<Map<String, Value>, Rejection> {
+    struct Frame {
+        name: String,
+        fields: Map<String, Value>,
+        text: String,
+        has_children: bool,
+    }
+
+    fn close(frame: Frame) -> Value {
+        if frame.has_children {
+            Value::Object(frame.fields)
+        } else {
+            Value::String(frame.text)
+        }
+    }
+
+    let mut reader = Reader::from_str(xml);
+    reader.config_mut().check_end_names = true;
+    let mut stack: Vec<Frame> = Vec::new();
+    let mut root: Option<Map<String, Value>> = None;
+    loop {
+        let event = reader.read_event().map_err(|_| MALFORMED_XML)?;
+        match event {
+            // A second root element.
+            XmlEvent::Start(_) | XmlEvent::Empty(_) if root.is_some() && stack.is_empty() => {
+                return Err(MALFORMED_XML);
+            }
+            XmlEvent::Start(start) => {
+                if stack.len() >= MAX_DEPTH {
+                    return Err(MALFORMED_XML);
+                }
+                let name = std::str::from_utf8(start.name().as_ref())
+                    .map_err(|_| MALFORMED_XML)?
+                    .to_owned();
+                stack.push(Frame {
+                    name,
+                    fields: Map::new(),
+                    text: String::new(),
+                    has_children: false,
+                });
+            }
+            XmlEvent::Empty(start) => {
+                let name = std::str::from_utf8(start.name().as_ref())
+                    .map_err(|_| MALFORMED_XML)?
+                    .to_owned();
+                match stack.last_mut() {
+                    Some(parent) => {
+                        parent.has_children = true;
+                        insert(&mut parent.fields, name, Value::String(String::new()));
+                    }
+                    None => root = Some(Map::new()),
+                }
+            }
+            XmlEvent::End(_) => {
+                let frame = stack.pop().ok_or(MALFORMED_XML)?;
+                match stack.last_mut() {
+                    Some(parent) => {
+                        parent.has_children = true;
+                        let name = frame.name.clone();
+                        insert(&mut parent.fields, name, close(frame));
+                    }
+                    None => root = Some(frame.fields),
+                }
+            }
+            XmlEvent::Text(text) => {
+                let text = text.unescape().map_err(|_| MALFORMED_XML)?;
+                match stack.last_mut() {
+                    Some(frame) => frame.text.push_str(&text),
+                    None if text.trim().is_empty() => {}
+                    None => return Err(MALFORMED_XML),
+                }
+            }
+            XmlEvent::CData(data) => {
+                let frame = stack.last_mut().ok_or(MALFORMED_XML)?;
+                frame
+                    .text
+                    .push_str(std::str::from_utf8(&data).map_err(|_| MALFORMED_XML)?);
+            }
+            XmlEvent::DocType(_) => return Err(MALFORMED_XML),
+            XmlEvent::Decl(_) | XmlEvent::PI(_) | XmlEvent::Comment(_) => {}
+            XmlEvent::Eof => break,
+        }
+    }
+    match root {
+        Some(fields) if stack.is_empty() => Ok(fields),
+        _ => Err(MALFORMED_XML),
+    }
+}
+
+/// A repeated element becomes an array of its values, in document order.
+fn insert(fields: &mut Map<String, Value>, name: String, value: Value) {
+    match fields.get_mut(&name) {
+        Some(Value::Array(items)) => items.push(value),
+        Some(existing) => {
+            let first = existing.take();
+            *existing = Value::Array(vec![first, value]);
+        }
+        None => {
+            fields.insert(name, value);
+        }
+    }
+}
+
+/// A non-empty string field.
+pub fn text(raw: &Value, key: &str) -> Option<String> {
+    text_at(raw, &[key]).filter(|value| !value.is_empty())
+}
+
+/// The configured EncodingAESKeys, newest first; any malformed value makes the whole account misconfigured.
+pub fn aes_keys(account: &Account<'_>) -> Result<Vec<AesKey>, Rejection> {
+    account
+        .values("ENCODING_AES_KEY")
+        .iter()
+        .map(|value| AesKey::from_encoding_aes_key(value))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|_| Rejection::Misconfigured {
+            binding: account.binding_name("ENCODING_AES_KEY"),
+        })
+}
+
+/// `TIMESTAMP_SKEW_S`: how far `timestamp` may be from the gateway's clock, in seconds.
+pub fn timestamp_skew_s(account: &Account<'_>) -> Result<u64, Rejection> {
+    match account.field("TIMESTAMP_SKEW_S") {
+        None => Ok(DEFAULT_TIMESTAMP_SKEW_S),
+        Some(value) => value.parse().map_err(|_| Rejection::Misconfigured {
+            binding: account.binding_name("TIMESTAMP_SKEW_S"),
+        }),
+    }
+}
+
+/// `MAX_BODY_BYTES` on the account: an optional limit below the gateway-wide one.
+pub fn check_body_limit(account: &Account<'_>, body: &[u8]) -> Result<(), Rejection> {
+    let Some(value) = account.field("MAX_BODY_BYTES") else {
+        return Ok(());
+    };
+    let limit: usize = value.parse().map_err(|_| Rejection::Misconfigured {
+        binding: account.binding_name("MAX_BODY_BYTES"),
+    })?;
+    if body.len() > limit {
+        return Err(Rejection::PayloadTooLarge { limit });
+    }
+    Ok(())
+}
+
+pub fn param<'q>(query: &'q Query, name: &'static str) -> Result<&'q str, Rejection> {
+    query.get(name).ok_or(Rejection::MissingParameter(name))
+}
+
+/// The query's `timestamp` (unix seconds) must be within `skew_s` of now, in either direction.
+pub fn check_timestamp(timestamp: &str, now_ms: u64, skew_s: u64) -> Result<(), Rejection> {
+    let sent: u64 = timestamp.parse().map_err(|_| Rejection::StaleTimestamp)?;
+    if sent.abs_diff(now_ms / 1000) > skew_s {
+        return Err(Rejection::StaleTimestamp);
+    }
+    Ok(())
+}
+
+/// What `sign` uses when an option is not given: derived from the body and timestamp, so the same command
+/// always produces the same request.
+pub struct SignDefaults {
+    pub timestamp: String,
+    pub nonce: String,
+    pub random: [u8; 16],
+    /// Digits, for a handshake's echostr.
+    pub echo: String,
+}
+
+pub fn sign_defaults(params: &SignParams) -> Result<SignDefaults, ToolingError> {
+    let timestamp = params
+        .option("timestamp")
+        .map_or_else(|| params.now_s.to_string(), str::to_owned);
+    let seed = crypto::sha256(&[&params.body, b"\n", timestamp.as_bytes()]);
+    let hex = crypto::hex_encode(&seed);
+    let random_text = match params.option("random") {
+        Some(random) => random.to_owned(),
+        None => hex.chars().take(16).collect(),
+    };
+    let random: [u8; 16] =
+        random_text
+            .as_bytes()
+            .try_into()
+            .map_err(|_| ToolingError::InvalidOption {
+                option: "random",
+                why: "must be exactly 16 bytes",
+            })?;
+    let number = |skip: usize, digits: usize| -> String {
+        seed.iter()
+            .skip(skip)
+            .take(digits)
+            .map(|byte| char::from(b'0' + byte % 10))
+            .collect()
+    };
+    let nonce = params
+        .option("nonce")
+        .map_or_else(|| number(16, 10), str::to_owned);
+    let echo = params
+        .option("echostr")
+        .map_or_else(|| number(0, 19), str::to_owned);
+    Ok(SignDefaults {
+        timestamp,
+        nonce,
+        random,
+        echo,
+    })
+}
+
+/// `--token`, or the CLI's generic `--secret`.
+pub fn sign_token(params: &SignParams) -> Result<&str, ToolingError> {
+    params
+        .option("token")
+        .or_else(|| params.option("secret"))
+        .ok_or(ToolingError::MissingOption("token"))
+}
+
+pub fn sign_key(params: &SignParams) -> Result<AesKey, ToolingError> {
+    AesKey::from_encoding_aes_key(params.required("aes-key")?).map_err(|_| {
+        ToolingError::InvalidOption {
+            option: "aes-key",
+            why: "must be a 43-character EncodingAESKey",
+        }
+    })
+}
+
+/// A decrypted (or plaintext) XML message as one envelope event.
+///
+/// | MsgType / Event | type |
+/// |---|---|
+/// | text, image, voice, video, shortvideo, location, link, file | `message.received` |
+/// | subscribe / unsubscribe | `follow` / `unfollow` |
+/// | SCAN | `qr.scanned` |
+/// | LOCATION | `location.reported` |
+/// | CLICK | `menu.clicked` |
+/// | VIEW, view_miniprogram | `menu.viewed` |
+/// | scancode_push, scancode_waitmsg | `menu.scanned` |
+/// | pic_sysphoto, pic_photo_or_album, pic_weixin | `menu.photo` |
+/// | location_select | `menu.location_selected` |
+/// | enter_agent | `agent.entered` |
+/// | change_contact | `contact.changed` |
+/// | change_external_contact | `external_contact.changed` |
+/// | template_card_event | `postback` |
+/// | anything else | `unrecognized` |
+pub fn normalize(
+    fields: Map<String, Value>,
+    verification: Verification,
+    now_ms: u64,
+) -> EventParts {
+    let raw = Value::Object(fields);
+    let msg_type = text(&raw, "MsgType").unwrap_or_default();
+    let event = text(&raw, "Event");
+    let (provider_type, event_type) = match (msg_type.as_str(), &event) {
+        ("event", Some(event)) => (event.clone(), event_type(event)),
+        ("event", None) => (msg_type.clone(), UNRECOGNIZED_TYPE),
+        _ => (msg_type.clone(), message_type(&msg_type)),
+    };
+    let from = text(&raw, "FromUserName");
+    let create_time = text(&raw, "CreateTime");
+    let dedupe_key = text(&raw, "MsgId").unwrap_or_else(|| {
+        // Events have no MsgId: WeChat's retries repeat FromUserName + CreateTime. A contact change comes
+        // from "sys", so the user it is about keeps two changes in the same second apart.
+        let mut parts = vec![
+            from.clone().unwrap_or_default(),
+            create_time.clone().unwrap_or_default(),
+            provider_type.clone(),
+        ];
+        parts.extend(
+            ["ChangeType", "UserID"]
+                .iter()
+                .filter_map(|key| text(&raw, key)),
+        );
+        parts.join("|")
+    });
+    let time_ms = create_time
+        .and_then(|t| t.parse::<u64>().ok())
+        .and_then(|s| s.checked_mul(1000))
+        .unwrap_or(now_ms);
+    let message = if msg_type == "event" {
+        event_message(&provider_type, &raw)
+    } else {
+        Some(message(&msg_type, &raw))
+    };
+    let data = EventData {
+        postback: postback(&provider_type, &raw),
+        members: text(&raw, "UserID")
+            .filter(|_| event_type == "contact.changed")
+            .map(|id| Sender { id, name: None })
+            .into_iter()
+            .collect(),
+        conversation: from.clone().map(|id| Conversation {
+            id,
+            kind: ConversationKind::Direct,
+        }),
+        sender: from.map(|id| Sender { id, name: None }),
+        message,
+        reply: None,
+        provider_type,
+        verification,
+        raw,
+    };
+    EventParts {
+        dedupe_key,
+        event_type: event_type.to_owned(),
+        time_ms,
+        data,
+    }
+}
+
+fn message_type(msg_type: &str) -> &'static str {
+    match msg_type {
+        "text" | "image" | "voice" | "video" | "shortvideo" | "location" | "link" | "file" => {
+            "message.received"
+        }
+        _ => UNRECOGNIZED_TYPE,
+    }
+}
+
+/// The Official Account spells menu events in capitals (`CLICK`), WeCom in lower case (`click`).
+fn event_type(event: &str) -> &'static str {
+    match event.to_ascii_lowercase().as_str() {
+        "subscribe" => "follow",
+        "unsubscribe" => "unfollow",
+        "scan" => "qr.scanned",
+        "location" => "location.reported",
+        "click" => "menu.clicked",
+        "view" | "view_miniprogram" => "menu.viewed",
+        "scancode_push" | "scancode_waitmsg" => "menu.scanned",
+        "pic_sysphoto" | "pic_photo_or_album" | "pic_weixin" => "menu.photo",
+        "location_select" => "menu.location_selected",
+        "enter_agent" => "agent.entered",
+        "change_contact" => "contact.changed",
+        "change_external_contact" => "external_contact.changed",
+        "template_card_event" => "postback",
+        _ => UNRECOGNIZED_TYPE,
+    }
+}
+
+fn message(msg_type: &str, raw: &Value) -> Message {
+    let attachment = |kind: &str, id_key: &str| Attachment {
+        kind: kind.to_owned(),
+        id: text(raw, id_key),
+        ..Attachment::default()
+    };
+    let mut message = Message {
+        id: text(raw, "MsgId"),
+        kind: msg_type.to_owned(),
+        ..Message::default()
+    };
+    match msg_type {
+        "text" => message.text = text_at(raw, &["Content"]),
+        "image" => message.attachments.push(Attachment {
+            url: text(raw, "PicUrl"),
+            ..attachment("image", "MediaId")
+        }),
+        "voice" => {
+            message.kind = "audio".to_owned();
+            // Recognition is present only when the account enabled speech recognition.
+            message.text = text(raw, "Recognition");
+            message.attachments.push(attachment("audio", "MediaId"));
+        }
+        "video" | "shortvideo" => {
+            message.kind = "video".to_owned();
+            message.attachments.push(attachment("video", "MediaId"));
+        }
+        "location" => {
+            message.text = text(raw, "Label");
+            message.location = location(raw, "Location_X", "Location_Y", text(raw, "Label"));
+        }
+        "link" => {
+            message.text = text(raw, "Title");
+            message.attachments.push(Attachment {
+                kind: "link".to_owned(),
+                url: text(raw, "Url"),
+                name: text(raw, "Title"),
+                ..Attachment::default()
+            });
+        }
+        "file" => message.attachments.push(Attachment {
+            name: text(raw, "Title"),
+            size: text(raw, "FileTotalLen").and_then(|size| size.parse().ok()),
+            ..attachment("file", "FileKey")
+        }),
+        _ => {}
+    }
+    message
+}
+
+/// A LOCATION report carries a position but is not a message: it is given as a `location` message without id.
+fn event_message(event: &str, raw: &Value) -> Option<Message> {
+    if !event.eq_ignore_ascii_case("location") {
+        return None;
+    }
+    Some(Message {
+        kind: "location".to_owned(),
+        location: Some(location(raw, "Latitude", "Longitude", None)?),
+        ..Message::default()
+    })
+}
+
+fn location(
+    raw: &Value,
+    latitude: &str,
+    longitude: &str,
+    address: Option<String>,
+) -> Option<Location> {
+    let latitude = text(raw, latitude)?.trim().parse().ok()?;
+    let longitude = text(raw, longitude)?.trim().parse().ok()?;
+    Some(Location {
+        latitude,
+        longitude,
+        title: None,
+        address,
+    })
+}
+
+/// The key a menu, QR code or card button carries. A QR code scanned by a new follower arrives as
+/// `subscribe` with `EventKey` = `qrscene_` + the scene; the scene is given without the prefix, as in `SCAN`.
+fn postback(event: &str, raw: &Value) -> Option<Postback> {
+    let key = text(raw, "EventKey")?;
+    let data = match event.to_ascii_lowercase().as_str() {
+        "subscribe" => key.strip_prefix("qrscene_").unwrap_or(&key).to_owned(),
+        "scan"
+        | "click"
+        | "view"
+        | "view_miniprogram"
+        | "scancode_push"
+        | "scancode_waitmsg"
+        | "pic_sysphoto"
+        | "pic_photo_or_album"
+        | "pic_weixin"
+        | "location_select"
+        | "template_card_event" => key,
+        _ => return None,
+    };
+    let params = text(raw, "Ticket").map(|ticket| serde_json::json!({ "ticket": ticket }));
+    Some(Postback { data, params })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn parses_the_official_sample_plaintext() {
+        let xml = "<xml><ToUserName><![CDATA[gh_10f6c3c3ac5a]]></ToUserName>\n<FromUserName><![CDATA[oyORnuP8q7ou2gfYjqLzSIWZf0rs]]></FromUserName>\n<CreateTime>1409735668</CreateTime>\n<MsgType><![CDATA[text]]></MsgType>\n<Content><![CDATA[abcdteT]]></Content>\n<MsgId>6054768590064713728</MsgId>\n</xml>";
+        let fields = parse(xml).unwrap();
+        assert_eq!(
+            Value::Object(fields),
+            serde_json::json!({
+                "ToUserName": "gh_10f6c3c3ac5a",
+                "FromUserName": "oyORnuP8q7ou2gfYjqLzSIWZf0rs",
+                "CreateTime": "1409735668",
+                "MsgType": "text",
+                "Content": "abcdteT",
+                "MsgId": "6054768590064713728",
+            })
+        );
+    }
+
+    #[test]
+    fn nested_repeated_empty_and_escaped_elements() {
+        let xml = "<?xml version=\"1.0\"?><xml><Empty/><Open></Open><Esc>a &amp; b &#20013;</Esc><Mixed>x<![CDATA[<y>]]></Mixed>\
+                   <SendPicsInfo><Count>2</Count><PicList><item><PicMd5Sum>aa</PicMd5Sum></item><item><PicMd5Sum>bb</PicMd5Sum></item></PicList></SendPicsInfo></xml>";
+        assert_eq!(
+            Value::Object(parse(xml).unwrap()),
+            serde_json::json!({
+                "Empty": "",
+                "Open": "",
+                "Esc": "a & b 中",
+                "Mixed": "x<y>",
+                "SendPicsInfo": {"Count": "2", "PicList": {"item": [{"PicMd5Sum": "aa"}, {"PicMd5Sum": "bb"}]}},
+            })
+        );
+    }
+
+    #[test]
+    fn malformed_xml_is_refused() {
+        for xml in [
+            "",
+            "not xml",
+            "<xml><a>1</b></xml>",
+            "<xml><a>1</a>",
+            "<xml></xml><xml></xml>",
+            "<xml></xml>trailing",
+            "<xml><a>&unknown;</a></xml>",
+            "<!DOCTYPE x [<!ENTITY e \"boom\">]><xml><a>&e;</a></xml>",
+            "{\"encrypt\":\"abc\"}",
+        ] {
+            assert_eq!(parse(xml), Err(MALFORMED_XML), "{xml:?}");
+        }
+        let deep = format!("<xml>{}{}</xml>", "<a>".repeat(40), "</a>".repeat(40));
+        assert_eq!(parse(&deep), Err(MALFORMED_XML));
+        assert!(parse("<xml/>").unwrap().is_empty());
+    }
+
+    fn normalized(xml: &str) -> EventParts {
+        normalize(
+            parse(xml).unwrap(),
+            Verification {
+                scheme: "test".into(),
+                key_index: 0,
+            },
+            7,
+        )
+    }
+
+    #[test]
+    fn events_dedupe_on_sender_time_and_event() {
+        let click = "<xml><FromUserName>o1</FromUserName><CreateTime>123</CreateTime><MsgType>event</MsgType><Event>CLICK</Event><EventKey>K</EventKey></xml>";
+        let parts = normalized(click);
+        assert_eq!(parts.dedupe_key, "o1|123|CLICK");
+        assert_eq!(parts.event_type, "menu.clicked");
+        assert_eq!(parts.time_ms, 123_000);
+        assert_eq!(parts.data.postback.map(|p| p.data), Some("K".to_owned()));
+        let no_time = normalized("<xml><MsgType>event</MsgType><Event>odd</Event></xml>");
+        assert_eq!(
+            (no_time.event_type.as_str(), no_time.time_ms),
+            (UNRECOGNIZED_TYPE, 7)
+        );
+        let contact = "<xml><FromUserName>sys</FromUserName><CreateTime>1</CreateTime><MsgType>event</MsgType><Event>change_contact</Event><ChangeType>update_user</ChangeType><UserID>zhangsan</UserID></xml>";
+        let parts = normalized(contact);
+        assert_eq!(
+            parts.dedupe_key,
+            "sys|1|change_contact|update_user|zhangsan"
+        );
+        assert_eq!(
+            parts.data.members,
+            vec![Sender {
+                id: "zhangsan".into(),
+                name: None
+            }]
+        );
+    }
+
+    #[test]
+    fn timestamps_outside_the_window_are_stale() {
+        assert_eq!(check_timestamp("1000", 1_300_000, 300), Ok(()));
+        assert_eq!(check_timestamp("1000", 700_000, 300), Ok(()));
+        assert_eq!(
+            check_timestamp("1000", 1_301_000, 300),
+            Err(Rejection::StaleTimestamp)
+        );
+        assert_eq!(
+            check_timestamp("1000", 699_000, 300),
+            Err(Rejection::StaleTimestamp)
+        );
+        assert_eq!(
+            check_timestamp("abc", 1_000_000, 300),
+            Err(Rejection::StaleTimestamp)
+        );
+        assert_eq!(
+            check_timestamp("-5", 0, 300),
+            Err(Rejection::StaleTimestamp)
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn parse_never_panics(text in ".*") {
+            let _ = parse(&text);
+        }
+
+        #[test]
+        fn parse_and_normalize_never_panic_on_xml_shaped_input(
+            names in proptest::collection::vec("(MsgType|Event|EventKey|CreateTime|MsgId|Location_X|Latitude|UserID|[A-Za-z]{1,8})", 0..8),
+            values in proptest::collection::vec("(event|text|voice|location|subscribe|SCAN|qrscene_1|[0-9.]{0,8}|.{0,8})", 0..8),
+        ) {
+            let body: String = names.iter().zip(&values).map(|(n, v)| format!("<{n}><![CDATA[{v}]]></{n}>")).collect();
+            if let Ok(fields) = parse(&format!("<xml>{body}</xml>")) {
+                let _ = normalize(fields, Verification { scheme: "t".into(), key_index: 0 }, 0);
+            }
+        }
+    }
+}
