@@ -1,7 +1,7 @@
 # The two commands a newcomer needs:  make dev  (run it)  and  make test  (test it).
 SHELL := /bin/bash
 
-.PHONY: setup build dev test test-native test-e2e bench size fmt lint
+.PHONY: setup build dev test test-native test-e2e bench bench-load size fmt lint
 
 setup:
 	bash scripts/setup.sh
@@ -27,6 +27,10 @@ test-e2e: build
 
 bench:
 	cargo bench --bench pipeline
+
+# 2,000 signed requests over three channels, 10% duplicates, 32 concurrent, through workerd on 127.0.0.1.
+bench-load: build
+	node tests/e2e/load.mjs 2000 32
 
 size:
 	bash scripts/size.sh

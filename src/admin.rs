@@ -24,32 +24,49 @@ pub fn route(method: &Method, path: &str) -> Option<Result<AdminAction, Rejectio
     let action = match (segments.as_slice(), method) {
         (["dead-letters"], &Method::GET) => Ok(AdminAction::ListDeadLetters),
         (["dead-letters", "replay"], &Method::POST) => Ok(AdminAction::ReplayAll),
-        (["dead-letters", id, "replay"], &Method::POST) if is_event_id(id) => Ok(AdminAction::ReplayOne((*id).to_owned())),
-        (["dead-letters"], _) | (["dead-letters", "replay"], _) | (["dead-letters", _, "replay"], _) => {
-            Err(Rejection::MethodNotAllowed)
+        (["dead-letters", id, "replay"], &Method::POST) if is_event_id(id) => {
+            Ok(AdminAction::ReplayOne((*id).to_owned()))
         }
+        (["dead-letters"], _)
+        | (["dead-letters", "replay"], _)
+        | (["dead-letters", _, "replay"], _) => Err(Rejection::MethodNotAllowed),
         _ => Err(Rejection::RouteNotFound),
     };
     Some(action)
 }
 
 fn is_event_id(id: &str) -> bool {
-    id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    id.len() <= 64
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
 /// Checks `Authorization: Bearer <token>` against every value of `ADMIN_TOKEN` in constant time.
 pub fn authorize(authorization: Option<&str>, bindings: &dyn Bindings) -> Result<(), Rejection> {
-    let tokens = bindings.get("ADMIN_TOKEN").map(|raw| split_values(&raw)).unwrap_or_default();
+    let tokens = bindings
+        .get("ADMIN_TOKEN")
+        .map(|raw| split_values(&raw))
+        .unwrap_or_default();
     if tokens.is_empty() {
         return Err(Rejection::RouteNotFound);
     }
     let presented = authorization
-        .and_then(|value| value.strip_prefix("Bearer ").or_else(|| value.strip_prefix("bearer ")))
+        .and_then(|value| {
+            value
+                .strip_prefix("Bearer ")
+                .or_else(|| value.strip_prefix("bearer "))
+        })
         .ok_or(Rejection::Unauthorized)?;
     // Compare digests so neither the content nor the length of the token leaks through timing.
     let presented = crypto::sha256(&[presented.trim().as_bytes()]);
-    let digests: Vec<[u8; 32]> = tokens.iter().map(|t| crypto::sha256(&[t.as_bytes()])).collect();
-    crypto::matching_secret(&digests, &presented).map(|_| ()).ok_or(Rejection::Unauthorized)
+    let digests: Vec<[u8; 32]> = tokens
+        .iter()
+        .map(|t| crypto::sha256(&[t.as_bytes()]))
+        .collect();
+    crypto::matching_secret(&digests, &presented)
+        .map(|_| ())
+        .ok_or(Rejection::Unauthorized)
 }
 
 #[cfg(test)]
@@ -61,26 +78,50 @@ mod tests {
     #[test]
     fn routes() {
         assert_eq!(route(&Method::GET, "/line/x"), None);
-        assert_eq!(route(&Method::GET, "/admin/dead-letters"), Some(Ok(AdminAction::ListDeadLetters)));
-        assert_eq!(route(&Method::POST, "/admin/dead-letters/replay"), Some(Ok(AdminAction::ReplayAll)));
+        assert_eq!(
+            route(&Method::GET, "/admin/dead-letters"),
+            Some(Ok(AdminAction::ListDeadLetters))
+        );
+        assert_eq!(
+            route(&Method::POST, "/admin/dead-letters/replay"),
+            Some(Ok(AdminAction::ReplayAll))
+        );
         assert_eq!(
             route(&Method::POST, "/admin/dead-letters/evt_0123/replay"),
             Some(Ok(AdminAction::ReplayOne("evt_0123".into())))
         );
-        assert_eq!(route(&Method::DELETE, "/admin/dead-letters"), Some(Err(Rejection::MethodNotAllowed)));
-        assert_eq!(route(&Method::POST, "/admin/dead-letters/a%2Fb/replay"), Some(Err(Rejection::MethodNotAllowed)));
-        assert_eq!(route(&Method::GET, "/admin/other"), Some(Err(Rejection::RouteNotFound)));
+        assert_eq!(
+            route(&Method::DELETE, "/admin/dead-letters"),
+            Some(Err(Rejection::MethodNotAllowed))
+        );
+        assert_eq!(
+            route(&Method::POST, "/admin/dead-letters/a%2Fb/replay"),
+            Some(Err(Rejection::MethodNotAllowed))
+        );
+        assert_eq!(
+            route(&Method::GET, "/admin/other"),
+            Some(Err(Rejection::RouteNotFound))
+        );
     }
 
     #[test]
     fn authorization() {
         let none: HashMap<String, String> = HashMap::new();
-        assert_eq!(authorize(Some("Bearer x"), &none), Err(Rejection::RouteNotFound));
+        assert_eq!(
+            authorize(Some("Bearer x"), &none),
+            Err(Rejection::RouteNotFound)
+        );
         let set = HashMap::from([("ADMIN_TOKEN".to_owned(), "new-token,old-token".to_owned())]);
         assert_eq!(authorize(Some("Bearer new-token"), &set), Ok(()));
         assert_eq!(authorize(Some("Bearer old-token"), &set), Ok(()));
-        assert_eq!(authorize(Some("Bearer wrong"), &set), Err(Rejection::Unauthorized));
-        assert_eq!(authorize(Some("new-token"), &set), Err(Rejection::Unauthorized));
+        assert_eq!(
+            authorize(Some("Bearer wrong"), &set),
+            Err(Rejection::Unauthorized)
+        );
+        assert_eq!(
+            authorize(Some("new-token"), &set),
+            Err(Rejection::Unauthorized)
+        );
         assert_eq!(authorize(None, &set), Err(Rejection::Unauthorized));
     }
 }

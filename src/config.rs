@@ -29,19 +29,31 @@ pub fn binding_name(channel: &str, account: &str, field: &str) -> String {
         if !name.is_empty() {
             name.push('_');
         }
-        name.extend(part.chars().map(|c| if c == '-' { '_' } else { c.to_ascii_uppercase() }));
+        name.extend(part.chars().map(|c| {
+            if c == '-' {
+                '_'
+            } else {
+                c.to_ascii_uppercase()
+            }
+        }));
     }
     name
 }
 
 /// A binding may hold several values separated by commas or whitespace, newest first (secret rotation).
 pub fn split_values(raw: &str) -> Vec<String> {
-    raw.split(|c: char| c == ',' || c.is_whitespace()).filter(|v| !v.is_empty()).map(str::to_owned).collect()
+    raw.split(|c: char| c == ',' || c.is_whitespace())
+        .filter(|v| !v.is_empty())
+        .map(str::to_owned)
+        .collect()
 }
 
 /// `account` segments are `[a-z0-9-]{1,64}`.
 pub fn is_valid_account(account: &str) -> bool {
-    (1..=64).contains(&account.len()) && account.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    (1..=64).contains(&account.len())
+        && account
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
 }
 
 /// One account's view of the bindings.
@@ -53,7 +65,11 @@ pub struct Account<'a> {
 
 impl<'a> Account<'a> {
     pub fn new(channel: &'static str, name: &'a str, bindings: &'a dyn Bindings) -> Self {
-        Account { channel, name, bindings }
+        Account {
+            channel,
+            name,
+            bindings,
+        }
     }
 
     pub fn binding_name(&self, field: &str) -> String {
@@ -62,30 +78,44 @@ impl<'a> Account<'a> {
 
     /// The raw value of `{CHANNEL}_{ACCOUNT}_{FIELD}`, trimmed; `None` when unset or blank.
     pub fn field(&self, field: &str) -> Option<String> {
-        self.bindings.get(&self.binding_name(field)).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty())
+        self.bindings
+            .get(&self.binding_name(field))
+            .map(|v| v.trim().to_owned())
+            .filter(|v| !v.is_empty())
     }
 
     /// All values of a rotating field, newest first; empty when unset.
     pub fn values(&self, field: &str) -> Vec<String> {
-        self.field(field).map(|v| split_values(&v)).unwrap_or_default()
+        self.field(field)
+            .map(|v| split_values(&v))
+            .unwrap_or_default()
     }
 
     /// All values of a field the channel cannot work without.
     pub fn required_values(&self, field: &str) -> Result<Vec<String>, Rejection> {
         let values = self.values(field);
         if values.is_empty() {
-            return Err(Rejection::Misconfigured { binding: self.binding_name(field) });
+            return Err(Rejection::Misconfigured {
+                binding: self.binding_name(field),
+            });
         }
         Ok(values)
     }
 
     pub fn required_field(&self, field: &str) -> Result<String, Rejection> {
-        self.field(field).ok_or_else(|| Rejection::Misconfigured { binding: self.binding_name(field) })
+        self.field(field).ok_or_else(|| Rejection::Misconfigured {
+            binding: self.binding_name(field),
+        })
     }
 
     /// A gateway-wide binding (e.g. `BACKEND_URL`), with the account's own override taking precedence.
     pub fn field_or_global(&self, field: &str) -> Option<String> {
-        self.field(field).or_else(|| self.bindings.get(field).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty()))
+        self.field(field).or_else(|| {
+            self.bindings
+                .get(field)
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+        })
     }
 
     pub fn bindings(&self) -> &'a dyn Bindings {
@@ -97,7 +127,10 @@ impl<'a> Account<'a> {
 pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
 
 pub fn max_body_bytes(bindings: &dyn Bindings) -> usize {
-    bindings.get("MAX_BODY_BYTES").and_then(|v| v.trim().parse().ok()).unwrap_or(DEFAULT_MAX_BODY_BYTES)
+    bindings
+        .get("MAX_BODY_BYTES")
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(DEFAULT_MAX_BODY_BYTES)
 }
 
 #[cfg(test)]
@@ -106,12 +139,18 @@ mod tests {
 
     #[test]
     fn binding_names_upper_case_and_replace_dashes() {
-        assert_eq!(binding_name("line", "acme-jp", "CHANNEL_SECRET"), "LINE_ACME_JP_CHANNEL_SECRET");
+        assert_eq!(
+            binding_name("line", "acme-jp", "CHANNEL_SECRET"),
+            "LINE_ACME_JP_CHANNEL_SECRET"
+        );
     }
 
     #[test]
     fn rotation_values_split_on_commas_and_whitespace() {
-        assert_eq!(split_values(" new, old\n older ,,"), vec!["new", "old", "older"]);
+        assert_eq!(
+            split_values(" new, old\n older ,,"),
+            vec!["new", "old", "older"]
+        );
     }
 
     #[test]

@@ -23,7 +23,12 @@ pub struct QueuedDelivery {
 
 impl QueuedDelivery {
     pub fn first(delivery: Delivery) -> Self {
-        QueuedDelivery { delivery, attempts: 0, last_status: None, last_error: None }
+        QueuedDelivery {
+            delivery,
+            attempts: 0,
+            last_status: None,
+            last_error: None,
+        }
     }
 }
 
@@ -53,7 +58,11 @@ pub const QUEUE_MAX_DELAY_S: u32 = 12 * 60 * 60;
 
 impl Default for RetryPolicy {
     fn default() -> Self {
-        RetryPolicy { max_attempts: 20, base_delay_s: 10, max_delay_s: 6 * 60 * 60 }
+        RetryPolicy {
+            max_attempts: 20,
+            base_delay_s: 10,
+            max_delay_s: 6 * 60 * 60,
+        }
     }
 }
 
@@ -61,7 +70,12 @@ impl RetryPolicy {
     /// `DELIVERY_MAX_ATTEMPTS`, `DELIVERY_BASE_DELAY_S`, `DELIVERY_MAX_DELAY_S`; defaults otherwise.
     pub fn from_bindings(bindings: &dyn Bindings) -> Self {
         let default = RetryPolicy::default();
-        let read = |name: &str, fallback: u32| bindings.get(name).and_then(|v| v.trim().parse().ok()).unwrap_or(fallback);
+        let read = |name: &str, fallback: u32| {
+            bindings
+                .get(name)
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(fallback)
+        };
         RetryPolicy {
             max_attempts: read("DELIVERY_MAX_ATTEMPTS", default.max_attempts).max(1),
             base_delay_s: read("DELIVERY_BASE_DELAY_S", default.base_delay_s),
@@ -72,7 +86,9 @@ impl RetryPolicy {
     /// The delay before attempt `attempts + 1`, with `jitter` in `[0, 1)`.
     pub fn backoff_s(&self, attempts: u32, jitter: f64) -> u32 {
         let exponent = attempts.saturating_sub(1).min(31);
-        let full = u64::from(self.base_delay_s).saturating_mul(1u64 << exponent).min(u64::from(self.max_delay_s));
+        let full = u64::from(self.base_delay_s)
+            .saturating_mul(1u64 << exponent)
+            .min(u64::from(self.max_delay_s));
         let half = full / 2;
         let jittered = half + ((full - half) as f64 * jitter.clamp(0.0, 1.0)) as u64;
         jittered.min(u64::from(self.max_delay_s)) as u32
@@ -80,14 +96,19 @@ impl RetryPolicy {
 
     /// Total time the schedule keeps retrying without jitter (the upper bound), in seconds.
     pub fn span_s(&self) -> u64 {
-        (1..self.max_attempts).map(|attempt| u64::from(self.backoff_s(attempt, 1.0))).sum()
+        (1..self.max_attempts)
+            .map(|attempt| u64::from(self.backoff_s(attempt, 1.0)))
+            .sum()
     }
 }
 
 /// What one attempt produced.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AttemptOutcome {
-    Status { status: u16, retry_after: Option<String> },
+    Status {
+        status: u16,
+        retry_after: Option<String>,
+    },
     NetworkError(String),
 }
 
@@ -103,23 +124,33 @@ pub enum Next {
 /// → dead-letter at once (the backend refused the event itself).
 pub fn decide(policy: &RetryPolicy, attempts: u32, outcome: &AttemptOutcome, jitter: f64) -> Next {
     let retry_after = match outcome {
-        AttemptOutcome::Status { status, .. } if (200..300).contains(status) => return Next::Delivered,
-        AttemptOutcome::Status { status, retry_after } if *status == 429 || (500..600).contains(status) => {
-            retry_after.as_deref().and_then(|v| v.trim().parse::<u32>().ok())
+        AttemptOutcome::Status { status, .. } if (200..300).contains(status) => {
+            return Next::Delivered
         }
+        AttemptOutcome::Status {
+            status,
+            retry_after,
+        } if *status == 429 || (500..600).contains(status) => retry_after
+            .as_deref()
+            .and_then(|v| v.trim().parse::<u32>().ok()),
         AttemptOutcome::Status { .. } => return Next::DeadLetter,
         AttemptOutcome::NetworkError(_) => None,
     };
     if attempts >= policy.max_attempts {
         return Next::DeadLetter;
     }
-    let delay_s = retry_after.map(|s| s.min(policy.max_delay_s)).unwrap_or_else(|| policy.backoff_s(attempts, jitter));
+    let delay_s = retry_after
+        .map(|s| s.min(policy.max_delay_s))
+        .unwrap_or_else(|| policy.backoff_s(attempts, jitter));
     Next::Retry { delay_s }
 }
 
 /// Retention of de-duplication keys: `DEDUP_RETENTION_HOURS`, default 72.
 pub fn dedup_retention_ms(bindings: &dyn Bindings) -> u64 {
-    let hours: u64 = bindings.get("DEDUP_RETENTION_HOURS").and_then(|v| v.trim().parse().ok()).unwrap_or(72);
+    let hours: u64 = bindings
+        .get("DEDUP_RETENTION_HOURS")
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(72);
     hours.saturating_mul(3_600_000)
 }
 
@@ -128,7 +159,10 @@ mod tests {
     use super::*;
 
     fn status(status: u16) -> AttemptOutcome {
-        AttemptOutcome::Status { status, retry_after: None }
+        AttemptOutcome::Status {
+            status,
+            retry_after: None,
+        }
     }
 
     #[test]
@@ -137,19 +171,47 @@ mod tests {
         assert_eq!(decide(&policy, 1, &status(204), 0.5), Next::Delivered);
         assert_eq!(decide(&policy, 1, &status(400), 0.5), Next::DeadLetter);
         assert_eq!(decide(&policy, 1, &status(404), 0.5), Next::DeadLetter);
-        assert!(matches!(decide(&policy, 1, &status(500), 0.5), Next::Retry { .. }));
-        assert!(matches!(decide(&policy, 1, &status(429), 0.5), Next::Retry { .. }));
-        assert!(matches!(decide(&policy, 1, &AttemptOutcome::NetworkError("refused".into()), 0.5), Next::Retry { .. }));
+        assert!(matches!(
+            decide(&policy, 1, &status(500), 0.5),
+            Next::Retry { .. }
+        ));
+        assert!(matches!(
+            decide(&policy, 1, &status(429), 0.5),
+            Next::Retry { .. }
+        ));
+        assert!(matches!(
+            decide(
+                &policy,
+                1,
+                &AttemptOutcome::NetworkError("refused".into()),
+                0.5
+            ),
+            Next::Retry { .. }
+        ));
         assert_eq!(decide(&policy, 20, &status(503), 0.5), Next::DeadLetter);
     }
 
     #[test]
     fn retry_after_seconds_are_honoured_and_capped() {
         let policy = RetryPolicy::default();
-        let outcome = AttemptOutcome::Status { status: 503, retry_after: Some("120".into()) };
-        assert_eq!(decide(&policy, 1, &outcome, 0.0), Next::Retry { delay_s: 120 });
-        let outcome = AttemptOutcome::Status { status: 429, retry_after: Some("999999".into()) };
-        assert_eq!(decide(&policy, 1, &outcome, 0.0), Next::Retry { delay_s: policy.max_delay_s });
+        let outcome = AttemptOutcome::Status {
+            status: 503,
+            retry_after: Some("120".into()),
+        };
+        assert_eq!(
+            decide(&policy, 1, &outcome, 0.0),
+            Next::Retry { delay_s: 120 }
+        );
+        let outcome = AttemptOutcome::Status {
+            status: 429,
+            retry_after: Some("999999".into()),
+        };
+        assert_eq!(
+            decide(&policy, 1, &outcome, 0.0),
+            Next::Retry {
+                delay_s: policy.max_delay_s
+            }
+        );
     }
 
     #[test]
@@ -167,7 +229,9 @@ mod tests {
     fn default_schedule_covers_at_least_24_hours() {
         let policy = RetryPolicy::default();
         // The lower bound (all jitter 0) must still exceed a day.
-        let lower: u64 = (1..policy.max_attempts).map(|a| u64::from(policy.backoff_s(a, 0.0))).sum();
+        let lower: u64 = (1..policy.max_attempts)
+            .map(|a| u64::from(policy.backoff_s(a, 0.0)))
+            .sum();
         assert!(lower >= 24 * 3600, "lower bound {lower} s");
         assert!(policy.span_s() < 54 * 3600);
     }
@@ -180,7 +244,14 @@ mod tests {
             ("DELIVERY_MAX_DELAY_S".to_owned(), "99999999".to_owned()),
         ]);
         let policy = RetryPolicy::from_bindings(&bindings);
-        assert_eq!(policy, RetryPolicy { max_attempts: 3, base_delay_s: 0, max_delay_s: QUEUE_MAX_DELAY_S });
+        assert_eq!(
+            policy,
+            RetryPolicy {
+                max_attempts: 3,
+                base_delay_s: 0,
+                max_delay_s: QUEUE_MAX_DELAY_S
+            }
+        );
         assert_eq!(policy.backoff_s(2, 0.7), 0);
     }
 }

@@ -177,7 +177,13 @@ impl Event {
 
 /// `evt_` + 32 hex digits of SHA-256 over channel, account and the provider's de-duplication key.
 pub fn event_id(channel: &str, account: &str, dedupe_key: &str) -> String {
-    let digest = crypto::sha256(&[channel.as_bytes(), b"\n", account.as_bytes(), b"\n", dedupe_key.as_bytes()]);
+    let digest = crypto::sha256(&[
+        channel.as_bytes(),
+        b"\n",
+        account.as_bytes(),
+        b"\n",
+        dedupe_key.as_bytes(),
+    ]);
     let hex = crypto::hex_encode(&digest);
     format!("evt_{}", hex.get(..32).unwrap_or(&hex))
 }
@@ -205,7 +211,10 @@ mod tests {
     #[test]
     fn times_are_rfc3339_utc_with_millis() {
         assert_eq!(rfc3339_millis(0), "1970-01-01T00:00:00.000Z");
-        assert_eq!(rfc3339_millis(1_462_629_479_859), "2016-05-07T13:57:59.859Z");
+        assert_eq!(
+            rfc3339_millis(1_462_629_479_859),
+            "2016-05-07T13:57:59.859Z"
+        );
         assert_eq!(rfc3339_millis(u64::MAX), "9999-12-31T23:59:59.000Z");
     }
 }

@@ -49,9 +49,9 @@ impl Rejection {
             | Rejection::BotIdMismatch
             | Rejection::Unauthorized => StatusCode::UNAUTHORIZED,
             Rejection::VerifyTokenMismatch => StatusCode::FORBIDDEN,
-            Rejection::MissingParameter(_) | Rejection::MalformedBody { .. } | Rejection::Decrypt(_) => {
-                StatusCode::BAD_REQUEST
-            }
+            Rejection::MissingParameter(_)
+            | Rejection::MalformedBody { .. }
+            | Rejection::Decrypt(_) => StatusCode::BAD_REQUEST,
             Rejection::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Rejection::Misconfigured { .. } => StatusCode::INTERNAL_SERVER_ERROR,
             Rejection::EnqueueFailed => StatusCode::SERVICE_UNAVAILABLE,

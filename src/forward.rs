@@ -43,11 +43,17 @@ pub fn plan(events: &[Event], account: &Account<'_>) -> Result<Vec<Delivery>, Re
     if events.is_empty() {
         return Ok(Vec::new());
     }
-    let url = account
-        .field_or_global(BACKEND_URL_FIELD)
-        .ok_or_else(|| Rejection::Misconfigured { binding: BACKEND_URL_FIELD.to_owned() })?;
+    let url =
+        account
+            .field_or_global(BACKEND_URL_FIELD)
+            .ok_or_else(|| Rejection::Misconfigured {
+                binding: BACKEND_URL_FIELD.to_owned(),
+            })?;
     SigningKeys::from_bindings(account.bindings())?;
-    Ok(events.iter().map(|event| Delivery::for_event(event, &url)).collect())
+    Ok(events
+        .iter()
+        .map(|event| Delivery::for_event(event, &url))
+        .collect())
 }
 
 /// The backend signing secrets, decoded once.
@@ -78,7 +84,9 @@ impl SigningKeys {
             .map(|value| {
                 let value = value.as_ref();
                 let encoded = value.strip_prefix("whsec_").unwrap_or(value);
-                crypto::base64_decode(encoded).filter(|key| !key.is_empty()).ok_or(KeyError::NotBase64)
+                crypto::base64_decode(encoded)
+                    .filter(|key| !key.is_empty())
+                    .ok_or(KeyError::NotBase64)
             })
             .collect::<Result<Vec<_>, _>>()?;
         if keys.is_empty() {
@@ -88,9 +96,13 @@ impl SigningKeys {
     }
 
     pub fn from_bindings(bindings: &dyn Bindings) -> Result<SigningKeys, Rejection> {
-        let values = bindings.get(SIGNING_SECRET_BINDING).map(|raw| split_values(&raw)).unwrap_or_default();
-        SigningKeys::parse(&values)
-            .map_err(|_| Rejection::Misconfigured { binding: SIGNING_SECRET_BINDING.to_owned() })
+        let values = bindings
+            .get(SIGNING_SECRET_BINDING)
+            .map(|raw| split_values(&raw))
+            .unwrap_or_default();
+        SigningKeys::parse(&values).map_err(|_| Rejection::Misconfigured {
+            binding: SIGNING_SECRET_BINDING.to_owned(),
+        })
     }
 
     /// The `webhook-signature` value: `v1,<base64>` for every key, space-separated.
@@ -99,7 +111,16 @@ impl SigningKeys {
         self.keys
             .iter()
             .map(|key| {
-                let tag = crypto::hmac_sha256(key, &[webhook_id.as_bytes(), b".", timestamp.as_bytes(), b".", body]);
+                let tag = crypto::hmac_sha256(
+                    key,
+                    &[
+                        webhook_id.as_bytes(),
+                        b".",
+                        timestamp.as_bytes(),
+                        b".",
+                        body,
+                    ],
+                );
                 format!("v1,{}", crypto::base64_encode(&tag))
             })
             .collect::<Vec<_>>()
@@ -112,7 +133,10 @@ impl SigningKeys {
             ("content-type", "application/json".to_owned()),
             ("webhook-id", delivery.webhook_id.clone()),
             ("webhook-timestamp", now_s.to_string()),
-            ("webhook-signature", self.signature(&delivery.webhook_id, now_s, delivery.body.as_bytes())),
+            (
+                "webhook-signature",
+                self.signature(&delivery.webhook_id, now_s, delivery.body.as_bytes()),
+            ),
         ]
     }
 
@@ -125,12 +149,21 @@ impl SigningKeys {
         body: &[u8],
         now_s: u64,
     ) -> Result<(), ReceiveError> {
-        let sent_s: u64 = timestamp.trim().parse().map_err(|_| ReceiveError::BadTimestamp)?;
+        let sent_s: u64 = timestamp
+            .trim()
+            .parse()
+            .map_err(|_| ReceiveError::BadTimestamp)?;
         if sent_s.abs_diff(now_s) > DEFAULT_TOLERANCE_S {
             return Err(ReceiveError::BadTimestamp);
         }
         let timestamp = sent_s.to_string();
-        let signed: [&[u8]; 5] = [webhook_id.as_bytes(), b".", timestamp.as_bytes(), b".", body];
+        let signed: [&[u8]; 5] = [
+            webhook_id.as_bytes(),
+            b".",
+            timestamp.as_bytes(),
+            b".",
+            body,
+        ];
         let matched = signature_header
             .split(' ')
             .filter_map(|entry| entry.strip_prefix("v1,"))
@@ -159,17 +192,27 @@ mod tests {
     #[test]
     fn secrets_without_prefix_or_not_base64() {
         assert!(SigningKeys::parse(&["MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"]).is_ok());
-        assert_eq!(SigningKeys::parse(&["whsec_not base64!"]).unwrap_err(), KeyError::NotBase64);
-        assert_eq!(SigningKeys::parse::<&str>(&[]).unwrap_err(), KeyError::Empty);
+        assert_eq!(
+            SigningKeys::parse(&["whsec_not base64!"]).unwrap_err(),
+            KeyError::NotBase64
+        );
+        assert_eq!(
+            SigningKeys::parse::<&str>(&[]).unwrap_err(),
+            KeyError::Empty
+        );
     }
 
     #[test]
     fn one_signature_per_key_and_any_verifies() {
-        let keys = SigningKeys::parse(&["whsec_bmV3LXNlY3JldA==", "whsec_b2xkLXNlY3JldA=="]).unwrap();
+        let keys =
+            SigningKeys::parse(&["whsec_bmV3LXNlY3JldA==", "whsec_b2xkLXNlY3JldA=="]).unwrap();
         let header = keys.signature("evt_1", 1_700_000_000, b"{}");
         assert_eq!(header.split(' ').count(), 2);
         let old_only = SigningKeys::parse(&["whsec_b2xkLXNlY3JldA=="]).unwrap();
-        assert_eq!(old_only.verify("evt_1", "1700000000", &header, b"{}", 1_700_000_100), Ok(()));
+        assert_eq!(
+            old_only.verify("evt_1", "1700000000", &header, b"{}", 1_700_000_100),
+            Ok(())
+        );
         assert_eq!(
             old_only.verify("evt_1", "1700000000", &header, b"{}", 1_700_000_000 + 301),
             Err(ReceiveError::BadTimestamp)

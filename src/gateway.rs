@@ -69,7 +69,10 @@ impl Accepted {
 }
 
 /// Refuses a request whose declared `content-length` is over the limit, before its body is read.
-pub fn check_declared_length(content_length: Option<&str>, bindings: &dyn Bindings) -> Result<(), Rejection> {
+pub fn check_declared_length(
+    content_length: Option<&str>,
+    bindings: &dyn Bindings,
+) -> Result<(), Rejection> {
     let limit = config::max_body_bytes(bindings);
     match content_length.and_then(|v| v.trim().parse::<u64>().ok()) {
         Some(length) if length > limit as u64 => Err(Rejection::PayloadTooLarge { limit }),
@@ -77,7 +80,11 @@ pub fn check_declared_length(content_length: Option<&str>, bindings: &dyn Bindin
     }
 }
 
-pub fn handle(inbound: &Inbound<'_>, bindings: &dyn Bindings, now_ms: u64) -> Result<Accepted, Refusal> {
+pub fn handle(
+    inbound: &Inbound<'_>,
+    bindings: &dyn Bindings,
+    now_ms: u64,
+) -> Result<Accepted, Refusal> {
     let refuse = |rejection, channel, account: Option<&str>| Refusal {
         rejection,
         channel,
@@ -86,9 +93,15 @@ pub fn handle(inbound: &Inbound<'_>, bindings: &dyn Bindings, now_ms: u64) -> Re
     let mut segments = inbound.path.trim_start_matches('/').split('/');
     let channel_name = segments.next().unwrap_or_default();
     if channel_name == "healthz" && segments.next().is_none() {
-        return Ok(Accepted { channel: None, account: None, response: EdgeResponse::text("ok"), deliveries: vec![] });
+        return Ok(Accepted {
+            channel: None,
+            account: None,
+            response: EdgeResponse::text("ok"),
+            deliveries: vec![],
+        });
     }
-    let channel = channels::find(channel_name).ok_or_else(|| refuse(Rejection::RouteNotFound, None, None))?;
+    let channel =
+        channels::find(channel_name).ok_or_else(|| refuse(Rejection::RouteNotFound, None, None))?;
     let account_name = segments.next().unwrap_or_default();
     if !config::is_valid_account(account_name) {
         return Err(refuse(Rejection::RouteNotFound, Some(channel.name()), None));
@@ -106,16 +119,25 @@ pub fn handle(inbound: &Inbound<'_>, bindings: &dyn Bindings, now_ms: u64) -> Re
     // Size before account lookup, so a 413 never tells an unknown account from a known one.
     let limit = config::max_body_bytes(bindings);
     if inbound.body.len() > limit {
-        return Err(refuse(Rejection::PayloadTooLarge { limit }, Some(channel.name()), Some(account_name)));
+        return Err(refuse(
+            Rejection::PayloadTooLarge { limit },
+            Some(channel.name()),
+            Some(account_name),
+        ));
     }
     let account = Account::new(channel.name(), account_name, bindings);
     if account.field(channel.account_field()).is_none() {
-        return Err(refuse(channel.unknown_account(&request), Some(channel.name()), Some(account_name)));
+        return Err(refuse(
+            channel.unknown_account(&request),
+            Some(channel.name()),
+            Some(account_name),
+        ));
     }
-    let handled =
-        channel.handle(&request, &account).map_err(|e| refuse(e, Some(channel.name()), Some(account_name)))?;
-    let deliveries =
-        forward::plan(&handled.events, &account).map_err(|e| refuse(e, Some(channel.name()), Some(account_name)))?;
+    let handled = channel
+        .handle(&request, &account)
+        .map_err(|e| refuse(e, Some(channel.name()), Some(account_name)))?;
+    let deliveries = forward::plan(&handled.events, &account)
+        .map_err(|e| refuse(e, Some(channel.name()), Some(account_name)))?;
     Ok(Accepted {
         channel: Some(channel.name()),
         account: Some(account_name.to_owned()),

@@ -39,7 +39,13 @@ pub struct SignedRequest {
 
 impl SignedRequest {
     pub fn post(headers: Vec<(String, String)>, body: Vec<u8>) -> Self {
-        SignedRequest { method: Method::POST, extra_path: Vec::new(), query: Vec::new(), headers, body }
+        SignedRequest {
+            method: Method::POST,
+            extra_path: Vec::new(),
+            query: Vec::new(),
+            headers,
+            body,
+        }
     }
 
     /// `?k=v&…` with every reserved character percent-encoded (so `+` survives).
@@ -48,7 +54,13 @@ impl SignedRequest {
         let encoded: Vec<String> = self
             .query
             .iter()
-            .map(|(k, v)| format!("{}={}", utf8_percent_encode(k, NON_ALPHANUMERIC), utf8_percent_encode(v, NON_ALPHANUMERIC)))
+            .map(|(k, v)| {
+                format!(
+                    "{}={}",
+                    utf8_percent_encode(k, NON_ALPHANUMERIC),
+                    utf8_percent_encode(v, NON_ALPHANUMERIC)
+                )
+            })
             .collect();
         if encoded.is_empty() {
             String::new()
@@ -63,7 +75,10 @@ pub enum ToolingError {
     #[error("option --{0} is required for this channel")]
     MissingOption(&'static str),
     #[error("option --{option} is invalid: {why}")]
-    InvalidOption { option: &'static str, why: &'static str },
+    InvalidOption {
+        option: &'static str,
+        why: &'static str,
+    },
     #[error("unknown channel `{0}`")]
     UnknownChannel(String),
 }

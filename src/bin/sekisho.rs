@@ -3,6 +3,7 @@
 //!   sekisho sign <channel> --secret S --body FILE [--option value …]   print a request the channel accepts
 //!   sekisho send <channel> <URL> --secret S --body FILE [--option …]    send it to URL (…/<channel>/<account>)
 //!   sekisho receive --port P --secret whsec_… [--status N] [--jsonl]   a backend that verifies and prints events
+//!   sekisho dlq list|replay [ID] --url https://gw --token T            the dead-letter admin API
 
 #[cfg(not(target_arch = "wasm32"))]
 fn main() {
@@ -26,6 +27,8 @@ mod cli {
   sekisho sign <channel> --secret S --body FILE [--option value ...]
   sekisho send <channel> <URL> --secret S --body FILE [--option value ...]
   sekisho receive --port P --secret whsec_... [--host 127.0.0.1] [--status 204] [--jsonl]
+  sekisho dlq list --url https://gateway --token ADMIN_TOKEN
+  sekisho dlq replay [WEBHOOK_ID] --url https://gateway --token ADMIN_TOKEN
 
 FILE may be - for standard input. Channel options are listed in docs/channels/<channel>.md.";
 
@@ -52,16 +55,21 @@ FILE may be - for standard input. Channel options are listed in docs/channels/<c
                 positional.push(arg);
             }
         }
-        Ok(Args { positional, options })
+        Ok(Args {
+            positional,
+            options,
+        })
     }
 
     pub fn main(raw: Vec<String>) -> i32 {
-        let result = parse(raw).and_then(|args| match args.positional.first().map(String::as_str) {
-            Some("sign") => sign(&args),
-            Some("send") => send(&args),
-            Some("receive") => receive(&args),
-            _ => Err(USAGE.to_owned()),
-        });
+        let result =
+            parse(raw).and_then(|args| match args.positional.first().map(String::as_str) {
+                Some("sign") => sign(&args),
+                Some("send") => send(&args),
+                Some("receive") => receive(&args),
+                Some("dlq") => dlq(&args),
+                _ => Err(USAGE.to_owned()),
+            });
         match result {
             Ok(()) => 0,
             Err(message) => {
@@ -72,7 +80,10 @@ FILE may be - for standard input. Channel options are listed in docs/channels/<c
     }
 
     fn now_s() -> u64 {
-        SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0)
     }
 
     fn build(args: &Args) -> Result<SignedRequest, String> {
@@ -83,20 +94,37 @@ FILE may be - for standard input. Channel options are listed in docs/channels/<c
             None => Vec::new(),
             Some("-") => {
                 let mut body = Vec::new();
-                std::io::stdin().read_to_end(&mut body).map_err(|e| format!("reading stdin: {e}"))?;
+                std::io::stdin()
+                    .read_to_end(&mut body)
+                    .map_err(|e| format!("reading stdin: {e}"))?;
                 body
             }
             Some(path) => std::fs::read(path).map_err(|e| format!("reading {path}: {e}"))?,
         };
         let mut options = args.options.clone();
         options.remove("body");
-        channel.sign(&SignParams { body, options, now_s: now_s() }).map_err(|e| e.to_string())
+        channel
+            .sign(&SignParams {
+                body,
+                options,
+                now_s: now_s(),
+            })
+            .map_err(|e| e.to_string())
     }
 
     fn sign(args: &Args) -> Result<(), String> {
         let request = build(args)?;
-        println!("{} /{}/<account>{}{}", request.method, args.positional.get(1).map(String::as_str).unwrap_or(""),
-            request.extra_path.iter().map(|s| format!("/{s}")).collect::<String>(), request.query_string());
+        println!(
+            "{} /{}/<account>{}{}",
+            request.method,
+            args.positional.get(1).map(String::as_str).unwrap_or(""),
+            request
+                .extra_path
+                .iter()
+                .map(|s| format!("/{s}"))
+                .collect::<String>(),
+            request.query_string()
+        );
         for (name, value) in &request.headers {
             println!("{name}: {value}");
         }
@@ -108,7 +136,11 @@ FILE may be - for standard input. Channel options are listed in docs/channels/<c
         let base = args.positional.get(2).ok_or(USAGE)?.trim_end_matches('/');
         let url = format!(
             "{base}{}{}",
-            request.extra_path.iter().map(|s| format!("/{s}")).collect::<String>(),
+            request
+                .extra_path
+                .iter()
+                .map(|s| format!("/{s}"))
+                .collect::<String>(),
             request.query_string()
         );
         let mut call = ureq::request(request.method.as_str(), &url);
@@ -121,8 +153,13 @@ FILE may be - for standard input. Channel options are listed in docs/channels/<c
             call.send_bytes(&request.body)
         };
         let (status, body) = match response {
-            Ok(response) => (response.status(), response.into_string().unwrap_or_default()),
-            Err(ureq::Error::Status(status, response)) => (status, response.into_string().unwrap_or_default()),
+            Ok(response) => (
+                response.status(),
+                response.into_string().unwrap_or_default(),
+            ),
+            Err(ureq::Error::Status(status, response)) => {
+                (status, response.into_string().unwrap_or_default())
+            }
             Err(error) => return Err(format!("sending to {url}: {error}")),
         };
         println!("{status} {body}");
@@ -133,15 +170,62 @@ FILE may be - for standard input. Channel options are listed in docs/channels/<c
         }
     }
 
+    fn dlq(args: &Args) -> Result<(), String> {
+        let base = args
+            .options
+            .get("url")
+            .ok_or("dlq needs --url (the gateway's base URL)")?
+            .trim_end_matches('/');
+        let token = args
+            .options
+            .get("token")
+            .ok_or("dlq needs --token (ADMIN_TOKEN)")?;
+        let (method, path) = match (
+            args.positional.get(1).map(String::as_str),
+            args.positional.get(2),
+        ) {
+            (Some("list"), None) => ("GET", "/admin/dead-letters".to_owned()),
+            (Some("replay"), None) => ("POST", "/admin/dead-letters/replay".to_owned()),
+            (Some("replay"), Some(id)) => ("POST", format!("/admin/dead-letters/{id}/replay")),
+            _ => return Err(USAGE.to_owned()),
+        };
+        let response = ureq::request(method, &format!("{base}{path}"))
+            .set("authorization", &format!("Bearer {token}"))
+            .call();
+        match response {
+            Ok(response) => {
+                println!("{}", response.into_string().unwrap_or_default());
+                Ok(())
+            }
+            Err(ureq::Error::Status(status, response)) => Err(format!(
+                "the gateway answered {status} {}",
+                response.into_string().unwrap_or_default()
+            )),
+            Err(error) => Err(error.to_string()),
+        }
+    }
+
     fn receive(args: &Args) -> Result<(), String> {
         let port = args.options.get("port").ok_or("receive needs --port")?;
-        let host = args.options.get("host").map(String::as_str).unwrap_or("127.0.0.1");
-        let secrets: Vec<String> =
-            args.options.get("secret").map(|s| sekisho::config::split_values(s)).ok_or("receive needs --secret")?;
+        let host = args
+            .options
+            .get("host")
+            .map(String::as_str)
+            .unwrap_or("127.0.0.1");
+        let secrets: Vec<String> = args
+            .options
+            .get("secret")
+            .map(|s| sekisho::config::split_values(s))
+            .ok_or("receive needs --secret")?;
         let keys = SigningKeys::parse(&secrets).map_err(|e| e.to_string())?;
-        let ok_status: u16 = args.options.get("status").and_then(|s| s.parse().ok()).unwrap_or(204);
+        let ok_status: u16 = args
+            .options
+            .get("status")
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(204);
         let jsonl = args.options.contains_key("jsonl");
-        let server = tiny_http::Server::http(format!("{host}:{port}")).map_err(|e| e.to_string())?;
+        let server =
+            tiny_http::Server::http(format!("{host}:{port}")).map_err(|e| e.to_string())?;
         eprintln!("sekisho receive: listening on http://{host}:{port}/ (verifying Standard Webhooks signatures)");
         for mut request in server.incoming_requests() {
             let header = |name: &str| {
@@ -152,18 +236,26 @@ FILE may be - for standard input. Channel options are listed in docs/channels/<c
                     .map(|h| h.value.as_str().to_owned())
                     .unwrap_or_default()
             };
-            let (id, timestamp, signature) = (header("webhook-id"), header("webhook-timestamp"), header("webhook-signature"));
+            let (id, timestamp, signature) = (
+                header("webhook-id"),
+                header("webhook-timestamp"),
+                header("webhook-signature"),
+            );
             let mut body = Vec::new();
             let _ = request.as_reader().read_to_end(&mut body);
             let verdict = keys.verify(&id, &timestamp, &signature, &body, now_s());
             let status = match verdict {
                 Ok(()) => {
-                    let event: serde_json::Value = serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null);
+                    let event: serde_json::Value =
+                        serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null);
                     if jsonl {
                         println!("{event}");
                     } else {
                         eprintln!("✓ {id} {}", event["type"].as_str().unwrap_or("?"));
-                        println!("{}", serde_json::to_string_pretty(&event).unwrap_or_default());
+                        println!(
+                            "{}",
+                            serde_json::to_string_pretty(&event).unwrap_or_default()
+                        );
                     }
                     ok_status
                 }

@@ -12,8 +12,8 @@ use super::{f64_at, text_at, u64_at, value_at, Channel, ChannelRequest, EdgeResp
 use crate::config::Account;
 use crate::crypto;
 use crate::envelope::{
-    Attachment, Conversation, ConversationKind, Event, EventData, EventParts, Location, Message, Postback, Reply,
-    Sender, Sticker, Verification, UNRECOGNIZED_TYPE,
+    Attachment, Conversation, ConversationKind, Event, EventData, EventParts, Location, Message,
+    Postback, Reply, Sender, Sticker, Verification, UNRECOGNIZED_TYPE,
 };
 use crate::tooling::{SignParams, SignedRequest, ToolingError};
 use crate::Rejection;
@@ -37,31 +37,53 @@ impl Channel for Line {
         "CHANNEL_SECRET"
     }
 
-    fn handle(&self, request: &ChannelRequest<'_>, account: &Account<'_>) -> Result<Handled, Rejection> {
+    fn handle(
+        &self,
+        request: &ChannelRequest<'_>,
+        account: &Account<'_>,
+    ) -> Result<Handled, Rejection> {
         request.require_no_extra_path()?;
         request.require_method(Method::POST)?;
         let secrets = account.required_values("CHANNEL_SECRET")?;
-        let signature = request.header(SIGNATURE_HEADER).ok_or(Rejection::MissingSignature)?;
+        let signature = request
+            .header(SIGNATURE_HEADER)
+            .ok_or(Rejection::MissingSignature)?;
         let tag = crypto::base64_decode(signature).ok_or(Rejection::InvalidSignature)?;
-        let key_index =
-            crypto::hmac_sha256_matches(&secrets, &[request.body], &tag).ok_or(Rejection::InvalidSignature)?;
+        let key_index = crypto::hmac_sha256_matches(&secrets, &[request.body], &tag)
+            .ok_or(Rejection::InvalidSignature)?;
 
-        let payload: Payload =
-            serde_json::from_slice(request.body).map_err(|_| Rejection::MalformedBody { expected: "JSON" })?;
-        let verification = Verification { scheme: SCHEME.to_owned(), key_index };
+        let payload: Payload = serde_json::from_slice(request.body)
+            .map_err(|_| Rejection::MalformedBody { expected: "JSON" })?;
+        let verification = Verification {
+            scheme: SCHEME.to_owned(),
+            key_index,
+        };
         let events: Vec<Event> = payload
             .events
             .into_iter()
-            .map(|raw| Event::new("line", account.name, normalize(raw, &verification, request.now_ms)))
+            .map(|raw| {
+                Event::new(
+                    "line",
+                    account.name,
+                    normalize(raw, &verification, request.now_ms),
+                )
+            })
             .collect();
-        Ok(Handled { response: EdgeResponse::accepted(events.len()), events })
+        Ok(Handled {
+            response: EdgeResponse::accepted(events.len()),
+            events,
+        })
     }
 
     fn sign(&self, params: &SignParams) -> Result<SignedRequest, ToolingError> {
         let secret = params.required("secret")?;
-        let signature = crypto::base64_encode(&crypto::hmac_sha256(secret.as_bytes(), &[&params.body]));
+        let signature =
+            crypto::base64_encode(&crypto::hmac_sha256(secret.as_bytes(), &[&params.body]));
         Ok(SignedRequest::post(
-            vec![(SIGNATURE_HEADER.to_owned(), signature), ("content-type".to_owned(), "application/json".to_owned())],
+            vec![
+                (SIGNATURE_HEADER.to_owned(), signature),
+                ("content-type".to_owned(), "application/json".to_owned()),
+            ],
             params.body.clone(),
         ))
     }
@@ -109,14 +131,22 @@ fn normalize(raw: Value, verification: &Verification, now_ms: u64) -> EventParts
         sender: text_at(&raw, &["source", "userId"]).map(|id| Sender { id, name: None }),
         message: message(&line_type, &raw),
         postback: value_at(&raw, &["postback"]).and_then(|postback| {
-            Some(Postback { data: text_at(postback, &["data"])?, params: postback.get("params").cloned() })
+            Some(Postback {
+                data: text_at(postback, &["data"])?,
+                params: postback.get("params").cloned(),
+            })
         }),
         reply: text_at(&raw, &["replyToken"]).map(|token| Reply { token }),
         members: members(&line_type, &raw),
         verification: verification.clone(),
         raw,
     };
-    EventParts { dedupe_key, event_type: envelope_type(&line_type).to_owned(), time_ms, data }
+    EventParts {
+        dedupe_key,
+        event_type: envelope_type(&line_type).to_owned(),
+        time_ms,
+        data,
+    }
 }
 
 fn conversation(raw: &Value) -> Option<Conversation> {
@@ -127,7 +157,10 @@ fn conversation(raw: &Value) -> Option<Conversation> {
         "room" => (ConversationKind::Room, "roomId"),
         _ => return None,
     };
-    Some(Conversation { id: text_at(source, &[id_field])?, kind })
+    Some(Conversation {
+        id: text_at(source, &[id_field])?,
+        kind,
+    })
 }
 
 fn members(line_type: &str, raw: &Value) -> Vec<Sender> {
@@ -139,7 +172,11 @@ fn members(line_type: &str, raw: &Value) -> Vec<Sender> {
     value_at(raw, &[container, "members"])
         .and_then(Value::as_array)
         .map(|members| {
-            members.iter().filter_map(|m| text_at(m, &["userId"])).map(|id| Sender { id, name: None }).collect()
+            members
+                .iter()
+                .filter_map(|m| text_at(m, &["userId"]))
+                .map(|id| Sender { id, name: None })
+                .collect()
         })
         .unwrap_or_default()
 }
@@ -160,7 +197,11 @@ fn message(line_type: &str, raw: &Value) -> Option<Message> {
 fn message_content(message: &Value) -> Message {
     let kind = text_at(message, &["type"]).unwrap_or_else(|| "unknown".to_owned());
     let id = text_at(message, &["id"]);
-    let mut normalized = Message { id: id.clone(), kind: kind.clone(), ..Message::default() };
+    let mut normalized = Message {
+        id: id.clone(),
+        kind: kind.clone(),
+        ..Message::default()
+    };
     match kind.as_str() {
         "text" => normalized.text = text_at(message, &["text"]),
         "image" | "video" | "audio" | "file" => normalized.attachments.push(Attachment {
@@ -174,10 +215,12 @@ fn message_content(message: &Value) -> Message {
             content_type: None,
         }),
         "location" => {
-            normalized.text = text_at(message, &["title"]).or_else(|| text_at(message, &["address"]));
-            if let (Some(latitude), Some(longitude)) =
-                (f64_at(message, &["latitude"]), f64_at(message, &["longitude"]))
-            {
+            normalized.text =
+                text_at(message, &["title"]).or_else(|| text_at(message, &["address"]));
+            if let (Some(latitude), Some(longitude)) = (
+                f64_at(message, &["latitude"]),
+                f64_at(message, &["longitude"]),
+            ) {
                 normalized.location = Some(Location {
                     latitude,
                     longitude,
@@ -187,8 +230,10 @@ fn message_content(message: &Value) -> Message {
             }
         }
         "sticker" => {
-            normalized.sticker = text_at(message, &["stickerId"])
-                .map(|sticker_id| Sticker { package_id: text_at(message, &["packageId"]), sticker_id });
+            normalized.sticker = text_at(message, &["stickerId"]).map(|sticker_id| Sticker {
+                package_id: text_at(message, &["packageId"]),
+                sticker_id,
+            });
         }
         _ => {}
     }

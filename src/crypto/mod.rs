@@ -60,7 +60,11 @@ fn new_mac(key: &[u8]) -> HmacSha256 {
 
 /// Returns the index of the first key whose HMAC over `parts` equals `expected`, comparing in constant time.
 /// `expected` is the already-decoded tag: a header that does not decode never reaches this function.
-pub fn hmac_sha256_matches<K: AsRef<[u8]>>(keys: &[K], parts: &[&[u8]], expected: &[u8]) -> Option<usize> {
+pub fn hmac_sha256_matches<K: AsRef<[u8]>>(
+    keys: &[K],
+    parts: &[&[u8]],
+    expected: &[u8],
+) -> Option<usize> {
     keys.iter().position(|key| {
         let mut mac = new_mac(key.as_ref());
         for part in parts {
@@ -118,14 +122,20 @@ mod tests {
     #[test]
     fn hmac_matches_reports_the_matching_key_index() {
         let tag = hmac_sha256(b"old", &[b"body"]);
-        assert_eq!(hmac_sha256_matches(&["new", "old"], &[b"body"], &tag), Some(1));
+        assert_eq!(
+            hmac_sha256_matches(&["new", "old"], &[b"body"], &tag),
+            Some(1)
+        );
         assert_eq!(hmac_sha256_matches(&["new"], &[b"body"], &tag), None);
         assert_eq!(hmac_sha256_matches(&["old"], &[b"body"], &tag[..31]), None);
     }
 
     #[test]
     fn parts_are_concatenated() {
-        assert_eq!(hmac_sha256(b"k", &[b"ab", b"c"]), hmac_sha256(b"k", &[b"abc"]));
+        assert_eq!(
+            hmac_sha256(b"k", &[b"ab", b"c"]),
+            hmac_sha256(b"k", &[b"abc"])
+        );
     }
 
     #[test]

@@ -36,10 +36,10 @@ pub struct Deduper {
 
 impl DurableObject for Deduper {
     fn new(state: State, env: Env) -> Self {
-        let _ = state
-            .storage()
-            .sql()
-            .exec("CREATE TABLE IF NOT EXISTS seen (id TEXT PRIMARY KEY, seen_at INTEGER NOT NULL)", None);
+        let _ = state.storage().sql().exec(
+            "CREATE TABLE IF NOT EXISTS seen (id TEXT PRIMARY KEY, seen_at INTEGER NOT NULL)",
+            None,
+        );
         Deduper { state, env }
     }
 
@@ -63,7 +63,10 @@ impl DurableObject for Deduper {
             }
         }
         if self.state.storage().get_alarm().await?.is_none() {
-            self.state.storage().set_alarm(request.now_ms as i64 + PURGE_EVERY_MS).await?;
+            self.state
+                .storage()
+                .set_alarm(request.now_ms as i64 + PURGE_EVERY_MS)
+                .await?;
         }
         Response::from_json(&DedupAnswer { fresh })
     }
@@ -72,12 +75,17 @@ impl DurableObject for Deduper {
         let now = worker::Date::now().as_millis() as i64;
         let retention = dedup_retention_ms(&EnvBindings(&self.env)) as i64;
         let sql = self.state.storage().sql();
-        sql.exec("DELETE FROM seen WHERE seen_at < ?", vec![(now - retention).into()])?;
+        sql.exec(
+            "DELETE FROM seen WHERE seen_at < ?",
+            vec![(now - retention).into()],
+        )?;
         #[derive(Deserialize)]
         struct Count {
             n: i64,
         }
-        let remaining: Vec<Count> = sql.exec("SELECT COUNT(*) AS n FROM seen", None)?.to_array()?;
+        let remaining: Vec<Count> = sql
+            .exec("SELECT COUNT(*) AS n FROM seen", None)?
+            .to_array()?;
         if remaining.first().is_some_and(|c| c.n > 0) {
             self.state.storage().set_alarm(now + PURGE_EVERY_MS).await?;
         }
@@ -114,30 +122,53 @@ impl DurableObject for DeadLetters {
 
     async fn fetch(&self, mut req: Request) -> Result<Response> {
         let sql = self.state.storage().sql();
-        let read = |query: &str, bindings: Vec<worker::SqlStorageValue>| -> Result<Vec<DeadLetter>> {
-            let rows: Vec<RecordRow> = sql.exec(query, bindings)?.to_array()?;
-            Ok(rows.iter().filter_map(|row| serde_json::from_str(&row.record).ok()).collect())
-        };
+        let read =
+            |query: &str, bindings: Vec<worker::SqlStorageValue>| -> Result<Vec<DeadLetter>> {
+                let rows: Vec<RecordRow> = sql.exec(query, bindings)?.to_array()?;
+                Ok(rows
+                    .iter()
+                    .filter_map(|row| serde_json::from_str(&row.record).ok())
+                    .collect())
+            };
         match req.json::<DeadLetterRequest>().await? {
             DeadLetterRequest::Put(letter) => {
                 let record = serde_json::to_string(&letter)?;
                 sql.exec(
                     "INSERT OR REPLACE INTO dead (webhook_id, record, dead_at) VALUES (?, ?, ?)",
-                    vec![letter.webhook_id.as_str().into(), record.into(), (letter.dead_at_ms as i64).into()],
+                    vec![
+                        letter.webhook_id.as_str().into(),
+                        record.into(),
+                        (letter.dead_at_ms as i64).into(),
+                    ],
                 )?;
                 Response::from_json(&Vec::<DeadLetter>::new())
             }
-            DeadLetterRequest::List => Response::from_json(&read("SELECT record FROM dead ORDER BY dead_at LIMIT 1000", vec![])?),
+            DeadLetterRequest::List => Response::from_json(&read(
+                "SELECT record FROM dead ORDER BY dead_at LIMIT 1000",
+                vec![],
+            )?),
             DeadLetterRequest::Take(None) => {
-                let letters = read("SELECT record FROM dead ORDER BY dead_at LIMIT 1000", vec![])?;
+                let letters = read(
+                    "SELECT record FROM dead ORDER BY dead_at LIMIT 1000",
+                    vec![],
+                )?;
                 for letter in &letters {
-                    sql.exec("DELETE FROM dead WHERE webhook_id = ?", vec![letter.webhook_id.as_str().into()])?;
+                    sql.exec(
+                        "DELETE FROM dead WHERE webhook_id = ?",
+                        vec![letter.webhook_id.as_str().into()],
+                    )?;
                 }
                 Response::from_json(&letters)
             }
             DeadLetterRequest::Take(Some(id)) => {
-                let letters = read("SELECT record FROM dead WHERE webhook_id = ?", vec![id.as_str().into()])?;
-                sql.exec("DELETE FROM dead WHERE webhook_id = ?", vec![id.as_str().into()])?;
+                let letters = read(
+                    "SELECT record FROM dead WHERE webhook_id = ?",
+                    vec![id.as_str().into()],
+                )?;
+                sql.exec(
+                    "DELETE FROM dead WHERE webhook_id = ?",
+                    vec![id.as_str().into()],
+                )?;
                 Response::from_json(&letters)
             }
         }

@@ -8,8 +8,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use http::{HeaderMap, HeaderName, HeaderValue};
 use worker::{
-    console_error, console_log, console_warn, event, Context, Date, Env, Fetch, Headers, MessageBatch,
-    MessageBuilder, MessageExt, Method, ObjectNamespace, Queue, Request, RequestInit, Response,
+    console_error, console_log, console_warn, event, Context, Date, Env, Fetch, Headers,
+    MessageBatch, MessageBuilder, MessageExt, Method, ObjectNamespace, Queue, Request, RequestInit,
+    Response,
 };
 
 use crate::admin::{self, AdminAction};
@@ -46,23 +47,40 @@ async fn fetch(mut req: Request, env: Env, ctx: Context) -> worker::Result<Respo
     let bindings = EnvBindings(&env);
     let declared_length = req.headers().get("content-length").ok().flatten();
     if let Err(rejection) = gateway::check_declared_length(declared_length.as_deref(), &bindings) {
-        return respond_refused(&Refusal { rejection, channel: None, account: None });
+        return respond_refused(&Refusal {
+            rejection,
+            channel: None,
+            account: None,
+        });
     }
     let url = req.url()?;
-    let method = http::Method::from_bytes(req.method().to_string().as_bytes()).unwrap_or(http::Method::GET);
+    let method =
+        http::Method::from_bytes(req.method().to_string().as_bytes()).unwrap_or(http::Method::GET);
     let headers = header_map(req.headers());
     if let Some(action) = admin::route(&method, url.path()) {
         let authorization = headers.get("authorization").and_then(|v| v.to_str().ok());
-        return match action.and_then(|action| admin::authorize(authorization, &bindings).map(|()| action)) {
+        return match action
+            .and_then(|action| admin::authorize(authorization, &bindings).map(|()| action))
+        {
             Ok(action) => run_admin(action, &env).await,
-            Err(rejection) => respond_refused(&Refusal { rejection, channel: None, account: None }),
+            Err(rejection) => respond_refused(&Refusal {
+                rejection,
+                channel: None,
+                account: None,
+            }),
         };
     }
     let body = match req.method() {
         Method::Get | Method::Head => Vec::new(),
         _ => req.bytes().await.unwrap_or_default(),
     };
-    let inbound = Inbound { method: &method, path: url.path(), query: url.query(), headers: &headers, body: &body };
+    let inbound = Inbound {
+        method: &method,
+        path: url.path(),
+        query: url.query(),
+        headers: &headers,
+        body: &body,
+    };
     let accepted = match gateway::handle(&inbound, &bindings, now_ms()) {
         Ok(accepted) => accepted,
         Err(refusal) => return respond_refused(&refusal),
@@ -70,15 +88,25 @@ async fn fetch(mut req: Request, env: Env, ctx: Context) -> worker::Result<Respo
     if accepted.deliveries.is_empty() {
         return to_response(&accepted.response);
     }
-    let source = format!("/{}/{}", accepted.channel.unwrap_or_default(), accepted.account.as_deref().unwrap_or_default());
+    let source = format!(
+        "/{}/{}",
+        accepted.channel.unwrap_or_default(),
+        accepted.account.as_deref().unwrap_or_default()
+    );
     match env.queue(QUEUE_BINDING) {
         Ok(queue) => match enqueue(&env, &queue, &source, &accepted.deliveries).await {
             Ok(duplicates) => {
-                console_log!("{}", with_field(accepted.log_line(), "duplicates", duplicates.into()));
+                console_log!(
+                    "{}",
+                    with_field(accepted.log_line(), "duplicates", duplicates.into())
+                );
                 to_response(&accepted.response)
             }
             Err(error) => {
-                console_error!("{}", serde_json::json!({"level": "error", "msg": "enqueue failed", "source": source, "error": error.to_string()}));
+                console_error!(
+                    "{}",
+                    serde_json::json!({"level": "error", "msg": "enqueue failed", "source": source, "error": error.to_string()})
+                );
                 respond_refused(&Refusal {
                     rejection: Rejection::EnqueueFailed,
                     channel: accepted.channel,
@@ -88,7 +116,10 @@ async fn fetch(mut req: Request, env: Env, ctx: Context) -> worker::Result<Respo
         },
         Err(_) => {
             if !MODE_LOGGED.swap(true, Ordering::Relaxed) {
-                console_warn!("{}", serde_json::json!({"level": "warn", "msg": "no EVENTS queue binding: best-effort mode, events are forwarded once after the response and lost if the backend is down"}));
+                console_warn!(
+                    "{}",
+                    serde_json::json!({"level": "warn", "msg": "no EVENTS queue binding: best-effort mode, events are forwarded once after the response and lost if the backend is down"})
+                );
             }
             console_log!("{}", accepted.log_line());
             // `plan` already refused the request if the signing secret were missing or invalid.
@@ -113,7 +144,12 @@ fn with_field(line: String, name: &str, value: serde_json::Value) -> String {
 /// Claims the event ids in the account's de-duplication object, then enqueues the fresh ones. Returns how
 /// many were duplicates. If enqueueing fails the claims are released, so the provider's retry is not taken
 /// for a duplicate.
-async fn enqueue(env: &Env, queue: &Queue, source: &str, deliveries: &[Delivery]) -> worker::Result<usize> {
+async fn enqueue(
+    env: &Env,
+    queue: &Queue,
+    source: &str,
+    deliveries: &[Delivery],
+) -> worker::Result<usize> {
     let dedup = env.durable_object(DEDUP_BINDING).ok();
     let ids: Vec<String> = deliveries.iter().map(|d| d.webhook_id.clone()).collect();
     let fresh = match &dedup {
@@ -122,9 +158,17 @@ async fn enqueue(env: &Env, queue: &Queue, source: &str, deliveries: &[Delivery]
     };
     let mut messages = Vec::new();
     let mut claimed = Vec::new();
-    for (delivery, is_fresh) in deliveries.iter().zip(fresh.iter().chain(std::iter::repeat(&true))) {
+    for (delivery, is_fresh) in deliveries
+        .iter()
+        .zip(fresh.iter().chain(std::iter::repeat(&true)))
+    {
         if *is_fresh {
-            messages.push(MessageBuilder::new(serde_json::to_string(&QueuedDelivery::first(delivery.clone()))?).build());
+            messages.push(
+                MessageBuilder::new(serde_json::to_string(&QueuedDelivery::first(
+                    delivery.clone(),
+                ))?)
+                .build(),
+            );
             claimed.push(delivery.webhook_id.clone());
         }
     }
@@ -141,9 +185,18 @@ async fn enqueue(env: &Env, queue: &Queue, source: &str, deliveries: &[Delivery]
     Ok(duplicates)
 }
 
-async fn dedup_call(namespace: &ObjectNamespace, source: &str, ids: Vec<String>, release: bool) -> worker::Result<Vec<bool>> {
+async fn dedup_call(
+    namespace: &ObjectNamespace,
+    source: &str,
+    ids: Vec<String>,
+    release: bool,
+) -> worker::Result<Vec<bool>> {
     let stub = namespace.id_from_name(source)?.get_stub()?;
-    let request = json_request(&DedupRequest { release, ids, now_ms: now_ms() })?;
+    let request = json_request(&DedupRequest {
+        release,
+        ids,
+        now_ms: now_ms(),
+    })?;
     let answer: DedupAnswer = stub.fetch_with_request(request).await?.json().await?;
     Ok(answer.fresh)
 }
@@ -152,13 +205,21 @@ fn json_request<T: serde::Serialize>(body: &T) -> worker::Result<Request> {
     let headers = Headers::new();
     headers.set("content-type", "application/json")?;
     let mut init = RequestInit::new();
-    init.with_method(Method::Post).with_headers(headers).with_body(Some(serde_json::to_string(body)?.into()));
+    init.with_method(Method::Post)
+        .with_headers(headers)
+        .with_body(Some(serde_json::to_string(body)?.into()));
     Request::new_with_init("https://sekisho.internal/", &init)
 }
 
 async fn dead_letters(env: &Env, request: &DeadLetterRequest) -> worker::Result<Vec<DeadLetter>> {
-    let stub = env.durable_object(DEAD_LETTER_BINDING)?.id_from_name("dead-letters")?.get_stub()?;
-    stub.fetch_with_request(json_request(request)?).await?.json().await
+    let stub = env
+        .durable_object(DEAD_LETTER_BINDING)?
+        .id_from_name("dead-letters")?
+        .get_stub()?;
+    stub.fetch_with_request(json_request(request)?)
+        .await?
+        .json()
+        .await
 }
 
 #[event(queue)]
@@ -170,14 +231,20 @@ async fn consume(batch: MessageBatch<String>, env: Env, _ctx: Context) -> worker
         Ok(keys) => keys,
         Err(rejection) => {
             // Nothing can be signed until an admin fixes the binding: keep every message, try again later.
-            console_error!("{}", serde_json::json!({"level": "error", "msg": "cannot sign deliveries", "detail": rejection.to_string()}));
+            console_error!(
+                "{}",
+                serde_json::json!({"level": "error", "msg": "cannot sign deliveries", "detail": rejection.to_string()})
+            );
             batch.retry_all();
             return Ok(());
         }
     };
     for message in batch.messages()? {
         let Ok(mut queued) = serde_json::from_str::<QueuedDelivery>(message.body()) else {
-            console_error!("{}", serde_json::json!({"level": "error", "msg": "unreadable queue message dropped", "queue_message_id": message.id()}));
+            console_error!(
+                "{}",
+                serde_json::json!({"level": "error", "msg": "unreadable queue message dropped", "queue_message_id": message.id()})
+            );
             message.ack();
             continue;
         };
@@ -196,7 +263,11 @@ async fn consume(batch: MessageBatch<String>, env: Env, _ctx: Context) -> worker
             Next::Retry { delay_s } => {
                 log_attempt(&queued, &format!("retry in {delay_s} s"));
                 match serde_json::to_string(&queued) {
-                    Ok(body) => queue.send(MessageBuilder::new(body).delay_seconds(delay_s).build()).await,
+                    Ok(body) => {
+                        queue
+                            .send(MessageBuilder::new(body).delay_seconds(delay_s).build())
+                            .await
+                    }
                     Err(error) => Err(error.into()),
                 }
             }
@@ -210,14 +281,19 @@ async fn consume(batch: MessageBatch<String>, env: Env, _ctx: Context) -> worker
                     last_error: queued.last_error.clone(),
                     dead_at_ms: now_ms(),
                 };
-                dead_letters(&env, &DeadLetterRequest::Put(letter)).await.map(|_| ())
+                dead_letters(&env, &DeadLetterRequest::Put(letter))
+                    .await
+                    .map(|_| ())
             }
         };
         match kept {
             Ok(()) => message.ack(),
             Err(error) => {
                 // The next step could not be recorded: let the queue hand this message back as it is.
-                console_error!("{}", serde_json::json!({"level": "error", "msg": "could not requeue or dead-letter; the queue will retry", "event_id": queued.delivery.webhook_id, "error": error.to_string()}));
+                console_error!(
+                    "{}",
+                    serde_json::json!({"level": "error", "msg": "could not requeue or dead-letter; the queue will retry", "event_id": queued.delivery.webhook_id, "error": error.to_string()})
+                );
                 message.retry();
             }
         }
@@ -226,16 +302,19 @@ async fn consume(batch: MessageBatch<String>, env: Env, _ctx: Context) -> worker
 }
 
 fn log_attempt(queued: &QueuedDelivery, next: &str) {
-    console_warn!("{}", serde_json::json!({
-        "level": "warn",
-        "msg": "delivery attempt failed",
-        "event_id": queued.delivery.webhook_id,
-        "event_type": queued.delivery.event_type,
-        "attempts": queued.attempts,
-        "status": queued.last_status,
-        "error": queued.last_error,
-        "next": next,
-    }));
+    console_warn!(
+        "{}",
+        serde_json::json!({
+            "level": "warn",
+            "msg": "delivery attempt failed",
+            "event_id": queued.delivery.webhook_id,
+            "event_type": queued.delivery.event_type,
+            "attempts": queued.attempts,
+            "status": queued.last_status,
+            "error": queued.last_error,
+            "next": next,
+        })
+    );
 }
 
 async fn attempt(delivery: &Delivery, keys: &SigningKeys) -> AttemptOutcome {
@@ -259,8 +338,14 @@ async fn run_admin(action: AdminAction, env: &Env) -> worker::Result<Response> {
     match result {
         Ok(body) => to_response(&EdgeResponse::json(200, body.to_string())),
         Err(error) => {
-            console_error!("{}", serde_json::json!({"level": "error", "msg": "admin action failed", "error": error.to_string()}));
-            to_response(&EdgeResponse::json(503, "{\"error\":\"unavailable\"}".to_owned()))
+            console_error!(
+                "{}",
+                serde_json::json!({"level": "error", "msg": "admin action failed", "error": error.to_string()})
+            );
+            to_response(&EdgeResponse::json(
+                503,
+                "{\"error\":\"unavailable\"}".to_owned(),
+            ))
         }
     }
 }
@@ -293,7 +378,10 @@ fn respond_refused(refusal: &Refusal) -> worker::Result<Response> {
 fn header_map(headers: &Headers) -> HeaderMap {
     let mut map = HeaderMap::new();
     for (name, value) in headers.entries() {
-        if let (Ok(name), Ok(value)) = (HeaderName::from_bytes(name.as_bytes()), HeaderValue::from_str(&value)) {
+        if let (Ok(name), Ok(value)) = (
+            HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_str(&value),
+        ) {
             map.append(name, value);
         }
     }
@@ -303,7 +391,9 @@ fn header_map(headers: &Headers) -> HeaderMap {
 fn to_response(edge: &EdgeResponse) -> worker::Result<Response> {
     let headers = Headers::new();
     headers.set("content-type", edge.content_type)?;
-    Ok(Response::from_bytes(edge.body.clone())?.with_status(edge.status).with_headers(headers))
+    Ok(Response::from_bytes(edge.body.clone())?
+        .with_status(edge.status)
+        .with_headers(headers))
 }
 
 fn now_ms() -> u64 {
@@ -317,7 +407,10 @@ async fn forward_best_effort(deliveries: Vec<Delivery>, keys: SigningKeys) {
             Ok(response) => format!("backend answered {}", response.status_code()),
             Err(error) => error.to_string(),
         };
-        console_error!("{}", serde_json::json!({"level": "error", "msg": "forward failed", "event_id": delivery.webhook_id, "event_type": delivery.event_type, "error": failure}));
+        console_error!(
+            "{}",
+            serde_json::json!({"level": "error", "msg": "forward failed", "event_id": delivery.webhook_id, "event_type": delivery.event_type, "error": failure})
+        );
     }
 }
 
@@ -327,6 +420,10 @@ async fn send_signed(delivery: &Delivery, keys: &SigningKeys) -> worker::Result<
         headers.set(name, &value)?;
     }
     let mut init = RequestInit::new();
-    init.with_method(Method::Post).with_headers(headers).with_body(Some(delivery.body.clone().into()));
-    Fetch::Request(Request::new_with_init(&delivery.url, &init)?).send().await
+    init.with_method(Method::Post)
+        .with_headers(headers)
+        .with_body(Some(delivery.body.clone().into()));
+    Fetch::Request(Request::new_with_init(&delivery.url, &init)?)
+        .send()
+        .await
 }

@@ -111,6 +111,7 @@ test("backend answers 400: dead-lettered at once, listed by the admin API, repla
   }, 20000, "the dead letter");
   const letter = listed.json.dead_letters.find((l) => l.last_status === 400);
   assert.equal(letter.attempts, 1, "a 400 is not retried");
+  assert.equal(letter.delivery.webhook_id, letter.webhook_id);
   assert.equal(deliveriesOf("reject").length, 1);
 
   assert.equal((await admin("dead-letters", { token: "wrong" })).status, 401);
