@@ -26,16 +26,29 @@ fn bench(c: &mut Criterion) {
     let body = payload();
     let signed = channels::find("line")
         .unwrap()
-        .sign(&SignParams { body: body.clone(), options: [("secret".into(), SECRET.into())].into(), now_s: 0 })
+        .sign(&SignParams {
+            body: body.clone(),
+            options: [("secret".into(), SECRET.into())].into(),
+            now_s: 0,
+        })
         .unwrap();
     let mut headers = HeaderMap::new();
     for (name, value) in &signed.headers {
-        headers.insert(http::HeaderName::from_bytes(name.as_bytes()).unwrap(), value.parse().unwrap());
+        headers.insert(
+            http::HeaderName::from_bytes(name.as_bytes()).unwrap(),
+            value.parse().unwrap(),
+        );
     }
     let bindings = HashMap::from([
         ("LINE_BENCH_CHANNEL_SECRET".to_owned(), SECRET.to_owned()),
-        ("BACKEND_URL".to_owned(), "https://backend.example/events".to_owned()),
-        ("BACKEND_SIGNING_SECRET".to_owned(), "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".to_owned()),
+        (
+            "BACKEND_URL".to_owned(),
+            "https://backend.example/events".to_owned(),
+        ),
+        (
+            "BACKEND_SIGNING_SECRET".to_owned(),
+            "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".to_owned(),
+        ),
     ]);
     let keys = SigningKeys::from_bindings(&bindings).unwrap();
 
@@ -46,7 +59,13 @@ fn bench(c: &mut Criterion) {
     });
     group.bench_function("verify_normalize_sign_forward", |b| {
         b.iter(|| {
-            let inbound = Inbound { method: &Method::POST, path: "/line/bench", query: None, headers: &headers, body: black_box(&body) };
+            let inbound = Inbound {
+                method: &Method::POST,
+                path: "/line/bench",
+                query: None,
+                headers: &headers,
+                body: black_box(&body),
+            };
             let accepted = gateway::handle(&inbound, &bindings, 1_700_000_000_000).unwrap();
             for delivery in &accepted.deliveries {
                 black_box(keys.headers(delivery, 1_700_000_000));

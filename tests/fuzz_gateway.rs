@@ -12,20 +12,38 @@ use sekisho::gateway::{self, Inbound};
 fn bindings() -> HashMap<String, String> {
     // Every channel gets an account `fz` whose every plausible field is set, so requests reach the parsers.
     let mut bindings = HashMap::from([
-        ("BACKEND_URL".to_owned(), common::TEST_BACKEND_URL.to_owned()),
-        ("BACKEND_SIGNING_SECRET".to_owned(), common::TEST_SIGNING_SECRET.to_owned()),
+        (
+            "BACKEND_URL".to_owned(),
+            common::TEST_BACKEND_URL.to_owned(),
+        ),
+        (
+            "BACKEND_SIGNING_SECRET".to_owned(),
+            common::TEST_SIGNING_SECRET.to_owned(),
+        ),
     ]);
     for channel in CHANNELS {
-        bindings.insert(sekisho::config::binding_name(channel.name(), "fz", channel.account_field()), "c2VjcmV0".to_owned());
+        bindings.insert(
+            sekisho::config::binding_name(channel.name(), "fz", channel.account_field()),
+            "c2VjcmV0".to_owned(),
+        );
     }
     bindings
 }
 
 fn header_names() -> impl Strategy<Value = &'static str> {
     prop::sample::select(vec![
-        "x-line-signature", "x-works-signature", "x-works-botid", "x-chatworkwebhooksignature",
-        "x-telegram-bot-api-secret-token", "x-hub-signature-256", "x-slack-signature",
-        "x-slack-request-timestamp", "webhook-id", "webhook-timestamp", "webhook-signature", "authorization",
+        "x-line-signature",
+        "x-works-signature",
+        "x-works-botid",
+        "x-chatworkwebhooksignature",
+        "x-telegram-bot-api-secret-token",
+        "x-hub-signature-256",
+        "x-slack-signature",
+        "x-slack-request-timestamp",
+        "webhook-id",
+        "webhook-timestamp",
+        "webhook-signature",
+        "authorization",
         "content-type",
     ])
 }

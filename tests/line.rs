@@ -13,23 +13,39 @@ use serde_json::Value;
 
 fn vectors() -> Vec<Value> {
     let text = std::fs::read_to_string(repo_root().join("tests/vectors/line.json")).unwrap();
-    serde_json::from_str::<Value>(&text).unwrap()["vectors"].as_array().unwrap().clone()
+    serde_json::from_str::<Value>(&text).unwrap()["vectors"]
+        .as_array()
+        .unwrap()
+        .clone()
 }
 
 fn bindings(secrets: &str) -> HashMap<String, String> {
     HashMap::from([
         ("LINE_ACME_CHANNEL_SECRET".to_owned(), secrets.to_owned()),
         ("BACKEND_URL".to_owned(), TEST_BACKEND_URL.to_owned()),
-        ("BACKEND_SIGNING_SECRET".to_owned(), TEST_SIGNING_SECRET.to_owned()),
+        (
+            "BACKEND_SIGNING_SECRET".to_owned(),
+            TEST_SIGNING_SECRET.to_owned(),
+        ),
     ])
 }
 
-fn post(bindings: &HashMap<String, String>, body: &str, signature: Option<&str>) -> Result<gateway::Accepted, gateway::Refusal> {
+fn post(
+    bindings: &HashMap<String, String>,
+    body: &str,
+    signature: Option<&str>,
+) -> Result<gateway::Accepted, gateway::Refusal> {
     let mut headers = HeaderMap::new();
     if let Some(signature) = signature {
         headers.insert(line::SIGNATURE_HEADER, signature.parse().unwrap());
     }
-    let inbound = Inbound { method: &Method::POST, path: "/line/acme", query: None, headers: &headers, body: body.as_bytes() };
+    let inbound = Inbound {
+        method: &Method::POST,
+        path: "/line/acme",
+        query: None,
+        headers: &headers,
+        body: body.as_bytes(),
+    };
     gateway::handle(&inbound, bindings, 1_700_000_000_000)
 }
 
@@ -43,18 +59,33 @@ fn every_public_vector_verifies_and_every_negative_is_refused() {
         let expected = vector["expected_signature"].as_str().unwrap();
         let signed = channels::find("line")
             .unwrap()
-            .sign(&SignParams { body: body.as_bytes().to_vec(), options: [("secret".into(), secret.into())].into(), now_s: 0 })
+            .sign(&SignParams {
+                body: body.as_bytes().to_vec(),
+                options: [("secret".into(), secret.into())].into(),
+                now_s: 0,
+            })
             .unwrap();
-        assert_eq!(signed.headers[0], ("x-line-signature".to_owned(), expected.to_owned()), "{}", vector["id"]);
+        assert_eq!(
+            signed.headers[0],
+            ("x-line-signature".to_owned(), expected.to_owned()),
+            "{}",
+            vector["id"]
+        );
 
         // {"hello":"world"} is signed but not a webhook payload: verification passes, parsing refuses it.
         let accepted = post(&bindings(secret), body, Some(expected));
         match accepted {
             Ok(ok) => assert_eq!(ok.response.status, 200, "{}", vector["id"]),
-            Err(refusal) => assert_eq!(refusal.rejection.reason(), "malformed_body", "{}", vector["id"]),
+            Err(refusal) => assert_eq!(
+                refusal.rejection.reason(),
+                "malformed_body",
+                "{}",
+                vector["id"]
+            ),
         }
         if let Some(negative) = vector.get("negative") {
-            let refused = post(&bindings(secret), body, negative["signature"].as_str()).unwrap_err();
+            let refused =
+                post(&bindings(secret), body, negative["signature"].as_str()).unwrap_err();
             assert_eq!(refused.rejection.reason(), "invalid_signature");
             assert_eq!(refused.rejection.status(), 401);
         }
@@ -63,7 +94,10 @@ fn every_public_vector_verifies_and_every_negative_is_refused() {
 
 #[test]
 fn console_verify_forwards_nothing() {
-    let vector = vectors().into_iter().find(|v| v["id"] == "line-console-verify-empty-events").unwrap();
+    let vector = vectors()
+        .into_iter()
+        .find(|v| v["id"] == "line-console-verify-empty-events")
+        .unwrap();
     let accepted = post(
         &bindings(vector["channel_secret"].as_str().unwrap()),
         vector["body"].as_str().unwrap(),
@@ -102,21 +136,42 @@ fn a_redelivery_keeps_the_event_id() {
     let again = BODY.replace(r#""isRedelivery":false"#, r#""isRedelivery":true"#);
     let first = post(&bindings, BODY, Some(&sign("s", BODY))).unwrap();
     let second = post(&bindings, &again, Some(&sign("s", &again))).unwrap();
-    assert_eq!(first.deliveries[0].webhook_id, second.deliveries[0].webhook_id);
+    assert_eq!(
+        first.deliveries[0].webhook_id,
+        second.deliveries[0].webhook_id
+    );
     let other_account = {
         let mut b = bindings.clone();
         b.insert("LINE_OTHER_CHANNEL_SECRET".into(), "s".into());
-        let headers: HeaderMap = [(http::header::HeaderName::from_static("x-line-signature"), sign("s", BODY).parse().unwrap())].into_iter().collect();
-        let inbound = Inbound { method: &Method::POST, path: "/line/other", query: None, headers: &headers, body: BODY.as_bytes() };
+        let headers: HeaderMap = [(
+            http::header::HeaderName::from_static("x-line-signature"),
+            sign("s", BODY).parse().unwrap(),
+        )]
+        .into_iter()
+        .collect();
+        let inbound = Inbound {
+            method: &Method::POST,
+            path: "/line/other",
+            query: None,
+            headers: &headers,
+            body: BODY.as_bytes(),
+        };
         gateway::handle(&inbound, &b, 0).unwrap()
     };
-    assert_ne!(first.deliveries[0].webhook_id, other_account.deliveries[0].webhook_id, "ids are scoped to the account");
+    assert_ne!(
+        first.deliveries[0].webhook_id, other_account.deliveries[0].webhook_id,
+        "ids are scoped to the account"
+    );
 }
 
 #[test]
 fn raw_keeps_numbers_exactly() {
     let accepted = post(&bindings("s"), BODY, Some(&sign("s", BODY))).unwrap();
-    assert!(accepted.deliveries[0].body.contains("139.70372892916203"), "{}", accepted.deliveries[0].body);
+    assert!(
+        accepted.deliveries[0].body.contains("139.70372892916203"),
+        "{}",
+        accepted.deliveries[0].body
+    );
 }
 
 #[test]
@@ -132,7 +187,10 @@ fn missing_secret_or_backend_is_a_configuration_error_not_a_pass() {
     bad_signing.insert("BACKEND_SIGNING_SECRET".into(), "whsec_!!!".into());
     let refused = post(&bad_signing, BODY, Some(&sign("s", BODY))).unwrap_err();
     assert_eq!(refused.rejection.reason(), "misconfigured");
-    assert!(!refused.log_line().contains("whsec_!!!"), "the log never carries a secret");
+    assert!(
+        !refused.log_line().contains("whsec_!!!"),
+        "the log never carries a secret"
+    );
 
     // A blank secret binding means the account does not exist: 404, never a pass.
     let refused = post(&bindings("  "), BODY, Some(&sign("", BODY))).unwrap_err();

@@ -68,7 +68,11 @@ pub fn all_fixtures() -> Vec<(String, String, Fixture)> {
             .collect();
         files.sort();
         for file in files {
-            found.push((channel.clone(), file.file_name().unwrap().to_string_lossy().into_owned(), load(&file)));
+            found.push((
+                channel.clone(),
+                file.file_name().unwrap().to_string_lossy().into_owned(),
+                load(&file),
+            ));
         }
     }
     found
@@ -84,14 +88,23 @@ pub fn bindings_for(channel: &str, fixture: &Fixture) -> HashMap<String, String>
     let mut bindings: HashMap<String, String> = fixture
         .config
         .iter()
-        .map(|(field, value)| (binding_name(channel, &fixture.account, field), value.clone()))
+        .map(|(field, value)| {
+            (
+                binding_name(channel, &fixture.account, field),
+                value.clone(),
+            )
+        })
         .collect();
     bindings.insert("BACKEND_URL".into(), TEST_BACKEND_URL.into());
     bindings.insert("BACKEND_SIGNING_SECRET".into(), TEST_SIGNING_SECRET.into());
     bindings
 }
 
-pub fn run(channel: &str, fixture: &Fixture, bindings: &HashMap<String, String>) -> Result<Accepted, Refusal> {
+pub fn run(
+    channel: &str,
+    fixture: &Fixture,
+    bindings: &HashMap<String, String>,
+) -> Result<Accepted, Refusal> {
     let mut headers = HeaderMap::new();
     for (name, value) in &fixture.request.headers {
         headers.append(
@@ -117,7 +130,10 @@ pub fn run(channel: &str, fixture: &Fixture, bindings: &HashMap<String, String>)
 }
 
 pub fn now_ms() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
 }
 
 /// Every key of `expected` equals the same key of `actual`; arrays must have the same length.
@@ -125,12 +141,18 @@ pub fn assert_subset(expected: &Value, actual: &Value, path: &str) {
     match (expected, actual) {
         (Value::Object(want), Value::Object(have)) => {
             for (key, value) in want {
-                let got = have.get(key).unwrap_or_else(|| panic!("{path}.{key} is missing in {actual}"));
+                let got = have
+                    .get(key)
+                    .unwrap_or_else(|| panic!("{path}.{key} is missing in {actual}"));
                 assert_subset(value, got, &format!("{path}.{key}"));
             }
         }
         (Value::Array(want), Value::Array(have)) => {
-            assert_eq!(want.len(), have.len(), "{path}: array length differs: {actual}");
+            assert_eq!(
+                want.len(),
+                have.len(),
+                "{path}: array length differs: {actual}"
+            );
             for (i, (w, h)) in want.iter().zip(have).enumerate() {
                 assert_subset(w, h, &format!("{path}[{i}]"));
             }
@@ -140,13 +162,23 @@ pub fn assert_subset(expected: &Value, actual: &Value, path: &str) {
 }
 
 pub fn schema_validator() -> jsonschema::Validator {
-    let schema: Value =
-        serde_json::from_str(&std::fs::read_to_string(repo_root().join("schema/event-v1.schema.json")).unwrap())
-            .unwrap();
-    jsonschema::options().should_validate_formats(true).build(&schema).expect("schema compiles")
+    let schema: Value = serde_json::from_str(
+        &std::fs::read_to_string(repo_root().join("schema/event-v1.schema.json")).unwrap(),
+    )
+    .unwrap();
+    jsonschema::options()
+        .should_validate_formats(true)
+        .build(&schema)
+        .expect("schema compiles")
 }
 
 pub fn assert_schema_valid(validator: &jsonschema::Validator, event: &Value) {
-    let errors: Vec<String> = validator.iter_errors(event).map(|e| format!("{} at {}", e, e.instance_path)).collect();
-    assert!(errors.is_empty(), "event does not match schema/event-v1.schema.json: {errors:?}\n{event:#}");
+    let errors: Vec<String> = validator
+        .iter_errors(event)
+        .map(|e| format!("{} at {}", e, e.instance_path))
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "event does not match schema/event-v1.schema.json: {errors:?}\n{event:#}"
+    );
 }
