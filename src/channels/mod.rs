@@ -12,8 +12,11 @@ use crate::Rejection;
 
 pub mod chatplus;
 pub mod chatwork;
+pub mod generic;
 pub mod line;
 pub mod lineworks;
+pub mod meta;
+pub mod slack;
 pub mod telegram;
 pub mod wechat;
 pub mod wecom;
@@ -22,16 +25,24 @@ mod wxxml;
 /// Every channel the gateway serves, by route name.
 pub static CHANNELS: &[&dyn Channel] = &[
     &line::Line,
+    &meta::WHATSAPP,
+    &meta::MESSENGER,
+    &meta::INSTAGRAM,
+    &slack::Slack,
+    &generic::Generic,
     &lineworks::LineWorks,
     &chatwork::Chatwork,
-    &chatplus::ChatPlus,
     &telegram::Telegram,
+    &chatplus::ChatPlus,
     &wechat::WeChat,
     &wecom::WeCom,
 ];
 
 pub fn find(name: &str) -> Option<&'static dyn Channel> {
-    CHANNELS.iter().copied().find(|channel| channel.name() == name)
+    CHANNELS
+        .iter()
+        .copied()
+        .find(|channel| channel.name() == name)
 }
 
 /// A request as a channel sees it: raw bytes, decoded query, and the current time passed in.
@@ -79,11 +90,19 @@ pub struct EdgeResponse {
 
 impl EdgeResponse {
     pub fn json(status: u16, body: String) -> Self {
-        EdgeResponse { status, content_type: "application/json", body: body.into_bytes() }
+        EdgeResponse {
+            status,
+            content_type: "application/json",
+            body: body.into_bytes(),
+        }
     }
 
     pub fn text(body: impl Into<Vec<u8>>) -> Self {
-        EdgeResponse { status: 200, content_type: "text/plain; charset=utf-8", body: body.into() }
+        EdgeResponse {
+            status: 200,
+            content_type: "text/plain; charset=utf-8",
+            body: body.into(),
+        }
     }
 
     /// The usual acknowledgement: `{"accepted":N}`.
@@ -107,7 +126,11 @@ pub trait Channel: Sync {
     fn account_field(&self) -> &'static str;
 
     /// Verify, answer handshakes, and normalize. Must never panic on any input.
-    fn handle(&self, request: &ChannelRequest<'_>, account: &Account<'_>) -> Result<Handled, Rejection>;
+    fn handle(
+        &self,
+        request: &ChannelRequest<'_>,
+        account: &Account<'_>,
+    ) -> Result<Handled, Rejection>;
 
     /// Called instead of [`handle`](Channel::handle) when the account does not exist. Channels whose secret
     /// is part of the URL override it to spend the same work as a wrong secret.
@@ -129,7 +152,8 @@ pub(crate) fn text_at(value: &Value, path: &[&str]) -> Option<String> {
 }
 
 pub(crate) fn value_at<'v>(value: &'v Value, path: &[&str]) -> Option<&'v Value> {
-    path.iter().try_fold(value, |current, key| current.get(*key))
+    path.iter()
+        .try_fold(value, |current, key| current.get(*key))
 }
 
 pub(crate) fn u64_at(value: &Value, path: &[&str]) -> Option<u64> {
@@ -150,5 +174,8 @@ pub(crate) fn f64_at(value: &Value, path: &[&str]) -> Option<f64> {
 
 /// A de-duplication key for providers that send no event id: SHA-256 of the given bytes.
 pub(crate) fn content_hash_key(bytes: &[u8]) -> String {
-    format!("sha256:{}", crate::crypto::hex_encode(&crate::crypto::sha256(&[bytes])))
+    format!(
+        "sha256:{}",
+        crate::crypto::hex_encode(&crate::crypto::sha256(&[bytes]))
+    )
 }
