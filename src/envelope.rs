@@ -47,8 +47,19 @@ pub struct EventData {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub members: Vec<Sender>,
     pub verification: Verification,
+    /// Filled by [`Event::new`]: Queues do not preserve order, so the backend orders by this.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ordering: Option<Ordering>,
     /// The provider's event object, unchanged.
     pub raw: Value,
+}
+
+/// An ordering hint: events with the same `key` belong to one conversation; `sequence` is the provider's own
+/// timestamp in milliseconds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ordering {
+    pub key: String,
+    pub sequence: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -160,7 +171,15 @@ pub struct EventParts {
 }
 
 impl Event {
-    pub fn new(channel: &str, account: &str, parts: EventParts) -> Event {
+    pub fn new(channel: &str, account: &str, mut parts: EventParts) -> Event {
+        let conversation = parts.data.conversation.as_ref().map(|c| c.id.as_str());
+        let key = conversation
+            .or(parts.data.sender.as_ref().map(|s| s.id.as_str()))
+            .unwrap_or_default();
+        parts.data.ordering = Some(Ordering {
+            key: format!("{channel}/{account}/{key}"),
+            sequence: parts.time_ms,
+        });
         Event {
             specversion: "1.0".to_owned(),
             id: event_id(channel, account, &parts.dedupe_key),

@@ -124,6 +124,7 @@ fn normalize(
         _ => None,
     };
     let data = EventData {
+        ordering: None,
         provider_type: works_type.clone(),
         conversation: conversation(&raw),
         sender: text_at(&raw, &["source", "userId"]).map(|id| Sender { id, name: None }),

@@ -147,6 +147,7 @@ fn normalize(
         provider_type = field.clone();
     }
     let data = EventData {
+        ordering: None,
         provider_type,
         conversation: parts.conversation,
         sender: parts.sender,

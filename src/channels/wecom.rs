@@ -232,6 +232,7 @@ fn normalize_aibot(raw: Value, verification: Verification, now_ms: u64) -> Event
         })
     });
     let data = EventData {
+        ordering: None,
         provider_type,
         conversation,
         sender: user.map(|id| Sender { id, name: None }),

@@ -308,6 +308,7 @@ pub fn normalize(
         Some(message(&msg_type, &raw))
     };
     let data = EventData {
+        ordering: None,
         postback: postback(&provider_type, &raw),
         members: text(&raw, "UserID")
             .filter(|_| event_type == "contact.changed")
