@@ -75,5 +75,79 @@ fn bench(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench);
+/// WeChat safe mode: verify msg_signature + decrypt + parse XML + normalize + plan + sign the forward, next to
+/// the bare decryption (base64 + AES-256-CBC + unpad) of the same `<Encrypt>` text.
+fn bench_wechat(c: &mut Criterion) {
+    const KEY: &str = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG";
+    const APP_ID: &str = "wx2c2769f8efd9abc2";
+    let plain = br#"<xml><ToUserName><![CDATA[gh_10f6c3c3ac5a]]></ToUserName><FromUserName><![CDATA[oyORnuP8q7ou2gfYjqLzSIWZf0rs]]></FromUserName><CreateTime>1700000000</CreateTime><MsgType><![CDATA[text]]></MsgType><Content><![CDATA[Hello, I would like to check the status of order 12345.]]></Content><MsgId>7300000000000000001</MsgId></xml>"#;
+    let options = [
+        ("token", "spamtest"),
+        ("aes-key", KEY),
+        ("app-id", APP_ID),
+        ("mode", "safe"),
+        ("timestamp", "1700000000"),
+    ];
+    let signed = channels::find("wechat")
+        .unwrap()
+        .sign(&SignParams {
+            body: plain.to_vec(),
+            options: options
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            now_s: 1_700_000_000,
+        })
+        .unwrap();
+    let query = signed.query_string();
+    let query = query.trim_start_matches('?').to_owned();
+    let headers = HeaderMap::new();
+    let bindings = HashMap::from([
+        ("WECHAT_BENCH_TOKEN".to_owned(), "spamtest".to_owned()),
+        ("WECHAT_BENCH_ENCODING_AES_KEY".to_owned(), KEY.to_owned()),
+        ("WECHAT_BENCH_APP_ID".to_owned(), APP_ID.to_owned()),
+        (
+            "BACKEND_URL".to_owned(),
+            "https://backend.example/events".to_owned(),
+        ),
+        (
+            "BACKEND_SIGNING_SECRET".to_owned(),
+            "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".to_owned(),
+        ),
+    ]);
+    let keys = SigningKeys::from_bindings(&bindings).unwrap();
+    let body_text = String::from_utf8(signed.body.clone()).unwrap();
+    let encrypt = body_text
+        .split("<Encrypt><![CDATA[")
+        .nth(1)
+        .unwrap()
+        .split("]]>")
+        .next()
+        .unwrap()
+        .to_owned();
+    let aes_key = sekisho::crypto::wxbiz::AesKey::from_encoding_aes_key(KEY).unwrap();
+
+    let mut group = c.benchmark_group(format!("wechat_safe_{}B", signed.body.len()));
+    group.bench_function("bare_decrypt", |b| {
+        b.iter(|| sekisho::crypto::wxbiz::decrypt(&aes_key, black_box(&encrypt), APP_ID).unwrap())
+    });
+    group.bench_function("verify_decrypt_parse_normalize_sign_forward", |b| {
+        b.iter(|| {
+            let inbound = Inbound {
+                method: &Method::POST,
+                path: "/wechat/bench",
+                query: Some(&query),
+                headers: &headers,
+                body: black_box(&signed.body),
+            };
+            let accepted = gateway::handle(&inbound, &bindings, 1_700_000_000_000).unwrap();
+            for delivery in &accepted.deliveries {
+                black_box(keys.headers(delivery, 1_700_000_000));
+            }
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench, bench_wechat);
 criterion_main!(benches);
