@@ -168,7 +168,10 @@ fn a_redelivery_keeps_the_event_id() {
 fn events_carry_an_ordering_hint() {
     let accepted = post(&bindings("s"), BODY, Some(&sign("s", BODY))).unwrap();
     let event: Value = serde_json::from_str(&accepted.deliveries[0].body).unwrap();
-    assert_eq!(event["data"]["ordering"], serde_json::json!({"key": "line/acme/U1", "sequence": 1700000000000u64}));
+    assert_eq!(
+        event["data"]["ordering"],
+        serde_json::json!({"key": "line/acme/U1", "sequence": 1700000000000u64})
+    );
 }
 
 #[test]
