@@ -8,17 +8,29 @@ use crate::Rejection;
 /// `worker::Env`; tests and the CLI over a map.
 pub trait Bindings {
     fn get(&self, name: &str) -> Option<String>;
+
+    /// The names of all bindings, for configuration that is found by value rather than by name (an e-mail
+    /// recipient address → its account).
+    fn names(&self) -> Vec<String>;
 }
 
 impl Bindings for HashMap<String, String> {
     fn get(&self, name: &str) -> Option<String> {
         HashMap::get(self, name).cloned()
     }
+
+    fn names(&self) -> Vec<String> {
+        self.keys().cloned().collect()
+    }
 }
 
 impl<B: Bindings + ?Sized> Bindings for &B {
     fn get(&self, name: &str) -> Option<String> {
         (**self).get(name)
+    }
+
+    fn names(&self) -> Vec<String> {
+        (**self).names()
     }
 }
 

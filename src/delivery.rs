@@ -110,6 +110,14 @@ pub enum AttemptOutcome {
         retry_after: Option<String>,
     },
     NetworkError(String),
+    /// The request could not be prepared: configuration missing or broken now (no signing secret, a
+    /// notification template with an unknown placeholder) is retried on the same schedule, so fixing the
+    /// binding is enough; a `permanent` problem (the notice would post into the room it came from) is
+    /// dead-lettered at once.
+    NotSent {
+        error: String,
+        permanent: bool,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -120,7 +128,7 @@ pub enum Next {
 }
 
 /// Decides after attempt number `attempts` (1-based, the attempt just made).
-/// 2xx → delivered; 429, 5xx and network errors → retry (honouring `Retry-After` seconds); any other status
+/// 2xx → delivered; 429, 5xx, network errors and unsendable (misconfigured) attempts → retry (honouring `Retry-After` seconds); any other status
 /// → dead-letter at once (the backend refused the event itself).
 pub fn decide(policy: &RetryPolicy, attempts: u32, outcome: &AttemptOutcome, jitter: f64) -> Next {
     let retry_after = match outcome {
@@ -134,7 +142,10 @@ pub fn decide(policy: &RetryPolicy, attempts: u32, outcome: &AttemptOutcome, jit
             .as_deref()
             .and_then(|v| v.trim().parse::<u32>().ok()),
         AttemptOutcome::Status { .. } => return Next::DeadLetter,
-        AttemptOutcome::NetworkError(_) => None,
+        AttemptOutcome::NotSent {
+            permanent: true, ..
+        } => return Next::DeadLetter,
+        AttemptOutcome::NetworkError(_) | AttemptOutcome::NotSent { .. } => None,
     };
     if attempts >= policy.max_attempts {
         return Next::DeadLetter;
@@ -189,6 +200,24 @@ mod tests {
             Next::Retry { .. }
         ));
         assert_eq!(decide(&policy, 20, &status(503), 0.5), Next::DeadLetter);
+    }
+
+    #[test]
+    fn unsendable_attempts_retry_unless_permanent() {
+        let policy = RetryPolicy::default();
+        let not_sent = |permanent| AttemptOutcome::NotSent {
+            error: "binding `CHATWORK_API_TOKEN` is missing".into(),
+            permanent,
+        };
+        assert!(matches!(
+            decide(&policy, 1, &not_sent(false), 0.5),
+            Next::Retry { .. }
+        ));
+        assert_eq!(
+            decide(&policy, policy.max_attempts, &not_sent(false), 0.5),
+            Next::DeadLetter
+        );
+        assert_eq!(decide(&policy, 1, &not_sent(true), 0.5), Next::DeadLetter);
     }
 
     #[test]

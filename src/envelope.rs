@@ -47,6 +47,9 @@ pub struct EventData {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub members: Vec<Sender>,
     pub verification: Verification,
+    /// E-mail only: the headers and parts that have no place in the chat-shaped fields above.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<EmailDetails>,
     /// Filled by [`Event::new`]: Queues do not preserve order, so the backend orders by this.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ordering: Option<Ordering>,
@@ -144,6 +147,54 @@ pub struct Postback {
     pub data: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub params: Option<Value>,
+}
+
+/// What an e-mail says about itself, decoded (RFC 2047 words, any charset) and without angle brackets on ids.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct EmailDetails {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<EmailAddress>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub to: Vec<EmailAddress>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cc: Vec<EmailAddress>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reply_to: Vec<EmailAddress>,
+    /// The `Date` header with the sender's own UTC offset (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub date: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub in_reply_to: Vec<String>,
+    /// Oldest first: the first entry is the thread's root.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub references: Vec<String>,
+    /// The SMTP envelope (MAIL FROM / RCPT TO), which may differ from the headers (forwarding, Bcc).
+    pub envelope: EmailEnvelope,
+    /// The HTML body, when there is one and it fits in the event.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub html: Option<String>,
+    /// True when the HTML body was left out because the event would exceed the queue's message size.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub html_omitted: bool,
+    /// Size of the raw message in bytes.
+    pub size: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EmailAddress {
+    pub address: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct EmailEnvelope {
+    pub from: String,
+    pub to: String,
 }
 
 /// What the backend needs to answer in the conversation (LINE `replyToken`).

@@ -36,12 +36,18 @@ pub enum Rejection {
     Unauthorized,
     #[error("the event queue did not accept the events; the provider should retry")]
     EnqueueFailed,
+    #[error("no account is configured for this recipient address")]
+    UnknownRecipient,
+    #[error("the normalized event would be {size} bytes, over the queue's limit of {limit}")]
+    EventTooLarge { size: usize, limit: usize },
 }
 
 impl Rejection {
     pub fn status(&self) -> StatusCode {
         match self {
-            Rejection::RouteNotFound | Rejection::UnknownAccount => StatusCode::NOT_FOUND,
+            Rejection::RouteNotFound | Rejection::UnknownAccount | Rejection::UnknownRecipient => {
+                StatusCode::NOT_FOUND
+            }
             Rejection::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Rejection::MissingSignature
             | Rejection::InvalidSignature
@@ -52,7 +58,9 @@ impl Rejection {
             Rejection::MissingParameter(_)
             | Rejection::MalformedBody { .. }
             | Rejection::Decrypt(_) => StatusCode::BAD_REQUEST,
-            Rejection::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Rejection::PayloadTooLarge { .. } | Rejection::EventTooLarge { .. } => {
+                StatusCode::PAYLOAD_TOO_LARGE
+            }
             Rejection::Misconfigured { .. } => StatusCode::INTERNAL_SERVER_ERROR,
             Rejection::EnqueueFailed => StatusCode::SERVICE_UNAVAILABLE,
         }
@@ -76,6 +84,8 @@ impl Rejection {
             Rejection::Misconfigured { .. } => "misconfigured",
             Rejection::Unauthorized => "unauthorized",
             Rejection::EnqueueFailed => "enqueue_failed",
+            Rejection::UnknownRecipient => "unknown_recipient",
+            Rejection::EventTooLarge { .. } => "event_too_large",
         }
     }
 

@@ -1,4 +1,5 @@
-//! The gateway → backend leg: one normalized event per request, signed with Standard Webhooks.
+//! The gateway → backend leg: one normalized event per request, signed with Standard Webhooks; plus the
+//! optional Chatwork room notification per event (see [`crate::notify`]). Both travel the same durable path.
 //!
 //! Signed content is `{webhook-id}.{webhook-timestamp}.{body}`; the key is the base64-decoded part after
 //! `whsec_`; `webhook-signature` lists one `v1,<base64>` per configured secret (rotation), space-separated.
@@ -8,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::{split_values, Account, Bindings};
 use crate::crypto;
 use crate::envelope::Event;
+use crate::notify::{self, ChatworkNotice, NotifyError};
 use crate::Rejection;
 
 pub const SIGNING_SECRET_BINDING: &str = "BACKEND_SIGNING_SECRET";
@@ -15,14 +17,36 @@ pub const BACKEND_URL_FIELD: &str = "BACKEND_URL";
 /// Receivers reject timestamps further than this from their clock (the Standard Webhooks default).
 pub const DEFAULT_TOLERANCE_S: u64 = 5 * 60;
 
-/// One event on its way to the backend. The body is fixed when the event is accepted; the signature is
-/// computed per attempt, because `webhook-timestamp` is the attempt time.
+/// One event on its way to one destination. The body (the event JSON) is fixed when the event is accepted;
+/// what is sent is prepared per attempt by [`outgoing`], because the Standard Webhooks timestamp is the attempt
+/// time and a notification template is read as currently configured (an admin may have fixed it).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Delivery {
+    /// The event id for the backend; `{event id}.chatwork` for a notification.
     pub webhook_id: String,
     pub url: String,
     pub event_type: String,
     pub body: String,
+    /// Absent in queue messages written before notifications existed: those are backend deliveries.
+    #[serde(default, skip_serializing_if = "Target::is_backend")]
+    pub target: Target,
+}
+
+/// Where a delivery goes.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Target {
+    /// The configured backend, signed with Standard Webhooks.
+    #[default]
+    Backend,
+    /// A Chatwork room message rendered from the event.
+    ChatworkRoom(ChatworkNotice),
+}
+
+impl Target {
+    pub fn is_backend(&self) -> bool {
+        matches!(self, Target::Backend)
+    }
 }
 
 impl Delivery {
@@ -33,15 +57,35 @@ impl Delivery {
             event_type: event.event_type.clone(),
             // Serializing our own struct of strings, numbers and JSON values cannot fail.
             body: serde_json::to_string(event).unwrap_or_default(),
+            target: Target::Backend,
+        }
+    }
+
+    fn notification(backend: &Delivery, notice: ChatworkNotice, url: String) -> Delivery {
+        Delivery {
+            webhook_id: format!("{}.chatwork", backend.webhook_id),
+            url,
+            event_type: backend.event_type.clone(),
+            body: backend.body.clone(),
+            target: Target::ChatworkRoom(notice),
         }
     }
 }
 
-/// Plans the deliveries of a request's events to the account's backend (`{CHANNEL}_{ACCOUNT}_BACKEND_URL`,
-/// else `BACKEND_URL`). Refuses, so the provider retries, when the events could not be forwarded.
-pub fn plan(events: &[Event], account: &Account<'_>) -> Result<Vec<Delivery>, Rejection> {
+/// The deliveries of a request's events, and the configuration problems met on the way that do not stop the
+/// events (a broken notification setting must not hold back the backend).
+#[derive(Debug, Default)]
+pub struct Plan {
+    pub deliveries: Vec<Delivery>,
+    pub warnings: Vec<NotifyError>,
+}
+
+/// Plans the deliveries of a request's events: each to the account's backend
+/// (`{CHANNEL}_{ACCOUNT}_BACKEND_URL`, else `BACKEND_URL`), and to a Chatwork room when one is configured for
+/// the event's type. Refuses, so the provider retries, when the events could not be forwarded to the backend.
+pub fn plan(events: &[Event], account: &Account<'_>) -> Result<Plan, Rejection> {
     if events.is_empty() {
-        return Ok(Vec::new());
+        return Ok(Plan::default());
     }
     let url =
         account
@@ -50,10 +94,99 @@ pub fn plan(events: &[Event], account: &Account<'_>) -> Result<Vec<Delivery>, Re
                 binding: BACKEND_URL_FIELD.to_owned(),
             })?;
     SigningKeys::from_bindings(account.bindings())?;
-    Ok(events
-        .iter()
-        .map(|event| Delivery::for_event(event, &url))
-        .collect())
+    let mut plan = Plan::default();
+    for event in events {
+        let backend = Delivery::for_event(event, &url);
+        let mut warn = |warning: NotifyError| {
+            if !plan.warnings.contains(&warning) {
+                plan.warnings.push(warning);
+            }
+        };
+        let notification = match notify::plan(account, &event.event_type) {
+            Ok(Some(notice)) => {
+                if let Err(warning) = notify::check_template(account) {
+                    warn(warning);
+                }
+                let url = notify::message_url(&notice, account.bindings());
+                Some(Delivery::notification(&backend, notice, url))
+            }
+            Ok(None) => None,
+            Err(warning) => {
+                warn(warning);
+                None
+            }
+        };
+        plan.deliveries.push(backend);
+        plan.deliveries.extend(notification);
+    }
+    Ok(plan)
+}
+
+/// One HTTP request, ready to send.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Outgoing {
+    pub url: String,
+    pub headers: Vec<(&'static str, String)>,
+    pub body: String,
+}
+
+impl std::fmt::Debug for Outgoing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Header values include the Chatwork token: never print them.
+        let names: Vec<&str> = self.headers.iter().map(|(name, _)| *name).collect();
+        f.debug_struct("Outgoing")
+            .field("url", &self.url)
+            .field("headers", &names)
+            .field("body_bytes", &self.body.len())
+            .finish()
+    }
+}
+
+/// Why an attempt could not even be made: configuration that is missing or broken now. The delivery is kept
+/// and retried on the usual schedule, so fixing the binding is enough.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PrepareError {
+    #[error(transparent)]
+    Signing(Rejection),
+    #[error(transparent)]
+    Notify(NotifyError),
+}
+
+impl PrepareError {
+    /// True when retrying cannot help (see [`NotifyError::is_permanent`]).
+    pub fn is_permanent(&self) -> bool {
+        match self {
+            PrepareError::Signing(_) => false,
+            PrepareError::Notify(error) => error.is_permanent(),
+        }
+    }
+}
+
+/// The request for one attempt of `delivery` at `now_s`.
+pub fn outgoing(
+    delivery: &Delivery,
+    bindings: &dyn Bindings,
+    now_s: u64,
+) -> Result<Outgoing, PrepareError> {
+    match &delivery.target {
+        Target::Backend => {
+            let keys = SigningKeys::from_bindings(bindings).map_err(PrepareError::Signing)?;
+            Ok(Outgoing {
+                url: delivery.url.clone(),
+                headers: keys.headers(delivery, now_s).into_iter().collect(),
+                body: delivery.body.clone(),
+            })
+        }
+        Target::ChatworkRoom(notice) => {
+            let request =
+                notify::request(notice, &delivery.body, bindings).map_err(PrepareError::Notify)?;
+            Ok(Outgoing {
+                url: request.url,
+                headers: request.headers,
+                body: request.body,
+            })
+        }
+    }
 }
 
 /// The backend signing secrets, decoded once.

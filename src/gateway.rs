@@ -5,6 +5,7 @@ use http::{HeaderMap, Method};
 use crate::channels::{self, ChannelRequest, EdgeResponse};
 use crate::config::{self, Account, Bindings};
 use crate::forward::{self, Delivery};
+use crate::notify::NotifyError;
 use crate::query::Query;
 use crate::Rejection;
 
@@ -24,6 +25,9 @@ pub struct Accepted {
     pub account: Option<String>,
     pub response: EdgeResponse,
     pub deliveries: Vec<Delivery>,
+    /// Configuration problems that did not stop the events (a broken notification template), logged with the
+    /// request so an admin finds them at first use.
+    pub warnings: Vec<NotifyError>,
 }
 
 /// A refused request, with enough context for one structured log line.
@@ -56,15 +60,26 @@ impl Refusal {
 }
 
 impl Accepted {
-    pub fn log_line(&self) -> String {
-        serde_json::json!({
-            "level": "info",
+    /// One JSON log line; `warn` level with the configuration problems when there are any.
+    pub fn log_line(&self, duplicates: Option<usize>) -> String {
+        let mut line = serde_json::json!({
+            "level": if self.warnings.is_empty() { "info" } else { "warn" },
             "msg": "request accepted",
             "channel": self.channel,
             "account": self.account,
             "events": self.deliveries.iter().map(|d| d.webhook_id.as_str()).collect::<Vec<_>>(),
-        })
-        .to_string()
+        });
+        if let Some(duplicates) = duplicates {
+            line["duplicates"] = duplicates.into();
+        }
+        if !self.warnings.is_empty() {
+            line["warnings"] = self
+                .warnings
+                .iter()
+                .map(|w| serde_json::json!({"reason": w.reason(), "detail": w.to_string()}))
+                .collect();
+        }
+        line.to_string()
     }
 }
 
@@ -98,6 +113,7 @@ pub fn handle(
             account: None,
             response: EdgeResponse::text("ok"),
             deliveries: vec![],
+            warnings: vec![],
         });
     }
     let channel =
@@ -136,12 +152,13 @@ pub fn handle(
     let handled = channel
         .handle(&request, &account)
         .map_err(|e| refuse(e, Some(channel.name()), Some(account_name)))?;
-    let deliveries = forward::plan(&handled.events, &account)
+    let plan = forward::plan(&handled.events, &account)
         .map_err(|e| refuse(e, Some(channel.name()), Some(account_name)))?;
     Ok(Accepted {
         channel: Some(channel.name()),
         account: Some(account_name.to_owned()),
         response: handled.response,
-        deliveries,
+        deliveries: plan.deliveries,
+        warnings: plan.warnings,
     })
 }

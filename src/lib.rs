@@ -13,6 +13,7 @@ pub mod envelope;
 pub mod error;
 pub mod forward;
 pub mod gateway;
+pub mod notify;
 pub mod query;
 pub mod tooling;
 

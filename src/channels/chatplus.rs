@@ -400,6 +400,7 @@ fn normalize(payload: Value, body: &[u8], verification: Verification, now_ms: u6
         .unwrap_or(now_ms);
     let is_message = event_type.starts_with("message.");
     let data = EventData {
+        email: None,
         ordering: None,
         provider_type,
         conversation: scalar(&entries, CONVERSATION_ID_KEYS)

@@ -125,6 +125,7 @@ fn normalize(payload: Value, verification: Verification, now_ms: u64) -> EventPa
         ..Message::default()
     });
     let data = EventData {
+        email: None,
         ordering: None,
         provider_type: chatwork_type.clone(),
         conversation: text_at(&event, &["room_id"]).map(|id| Conversation {

@@ -71,6 +71,7 @@ impl Channel for Generic {
             None => (super::content_hash_key(request.body), request.now_ms),
         };
         let data = EventData {
+            email: None,
             ordering: None,
             provider_type,
             conversation: None,

@@ -126,6 +126,7 @@ fn normalize(raw: Value, verification: &Verification, now_ms: u64) -> EventParts
     });
     let time_ms = u64_at(&raw, &["timestamp"]).unwrap_or(now_ms);
     let data = EventData {
+        email: None,
         ordering: None,
         provider_type: line_type.clone(),
         conversation: conversation(&raw),

@@ -124,6 +124,7 @@ fn normalize(
         _ => None,
     };
     let data = EventData {
+        email: None,
         ordering: None,
         provider_type: works_type.clone(),
         conversation: conversation(&raw),

@@ -191,6 +191,7 @@ impl Context {
             event_type: event_type.to_owned(),
             time_ms: time_ms.unwrap_or(self.request_ms),
             data: EventData {
+                email: None,
                 ordering: None,
                 provider_type: data.provider_type,
                 conversation: data.conversation,

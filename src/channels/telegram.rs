@@ -147,6 +147,7 @@ fn normalize(
         provider_type = field.clone();
     }
     let data = EventData {
+        email: None,
         ordering: None,
         provider_type,
         conversation: parts.conversation,

@@ -232,6 +232,7 @@ fn normalize_aibot(raw: Value, verification: Verification, now_ms: u64) -> Event
         })
     });
     let data = EventData {
+        email: None,
         ordering: None,
         provider_type,
         conversation,

@@ -308,6 +308,7 @@ pub fn normalize(
         Some(message(&msg_type, &raw))
     };
     let data = EventData {
+        email: None,
         ordering: None,
         postback: postback(&provider_type, &raw),
         members: text(&raw, "UserID")

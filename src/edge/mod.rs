@@ -7,18 +7,20 @@ mod durable;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use http::{HeaderMap, HeaderName, HeaderValue};
+use wasm_bindgen::JsCast;
 use worker::{
-    console_error, console_log, console_warn, event, Context, Date, Env, Fetch, Headers,
-    MessageBatch, MessageBuilder, MessageExt, Method, ObjectNamespace, Queue, Request, RequestInit,
-    Response,
+    console_error, console_log, console_warn, event, Context, Date, Env, Fetch,
+    ForwardableEmailMessage, Headers, MessageBatch, MessageBuilder, MessageExt, Method,
+    ObjectNamespace, Queue, Request, RequestInit, Response,
 };
 
 use crate::admin::{self, AdminAction};
+use crate::channels::email;
 use crate::channels::EdgeResponse;
 use crate::config::Bindings;
 use crate::delivery::{decide, AttemptOutcome, DeadLetter, Next, QueuedDelivery, RetryPolicy};
-use crate::forward::{Delivery, SigningKeys};
-use crate::gateway::{self, Inbound, Refusal};
+use crate::forward::{self, Delivery};
+use crate::gateway::{self, Accepted, Inbound, Refusal};
 use crate::Rejection;
 use durable::{DeadLetterRequest, DedupAnswer, DedupRequest};
 
@@ -32,6 +34,13 @@ impl Bindings for EnvBindings<'_> {
     fn get(&self, name: &str) -> Option<String> {
         // `var` reads both [vars] and secrets (both are plain strings to the Worker).
         self.0.var(name).ok().map(|value| value.to_string())
+    }
+
+    fn names(&self) -> Vec<String> {
+        js_sys::Object::keys(self.0.unchecked_ref::<js_sys::Object>())
+            .iter()
+            .filter_map(|key| key.as_string())
+            .collect()
     }
 }
 
@@ -85,8 +94,18 @@ async fn fetch(mut req: Request, env: Env, ctx: Context) -> worker::Result<Respo
         Ok(accepted) => accepted,
         Err(refusal) => return respond_refused(&refusal),
     };
+    match dispatch(&env, &ctx, &accepted).await {
+        Ok(()) => to_response(&accepted.response),
+        Err(refusal) => respond_refused(&refusal),
+    }
+}
+
+/// Moves accepted events onward: through the queue (claiming their ids for de-duplication first), or, with
+/// no queue bound, best-effort after the response. Refuses when the queue would not take them, so the
+/// sender retries.
+async fn dispatch(env: &Env, ctx: &Context, accepted: &Accepted) -> Result<(), Refusal> {
     if accepted.deliveries.is_empty() {
-        return to_response(&accepted.response);
+        return Ok(());
     }
     let source = format!(
         "/{}/{}",
@@ -94,20 +113,17 @@ async fn fetch(mut req: Request, env: Env, ctx: Context) -> worker::Result<Respo
         accepted.account.as_deref().unwrap_or_default()
     );
     match env.queue(QUEUE_BINDING) {
-        Ok(queue) => match enqueue(&env, &queue, &source, &accepted.deliveries).await {
+        Ok(queue) => match enqueue(env, &queue, &source, &accepted.deliveries).await {
             Ok(duplicates) => {
-                console_log!(
-                    "{}",
-                    with_field(accepted.log_line(), "duplicates", duplicates.into())
-                );
-                to_response(&accepted.response)
+                log_accepted(accepted, Some(duplicates));
+                Ok(())
             }
             Err(error) => {
                 console_error!(
                     "{}",
                     serde_json::json!({"level": "error", "msg": "enqueue failed", "source": source, "error": error.to_string()})
                 );
-                respond_refused(&Refusal {
+                Err(Refusal {
                     rejection: Rejection::EnqueueFailed,
                     channel: accepted.channel,
                     account: accepted.account.clone(),
@@ -121,23 +137,92 @@ async fn fetch(mut req: Request, env: Env, ctx: Context) -> worker::Result<Respo
                     serde_json::json!({"level": "warn", "msg": "no EVENTS queue binding: best-effort mode, events are forwarded once after the response and lost if the backend is down"})
                 );
             }
-            console_log!("{}", accepted.log_line());
-            // `plan` already refused the request if the signing secret were missing or invalid.
-            if let Ok(keys) = SigningKeys::from_bindings(&bindings) {
-                ctx.wait_until(forward_best_effort(accepted.deliveries, keys));
-            }
-            to_response(&accepted.response)
+            log_accepted(accepted, None);
+            ctx.wait_until(forward_best_effort(
+                accepted.deliveries.clone(),
+                env.clone(),
+            ));
+            Ok(())
         }
     }
 }
 
-fn with_field(line: String, name: &str, value: serde_json::Value) -> String {
-    match serde_json::from_str::<serde_json::Value>(&line) {
-        Ok(serde_json::Value::Object(mut map)) => {
-            map.insert(name.to_owned(), value);
-            serde_json::Value::Object(map).to_string()
+/// Cloudflare Email Routing → `email` handler. Written by hand rather than with `#[event(email)]`, whose glue
+/// panics when the handler returns an error: a panic would reset the Wasm instance and fail other requests in
+/// flight. Here a temporary failure (queue down, configuration missing) throws a JavaScript error, which Email
+/// Routing answers with a temporary SMTP failure so the sending server retries; a permanent one (unknown
+/// recipient, too large) is refused with `setReject`, which bounces with the reason.
+#[wasm_bindgen::prelude::wasm_bindgen]
+pub async fn email(
+    message: ForwardableEmailMessage,
+    env: Env,
+    ctx: worker::worker_sys::Context,
+) -> Result<wasm_bindgen::JsValue, wasm_bindgen::JsValue> {
+    let ctx = Context::new(ctx);
+    let bindings = EnvBindings(&env);
+    let envelope_to = message.to();
+    let envelope_from = message.from();
+    // Refuse on the announced size and the recipient before reading the stream.
+    let early = email::check_size(message.raw_size() as u64, &bindings)
+        .and_then(|()| email::account_for_recipient(&envelope_to, &bindings).map(|_| ()));
+    if let Err(rejection) = early {
+        return answer_email(
+            &message,
+            &Refusal {
+                rejection,
+                channel: Some(email::CHANNEL),
+                account: None,
+            },
+        );
+    }
+    let raw = match message.raw_bytes().await {
+        Ok(raw) => raw,
+        Err(error) => {
+            console_error!(
+                "{}",
+                serde_json::json!({"level": "error", "msg": "could not read the e-mail stream", "channel": email::CHANNEL, "error": error.to_string()})
+            );
+            return Err(js_sys::Error::new("temporary failure: could not read the message").into());
         }
-        _ => line,
+    };
+    let inbound = email::InboundEmail {
+        envelope_from: &envelope_from,
+        envelope_to: &envelope_to,
+        raw: &raw,
+    };
+    let accepted = match email::handle(&inbound, &bindings, now_ms()) {
+        Ok(accepted) => accepted,
+        Err(refusal) => return answer_email(&message, &refusal),
+    };
+    match dispatch(&env, &ctx, &accepted).await {
+        Ok(()) => Ok(wasm_bindgen::JsValue::UNDEFINED),
+        Err(refusal) => answer_email(&message, &refusal),
+    }
+}
+
+fn answer_email(
+    message: &ForwardableEmailMessage,
+    refusal: &Refusal,
+) -> Result<wasm_bindgen::JsValue, wasm_bindgen::JsValue> {
+    if refusal.rejection.status().is_server_error() {
+        console_error!("{}", refusal.log_line());
+        let reason = format!("temporary failure: {}", refusal.rejection.reason());
+        return Err(js_sys::Error::new(&reason).into());
+    }
+    console_warn!("{}", refusal.log_line());
+    message.set_reject(&format!(
+        "{}: {}",
+        refusal.rejection.reason(),
+        refusal.rejection
+    ));
+    Ok(wasm_bindgen::JsValue::UNDEFINED)
+}
+
+fn log_accepted(accepted: &Accepted, duplicates: Option<usize>) {
+    if accepted.warnings.is_empty() {
+        console_log!("{}", accepted.log_line(duplicates));
+    } else {
+        console_warn!("{}", accepted.log_line(duplicates));
     }
 }
 
@@ -227,18 +312,6 @@ async fn consume(batch: MessageBatch<String>, env: Env, _ctx: Context) -> worker
     let bindings = EnvBindings(&env);
     let policy = RetryPolicy::from_bindings(&bindings);
     let queue = env.queue(QUEUE_BINDING)?;
-    let keys = match SigningKeys::from_bindings(&bindings) {
-        Ok(keys) => keys,
-        Err(rejection) => {
-            // Nothing can be signed until an admin fixes the binding: keep every message, try again later.
-            console_error!(
-                "{}",
-                serde_json::json!({"level": "error", "msg": "cannot sign deliveries", "detail": rejection.to_string()})
-            );
-            batch.retry_all();
-            return Ok(());
-        }
-    };
     for message in batch.messages()? {
         let Ok(mut queued) = serde_json::from_str::<QueuedDelivery>(message.body()) else {
             console_error!(
@@ -248,14 +321,16 @@ async fn consume(batch: MessageBatch<String>, env: Env, _ctx: Context) -> worker
             message.ack();
             continue;
         };
-        let outcome = attempt(&queued.delivery, &keys).await;
+        let outcome = attempt(&queued.delivery, &bindings).await;
         queued.attempts += 1;
         match &outcome {
             AttemptOutcome::Status { status, .. } => {
                 queued.last_status = Some(*status);
                 queued.last_error = None;
             }
-            AttemptOutcome::NetworkError(error) => queued.last_error = Some(error.clone()),
+            AttemptOutcome::NetworkError(error) | AttemptOutcome::NotSent { error, .. } => {
+                queued.last_error = Some(error.clone())
+            }
         }
         let next = decide(&policy, queued.attempts, &outcome, js_sys::Math::random());
         let kept = match next {
@@ -317,8 +392,17 @@ fn log_attempt(queued: &QueuedDelivery, next: &str) {
     );
 }
 
-async fn attempt(delivery: &Delivery, keys: &SigningKeys) -> AttemptOutcome {
-    match send_signed(delivery, keys).await {
+async fn attempt(delivery: &Delivery, bindings: &dyn Bindings) -> AttemptOutcome {
+    let outgoing = match forward::outgoing(delivery, bindings, now_ms() / 1000) {
+        Ok(outgoing) => outgoing,
+        Err(error) => {
+            return AttemptOutcome::NotSent {
+                error: error.to_string(),
+                permanent: error.is_permanent(),
+            }
+        }
+    };
+    match send(&outgoing).await {
         Ok(response) => AttemptOutcome::Status {
             status: response.status_code(),
             retry_after: response.headers().get("retry-after").ok().flatten(),
@@ -400,12 +484,13 @@ fn now_ms() -> u64 {
     Date::now().as_millis()
 }
 
-async fn forward_best_effort(deliveries: Vec<Delivery>, keys: SigningKeys) {
+async fn forward_best_effort(deliveries: Vec<Delivery>, env: Env) {
+    let bindings = EnvBindings(&env);
     for delivery in deliveries {
-        let failure = match send_signed(&delivery, &keys).await {
-            Ok(response) if (200..300).contains(&response.status_code()) => continue,
-            Ok(response) => format!("backend answered {}", response.status_code()),
-            Err(error) => error.to_string(),
+        let failure = match attempt(&delivery, &bindings).await {
+            AttemptOutcome::Status { status, .. } if (200..300).contains(&status) => continue,
+            AttemptOutcome::Status { status, .. } => format!("destination answered {status}"),
+            AttemptOutcome::NetworkError(error) | AttemptOutcome::NotSent { error, .. } => error,
         };
         console_error!(
             "{}",
@@ -414,16 +499,16 @@ async fn forward_best_effort(deliveries: Vec<Delivery>, keys: SigningKeys) {
     }
 }
 
-async fn send_signed(delivery: &Delivery, keys: &SigningKeys) -> worker::Result<Response> {
+async fn send(outgoing: &forward::Outgoing) -> worker::Result<Response> {
     let headers = Headers::new();
-    for (name, value) in keys.headers(delivery, now_ms() / 1000) {
-        headers.set(name, &value)?;
+    for (name, value) in &outgoing.headers {
+        headers.set(name, value)?;
     }
     let mut init = RequestInit::new();
     init.with_method(Method::Post)
         .with_headers(headers)
-        .with_body(Some(delivery.body.clone().into()));
-    Fetch::Request(Request::new_with_init(&delivery.url, &init)?)
+        .with_body(Some(outgoing.body.clone().into()));
+    Fetch::Request(Request::new_with_init(&outgoing.url, &init)?)
         .send()
         .await
 }

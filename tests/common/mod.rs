@@ -49,7 +49,8 @@ pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// Every fixture as (channel, file name, fixture).
+/// Every HTTP fixture as (channel, file name, fixture). E-mail fixtures (raw messages, not requests) have
+/// their own format and test (`tests/email.rs`).
 pub fn all_fixtures() -> Vec<(String, String, Fixture)> {
     let mut found = Vec::new();
     let mut channel_dirs: Vec<_> = std::fs::read_dir(repo_root().join("fixtures"))
@@ -60,6 +61,13 @@ pub fn all_fixtures() -> Vec<(String, String, Fixture)> {
     channel_dirs.sort_by_key(|e| e.file_name());
     for dir in channel_dirs {
         let channel = dir.file_name().to_string_lossy().into_owned();
+        if channel == sekisho::channels::email::CHANNEL {
+            continue;
+        }
+        assert!(
+            sekisho::channels::find(&channel).is_some(),
+            "fixtures/{channel} names no channel"
+        );
         let mut files: Vec<_> = std::fs::read_dir(dir.path())
             .unwrap()
             .filter_map(Result::ok)

@@ -1,0 +1,532 @@
+//! E-mail as a channel. Cloudflare Email Routing hands the Worker's `email` handler the SMTP envelope and the
+//! raw MIME message; this module turns it into one `message.received` event.
+//!
+//! It is not an HTTP route, so it is not in [`CHANNELS`](super::CHANNELS): the edge calls [`handle`]
+//! directly and answers through the e-mail API (`setReject` for a permanent refusal, an exception for a
+//! temporary one) instead of an HTTP status.
+//!
+//! Accounts are found by recipient: `EMAIL_{ACCOUNT}_ADDRESS` lists the addresses (comma-separated) that
+//! belong to the account. MIME parsing, transfer encodings and charsets (ISO-2022-JP, Shift_JIS, …) are
+//! `mail-parser`'s work.
+
+use mail_parser::{Address, HeaderValue, MessageParser, MimeHeaders};
+use serde_json::{json, Value};
+
+use crate::config::{self, Account, Bindings};
+use crate::envelope::{
+    Attachment, Conversation, ConversationKind, EmailAddress, EmailDetails, EmailEnvelope, Event,
+    EventData, EventParts, Message, Sender, Verification,
+};
+use crate::forward;
+use crate::gateway::{Accepted, Refusal};
+use crate::Rejection;
+
+use super::EdgeResponse;
+
+pub const CHANNEL: &str = "email";
+pub const ADDRESS_FIELD: &str = "ADDRESS";
+pub const EVENT_TYPE: &str = "message.received";
+/// Raw messages over this many bytes are refused (`EMAIL_MAX_BYTES` overrides it). Email Routing itself
+/// accepts up to 25 MiB; parsing that much inside a 128 MB isolate leaves little room.
+pub const MAX_BYTES_BINDING: &str = "EMAIL_MAX_BYTES";
+pub const DEFAULT_MAX_BYTES: u64 = 10 * 1024 * 1024;
+/// Cloudflare Queues accept messages of at most 128 KB, and the event travels JSON-escaped inside the
+/// queued delivery: keep the event well under it.
+pub const EVENT_BUDGET_BYTES: usize = 96 * 1024;
+/// Email Routing has checked SPF/DKIM/DMARC before the Worker runs; the gateway itself verifies nothing.
+const VERIFICATION_SCHEME: &str = "cloudflare-email-routing";
+
+/// A message as Email Routing delivers it to the Worker.
+pub struct InboundEmail<'a> {
+    /// SMTP `MAIL FROM`.
+    pub envelope_from: &'a str,
+    /// SMTP `RCPT TO`: one of the configured addresses.
+    pub envelope_to: &'a str,
+    pub raw: &'a [u8],
+}
+
+/// The configured size limit for raw messages.
+pub fn max_bytes(bindings: &dyn Bindings) -> u64 {
+    bindings
+        .get(MAX_BYTES_BINDING)
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(DEFAULT_MAX_BYTES)
+}
+
+/// Refuses a message by its announced size, before its stream is read.
+pub fn check_size(raw_size: u64, bindings: &dyn Bindings) -> Result<(), Rejection> {
+    let limit = max_bytes(bindings);
+    if raw_size > limit {
+        return Err(Rejection::PayloadTooLarge {
+            limit: usize::try_from(limit).unwrap_or(usize::MAX),
+        });
+    }
+    Ok(())
+}
+
+/// The account whose `EMAIL_{ACCOUNT}_ADDRESS` lists `recipient`. Addresses compare case-insensitively; a
+/// sub-address (`support+urgent@…`) also matches its base address (`support@…`) when it is not configured
+/// itself. The same address under two accounts is a configuration error, never a guess.
+pub fn account_for_recipient(
+    recipient: &str,
+    bindings: &dyn Bindings,
+) -> Result<String, Rejection> {
+    let recipient = recipient
+        .trim()
+        .trim_start_matches('<')
+        .trim_end_matches('>');
+    let wanted = recipient.to_lowercase();
+    let base = base_address(&wanted);
+    let mut exact: Vec<(String, String)> = Vec::new();
+    let mut by_base: Vec<(String, String)> = Vec::new();
+    let mut names = bindings.names();
+    names.sort();
+    for name in names {
+        let Some(account) = account_of_binding(&name) else {
+            continue;
+        };
+        let Some(value) = bindings.get(&name) else {
+            continue;
+        };
+        for address in config::split_values(&value) {
+            let address = address.to_lowercase();
+            if address == wanted {
+                exact.push((account.clone(), name.clone()));
+            } else if base.as_deref() == Some(address.as_str()) {
+                by_base.push((account.clone(), name.clone()));
+            }
+        }
+    }
+    let found = if exact.is_empty() { by_base } else { exact };
+    match found.as_slice() {
+        [] => Err(Rejection::UnknownRecipient),
+        [(account, _)] => Ok(account.clone()),
+        [(first, first_binding), rest @ ..] => {
+            if rest.iter().all(|(account, _)| account == first) {
+                return Ok(first.clone());
+            }
+            let bindings: Vec<&str> = std::iter::once(first_binding.as_str())
+                .chain(rest.iter().map(|(_, binding)| binding.as_str()))
+                .collect();
+            Err(Rejection::Misconfigured {
+                binding: format!(
+                    "{} (the same address in several accounts)",
+                    bindings.join(", ")
+                ),
+            })
+        }
+    }
+}
+
+/// `EMAIL_ACME_JP_ADDRESS` → `acme-jp`.
+fn account_of_binding(name: &str) -> Option<String> {
+    let middle = name.strip_prefix("EMAIL_")?.strip_suffix("_ADDRESS")?;
+    let account = middle.replace('_', "-").to_ascii_lowercase();
+    // Only names that map back exactly: `EMAIL_Acme_ADDRESS` is not `EMAIL_ACME_ADDRESS`.
+    (config::is_valid_account(&account)
+        && config::binding_name(CHANNEL, &account, ADDRESS_FIELD) == name)
+        .then_some(account)
+}
+
+fn base_address(address: &str) -> Option<String> {
+    let (local, domain) = address.rsplit_once('@')?;
+    let (base, _tag) = local.split_once('+')?;
+    Some(format!("{base}@{domain}"))
+}
+
+/// Size check → account → MIME parse → one event → delivery plan. Never panics on any input.
+pub fn handle(
+    inbound: &InboundEmail<'_>,
+    bindings: &dyn Bindings,
+    now_ms: u64,
+) -> Result<Accepted, Refusal> {
+    let refuse = |rejection, account: Option<&str>| Refusal {
+        rejection,
+        channel: Some(CHANNEL),
+        account: account.map(str::to_owned),
+    };
+    check_size(inbound.raw.len() as u64, bindings).map_err(|e| refuse(e, None))?;
+    let account_name =
+        account_for_recipient(inbound.envelope_to, bindings).map_err(|e| refuse(e, None))?;
+    let account = Account::new(CHANNEL, &account_name, bindings);
+    let event =
+        normalize(inbound, &account_name, now_ms).map_err(|e| refuse(e, Some(&account_name)))?;
+    let plan = forward::plan(std::slice::from_ref(&event), &account)
+        .map_err(|e| refuse(e, Some(&account_name)))?;
+    Ok(Accepted {
+        channel: Some(CHANNEL),
+        account: Some(account_name),
+        response: EdgeResponse::accepted(1),
+        deliveries: plan.deliveries,
+        warnings: plan.warnings,
+    })
+}
+
+/// Parses the message into an event that fits the queue: the HTML body is dropped first
+/// (`html_omitted`); if the text alone is still too large, the message is refused rather than cut.
+pub fn normalize(
+    inbound: &InboundEmail<'_>,
+    account: &str,
+    now_ms: u64,
+) -> Result<Event, Rejection> {
+    let message = MessageParser::default()
+        .parse(inbound.raw)
+        .filter(|message| !message.parts.is_empty())
+        .ok_or(Rejection::MalformedBody {
+            expected: "MIME message",
+        })?;
+
+    let message_id = message
+        .message_id()
+        .map(clean_id)
+        .filter(|id| !id.is_empty());
+    let in_reply_to = id_list(message.in_reply_to());
+    let references = id_list(message.references());
+    let thread_root = references
+        .first()
+        .or(in_reply_to.first())
+        .or(message_id.as_ref())
+        .cloned();
+
+    let from = message
+        .from()
+        .and_then(|from| addresses(from).into_iter().next());
+    let sender_address = from
+        .as_ref()
+        .map(|from| from.address.clone())
+        .unwrap_or_else(|| inbound.envelope_from.to_owned());
+    let sender = Sender {
+        id: sender_address.to_lowercase(),
+        name: from.as_ref().and_then(|from| from.name.clone()),
+    };
+
+    let date = message.date().filter(|date| date.is_valid());
+    let time_ms = date
+        .map(|date| date.to_timestamp())
+        .and_then(|seconds| u64::try_from(seconds).ok())
+        .map(|seconds| seconds.saturating_mul(1000))
+        .unwrap_or(now_ms);
+
+    let text = (0..message.text_body_count())
+        .filter_map(|position| message.body_text(position))
+        .map(|text| text.replace("\r\n", "\n"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let text = text.trim_end().to_owned();
+    let html = (message.html_body_count() > 0)
+        .then(|| {
+            message.html_bodies().find_map(|part| match &part.body {
+                mail_parser::PartType::Html(html) => Some(html.to_string()),
+                _ => None,
+            })
+        })
+        .flatten();
+
+    let attachments = message
+        .attachments()
+        .map(|part| {
+            let content_type = part.content_type().map(|ct| match ct.subtype() {
+                Some(subtype) => format!("{}/{}", ct.ctype(), subtype),
+                None => ct.ctype().to_owned(),
+            });
+            let kind = match content_type.as_deref().and_then(|ct| ct.split('/').next()) {
+                Some(kind @ ("image" | "video" | "audio")) => kind.to_owned(),
+                _ => "file".to_owned(),
+            }
+            .to_ascii_lowercase();
+            Attachment {
+                kind,
+                id: part.content_id().map(clean_id).filter(|id| !id.is_empty()),
+                url: None,
+                name: part.attachment_name().map(str::to_owned),
+                content_type: content_type.map(|ct| ct.to_ascii_lowercase()),
+                size: Some(part.len() as u64),
+                duration_ms: None,
+            }
+        })
+        .collect::<Vec<_>>();
+
+    let raw_headers: Vec<Value> = message
+        .root_part()
+        .headers
+        .iter()
+        .map(|header| {
+            let value = message
+                .raw_message
+                .get(header.offset_start as usize..header.offset_end as usize)
+                .map(|bytes| String::from_utf8_lossy(bytes).trim().to_owned())
+                .unwrap_or_default();
+            json!({ "name": header.name.as_str(), "value": value })
+        })
+        .collect();
+
+    let details = EmailDetails {
+        subject: message.subject().map(str::to_owned),
+        from,
+        to: message.to().map(addresses).unwrap_or_default(),
+        cc: message.cc().map(addresses).unwrap_or_default(),
+        reply_to: message.reply_to().map(addresses).unwrap_or_default(),
+        date: date.map(|date| date.to_rfc3339()),
+        message_id: message_id.clone(),
+        in_reply_to,
+        references,
+        envelope: EmailEnvelope {
+            from: inbound.envelope_from.to_owned(),
+            to: inbound.envelope_to.to_owned(),
+        },
+        html,
+        html_omitted: false,
+        size: inbound.raw.len() as u64,
+    };
+    let dedupe_key = match &message_id {
+        Some(id) => format!("message-id:{id}"),
+        None => super::content_hash_key(inbound.raw),
+    };
+    let data = EventData {
+        provider_type: "email".to_owned(),
+        conversation: thread_root.map(|id| Conversation {
+            id,
+            kind: ConversationKind::Thread,
+        }),
+        sender: Some(sender),
+        message: Some(Message {
+            id: message_id,
+            kind: "text".to_owned(),
+            text: (!text.is_empty()).then_some(text),
+            attachments,
+            location: None,
+            sticker: None,
+        }),
+        postback: None,
+        reply: None,
+        members: Vec::new(),
+        verification: Verification {
+            scheme: VERIFICATION_SCHEME.to_owned(),
+            key_index: 0,
+        },
+        email: Some(details),
+        ordering: None,
+        raw: json!({ "headers": raw_headers }),
+    };
+    let mut event = Event::new(
+        CHANNEL,
+        account,
+        EventParts {
+            dedupe_key,
+            event_type: EVENT_TYPE.to_owned(),
+            time_ms,
+            data,
+        },
+    );
+    fit_to_budget(&mut event)?;
+    Ok(event)
+}
+
+fn fit_to_budget(event: &mut Event) -> Result<(), Rejection> {
+    let size = |event: &Event| {
+        serde_json::to_string(event)
+            .map(|s| s.len())
+            .unwrap_or(usize::MAX)
+    };
+    if size(event) <= EVENT_BUDGET_BYTES {
+        return Ok(());
+    }
+    if let Some(details) = event.data.email.as_mut() {
+        if details.html.take().is_some() {
+            details.html_omitted = true;
+        }
+    }
+    let size = size(event);
+    if size <= EVENT_BUDGET_BYTES {
+        return Ok(());
+    }
+    Err(Rejection::EventTooLarge {
+        size,
+        limit: EVENT_BUDGET_BYTES,
+    })
+}
+
+/// Every mailbox of an address header, group members included.
+fn addresses(address: &Address<'_>) -> Vec<EmailAddress> {
+    address
+        .iter()
+        .filter_map(|addr| {
+            let address = addr.address()?.trim();
+            (!address.is_empty()).then(|| EmailAddress {
+                address: address.to_owned(),
+                name: addr
+                    .name()
+                    .map(str::trim)
+                    .filter(|name| !name.is_empty())
+                    .map(str::to_owned),
+            })
+        })
+        .collect()
+}
+
+fn id_list(value: &HeaderValue<'_>) -> Vec<String> {
+    match value {
+        HeaderValue::Text(id) => vec![clean_id(id)],
+        HeaderValue::TextList(ids) => ids.iter().map(|id| clean_id(id)).collect(),
+        _ => Vec::new(),
+    }
+    .into_iter()
+    .filter(|id| !id.is_empty())
+    .collect()
+}
+
+fn clean_id(id: &str) -> String {
+    id.trim()
+        .trim_start_matches('<')
+        .trim_end_matches('>')
+        .trim()
+        .to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn bindings(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn recipients_map_to_accounts_case_insensitively_with_several_addresses() {
+        let b = bindings(&[
+            (
+                "EMAIL_SUPPORT_ADDRESS",
+                "support@example.com, info@Example.co.jp",
+            ),
+            ("EMAIL_ACME_JP_ADDRESS", "acme@example.com"),
+            ("LINE_SUPPORT_CHANNEL_SECRET", "x"),
+        ]);
+        assert_eq!(
+            account_for_recipient("support@example.com", &b).unwrap(),
+            "support"
+        );
+        assert_eq!(
+            account_for_recipient("INFO@EXAMPLE.CO.JP", &b).unwrap(),
+            "support"
+        );
+        assert_eq!(
+            account_for_recipient("<acme@example.com>", &b).unwrap(),
+            "acme-jp"
+        );
+        assert_eq!(
+            account_for_recipient("nobody@example.com", &b),
+            Err(Rejection::UnknownRecipient)
+        );
+        assert_eq!(
+            account_for_recipient("", &b),
+            Err(Rejection::UnknownRecipient)
+        );
+    }
+
+    #[test]
+    fn sub_addresses_fall_back_to_their_base_unless_configured_themselves() {
+        let b = bindings(&[
+            ("EMAIL_SUPPORT_ADDRESS", "support@example.com"),
+            ("EMAIL_URGENT_ADDRESS", "support+urgent@example.com"),
+        ]);
+        assert_eq!(
+            account_for_recipient("support+tag@example.com", &b).unwrap(),
+            "support"
+        );
+        assert_eq!(
+            account_for_recipient("support+urgent@example.com", &b).unwrap(),
+            "urgent"
+        );
+    }
+
+    #[test]
+    fn one_address_in_two_accounts_is_a_configuration_error_naming_both_bindings() {
+        let b = bindings(&[
+            ("EMAIL_A_ADDRESS", "shared@example.com"),
+            ("EMAIL_B_ADDRESS", "Shared@example.com"),
+        ]);
+        match account_for_recipient("shared@example.com", &b) {
+            Err(Rejection::Misconfigured { binding }) => {
+                assert!(binding.contains("EMAIL_A_ADDRESS") && binding.contains("EMAIL_B_ADDRESS"))
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn binding_names_that_do_not_map_back_exactly_are_ignored() {
+        let b = bindings(&[
+            ("EMAIL_Acme_ADDRESS", "a@example.com"),
+            ("EMAIL__ADDRESS", "b@example.com"),
+            ("EMAIL_X-Y_ADDRESS", "c@example.com"),
+        ]);
+        for address in ["a@example.com", "b@example.com", "c@example.com"] {
+            assert_eq!(
+                account_for_recipient(address, &b),
+                Err(Rejection::UnknownRecipient)
+            );
+        }
+    }
+
+    #[test]
+    fn size_limit_is_configurable() {
+        let b = bindings(&[("EMAIL_MAX_BYTES", "100")]);
+        assert!(check_size(100, &b).is_ok());
+        assert_eq!(
+            check_size(101, &b),
+            Err(Rejection::PayloadTooLarge { limit: 100 })
+        );
+        assert!(check_size(DEFAULT_MAX_BYTES, &HashMap::new()).is_ok());
+        assert!(check_size(DEFAULT_MAX_BYTES + 1, &HashMap::new()).is_err());
+    }
+
+    fn inbound(raw: &[u8]) -> InboundEmail<'_> {
+        InboundEmail {
+            envelope_from: "bounce@example.jp",
+            envelope_to: "support@example.com",
+            raw,
+        }
+    }
+
+    #[test]
+    fn oversized_html_is_omitted_and_oversized_text_refused() {
+        let html = "<p>".to_owned() + &"x".repeat(EVENT_BUDGET_BYTES) + "</p>";
+        let raw = format!(
+            "From: a@example.jp\r\nMessage-ID: <big@example.jp>\r\nMIME-Version: 1.0\r\nContent-Type: multipart/alternative; boundary=\"b\"\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nshort text\r\n--b\r\nContent-Type: text/html\r\n\r\n{html}\r\n--b--\r\n"
+        );
+        let event = normalize(&inbound(raw.as_bytes()), "support", 0).unwrap();
+        let details = event.data.email.as_ref().unwrap();
+        assert!(details.html.is_none() && details.html_omitted);
+        assert_eq!(
+            event.data.message.unwrap().text.as_deref(),
+            Some("short text")
+        );
+
+        let raw = format!(
+            "From: a@example.jp\r\nMessage-ID: <big2@example.jp>\r\n\r\n{}\r\n",
+            "y".repeat(EVENT_BUDGET_BYTES)
+        );
+        assert!(matches!(
+            normalize(&inbound(raw.as_bytes()), "support", 0),
+            Err(Rejection::EventTooLarge { .. })
+        ));
+    }
+
+    #[test]
+    fn empty_or_headerless_input_is_refused_or_tolerated_without_panicking() {
+        for raw in [
+            &b""[..],
+            b"\r\n",
+            b"\xff\xfe\x00",
+            b"no colon here",
+            b"From:\r\n\r\n",
+        ] {
+            let _ = normalize(&inbound(raw), "support", 1);
+        }
+    }
+}
