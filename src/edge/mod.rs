@@ -173,7 +173,8 @@ pub async fn email(
                 channel: Some(email::CHANNEL),
                 account: None,
             },
-        );
+        )
+        .await;
     }
     let raw = match message.raw_bytes().await {
         Ok(raw) => raw,
@@ -192,15 +193,25 @@ pub async fn email(
     };
     let accepted = match email::handle(&inbound, &bindings, now_ms()) {
         Ok(accepted) => accepted,
-        Err(refusal) => return answer_email(&message, &refusal),
+        Err(refusal) => return answer_email(&message, &refusal).await,
     };
     match dispatch(&env, &ctx, &accepted).await {
         Ok(()) => Ok(wasm_bindgen::JsValue::UNDEFINED),
-        Err(refusal) => answer_email(&message, &refusal),
+        Err(refusal) => answer_email(&message, &refusal).await,
     }
 }
 
-fn answer_email(
+#[wasm_bindgen::prelude::wasm_bindgen]
+extern "C" {
+    /// The message as seen for `setReject`, keeping what it returns: nothing in production, but a promise when
+    /// workerd's local e-mail endpoint (`wrangler dev`) hands the message over RPC, where the rejection only
+    /// counts once it settles.
+    type RejectableEmail;
+    #[wasm_bindgen(method, js_name = "setReject")]
+    fn set_reject(this: &RejectableEmail, reason: &str) -> wasm_bindgen::JsValue;
+}
+
+async fn answer_email(
     message: &ForwardableEmailMessage,
     refusal: &Refusal,
 ) -> Result<wasm_bindgen::JsValue, wasm_bindgen::JsValue> {
@@ -210,12 +221,16 @@ fn answer_email(
         return Err(js_sys::Error::new(&reason).into());
     }
     console_warn!("{}", refusal.log_line());
-    message.set_reject(&format!(
-        "{}: {}",
-        refusal.rejection.reason(),
-        refusal.rejection
-    ));
-    Ok(wasm_bindgen::JsValue::UNDEFINED)
+    let returned = message
+        .unchecked_ref::<RejectableEmail>()
+        .set_reject(&format!(
+            "{}: {}",
+            refusal.rejection.reason(),
+            refusal.rejection
+        ));
+    wasm_bindgen_futures::JsFuture::from(js_sys::Promise::resolve(&returned))
+        .await
+        .map(|_| wasm_bindgen::JsValue::UNDEFINED)
 }
 
 fn log_accepted(accepted: &Accepted, duplicates: Option<usize>) {

@@ -214,3 +214,24 @@ export async function until(predicate, ms = 20000, what = "condition") {
   }
   throw new Error(`timed out waiting for ${what}`);
 }
+
+/** Every e-mail fixture as { name, fixture, raw } (raw: the .eml bytes as a Buffer). */
+export function loadEmailFixtures() {
+  const dir = join(ROOT, "fixtures", "email");
+  return readdirSync(dir)
+    .filter((f) => f.endsWith(".json"))
+    .sort()
+    .map((file) => {
+      const fixture = JSON.parse(readFileSync(join(dir, file), "utf8"));
+      return { name: file.replace(/\.json$/, ""), fixture, raw: readFileSync(join(dir, fixture.eml)) };
+    });
+}
+
+/** The EMAIL_{ACCOUNT}_{FIELD} bindings of the e-mail fixtures. */
+export function emailBindings(fixtures) {
+  const bindings = {};
+  for (const { fixture } of fixtures) {
+    for (const [field, value] of Object.entries(fixture.config)) bindings[bindingName("email", fixture.account, field)] = value;
+  }
+  return bindings;
+}
