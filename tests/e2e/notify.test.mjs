@@ -4,7 +4,9 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { createServer } from "node:http";
-import { startBackend, startGateway, durableOptions, until, validateEvent, SIGNING_SECRET } from "./harness.mjs";
+import {
+  startBackend, startGateway, durableOptions, until, validateEvent, loadEmailFixtures, SIGNING_SECRET,
+} from "./harness.mjs";
 
 const BASE = "http://gateway.test";
 const FORM_SECRET = "satori-form-bearer-secret-0123456789";
@@ -67,9 +69,13 @@ before(async () => {
     GENERIC_BROKEN_SECRET: FORM_SECRET,
     GENERIC_BROKEN_NOTIFY_CHATWORK_ROOM: "161803",
     GENERIC_BROKEN_NOTIFY_TEMPLATE: "{{data.raw.company}} {{data.sender.idd}}",
+    // E-mail account `support`: new mail is announced in the support room.
+    EMAIL_SUPPORT_ADDRESS: "support@example.com",
+    EMAIL_SUPPORT_NOTIFY_CHATWORK_ROOM: "577215",
+    EMAIL_SUPPORT_NOTIFY_TEMPLATE: "[info][title]新着メール: {{data.email.subject}}[/title]{{data.sender.name}} <{{data.sender.id}}>\n{{data.message.text}}[/info]",
     // LINE accounts do not notify (no room at any level for `line`).
     NOTIFY_CHATWORK_ROOM: "",
-  }, durableOptions());
+  }, { ...durableOptions(), unsafeTriggerHandlers: true });
 });
 
 after(async () => {
@@ -166,4 +172,19 @@ test("a broken template: the event still reaches the backend; the notice is retr
   assert.match(letter.last_error, /unknown placeholder \{\{data\.sender\.idd\}\}/);
   assert.equal(letter.delivery.target.kind, "chatwork_room");
   assert.equal(chatwork.posts.filter((p) => p.room === "161803").length, 0, "nothing posted");
+});
+
+test("e-mail: a Japanese (ISO-2022-JP) message is announced in the support room with its decoded subject", async () => {
+  const { fixture, raw } = loadEmailFixtures().find((f) => f.name === "iso2022jp");
+  const url = `${BASE}/cdn-cgi/handler/email?${new URLSearchParams({ from: fixture.envelope.from, to: fixture.envelope.to })}`;
+  const res = await gateway.dispatchFetch(url, { method: "POST", body: raw });
+  assert.equal(res.status, 200, await res.text());
+  await until(() => chatwork.posts.some((p) => p.room === "577215"), 15000, "Chatwork message for the e-mail");
+  const post = chatwork.posts.find((p) => p.room === "577215");
+  const expected = fixture.expect.email;
+  assert.equal(
+    post.body,
+    `[info][title]新着メール: ${expected.subject}[/title]${expected.from.name} <${expected.from.address.toLowerCase()}>\n${expected.text}[/info]`,
+  );
+  await until(() => backend.received.some((d) => d.event?.channel === "email"), 15000, "backend event");
 });
