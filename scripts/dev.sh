@@ -24,9 +24,15 @@ cat <<MSG
     ./target/debug/sekisho send line http://127.0.0.1:$GATEWAY_PORT/line/demo \\
         --secret demo-line-secret-2026 --body examples/line-message.json
 
+  E-mail: support@example.com belongs to the account 'demo'. Hand it a Japanese message:
+
+    curl -s -X POST 'http://127.0.0.1:$GATEWAY_PORT/cdn-cgi/handler/email?from=ichiro.suzuki@example.co.jp&to=support@example.com' \\
+        --data-binary @fixtures/email/iso2022jp.eml
+
 MSG
 
 npx wrangler dev --ip 127.0.0.1 --port "$GATEWAY_PORT" --show-interactive-dev-session=false \
   --var "BACKEND_URL:http://127.0.0.1:$RECEIVER_PORT/events" \
   --var "BACKEND_SIGNING_SECRET:$DEMO_SIGNING_SECRET" \
-  --var "LINE_DEMO_CHANNEL_SECRET:$DEMO_LINE_SECRETS"
+  --var "LINE_DEMO_CHANNEL_SECRET:$DEMO_LINE_SECRETS" \
+  --var "EMAIL_DEMO_ADDRESS:support@example.com"

@@ -156,6 +156,19 @@ pub fn decide(policy: &RetryPolicy, attempts: u32, outcome: &AttemptOutcome, jit
     Next::Retry { delay_s }
 }
 
+/// The wait a destination asked for, in seconds: `Retry-After` (seconds), else Chatwork's
+/// `X-RateLimit-Reset` (the unix time the limit resets) turned into seconds from `now_s`.
+pub fn requested_wait(
+    retry_after: Option<&str>,
+    ratelimit_reset: Option<&str>,
+    now_s: u64,
+) -> Option<String> {
+    retry_after.map(str::to_owned).or_else(|| {
+        let reset: u64 = ratelimit_reset?.trim().parse().ok()?;
+        Some(reset.saturating_sub(now_s).to_string())
+    })
+}
+
 /// Retention of de-duplication keys: `DEDUP_RETENTION_HOURS`, default 72.
 pub fn dedup_retention_ms(bindings: &dyn Bindings) -> u64 {
     let hours: u64 = bindings
@@ -241,6 +254,24 @@ mod tests {
                 delay_s: policy.max_delay_s
             }
         );
+    }
+
+    #[test]
+    fn chatwork_ratelimit_reset_becomes_a_wait_when_there_is_no_retry_after() {
+        assert_eq!(
+            requested_wait(Some("30"), Some("1700000100"), 1_700_000_000).as_deref(),
+            Some("30")
+        );
+        assert_eq!(
+            requested_wait(None, Some("1700000100"), 1_700_000_000).as_deref(),
+            Some("100")
+        );
+        assert_eq!(
+            requested_wait(None, Some("1600000000"), 1_700_000_000).as_deref(),
+            Some("0")
+        );
+        assert_eq!(requested_wait(None, Some("soon"), 1_700_000_000), None);
+        assert_eq!(requested_wait(None, None, 1_700_000_000), None);
     }
 
     #[test]

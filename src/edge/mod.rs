@@ -18,7 +18,9 @@ use crate::admin::{self, AdminAction};
 use crate::channels::email;
 use crate::channels::EdgeResponse;
 use crate::config::Bindings;
-use crate::delivery::{decide, AttemptOutcome, DeadLetter, Next, QueuedDelivery, RetryPolicy};
+use crate::delivery::{
+    decide, requested_wait, AttemptOutcome, DeadLetter, Next, QueuedDelivery, RetryPolicy,
+};
 use crate::forward::{self, Delivery};
 use crate::gateway::{self, Accepted, Inbound, Refusal};
 use crate::Rejection;
@@ -420,7 +422,11 @@ async fn attempt(delivery: &Delivery, bindings: &dyn Bindings) -> AttemptOutcome
     match send(&outgoing).await {
         Ok(response) => AttemptOutcome::Status {
             status: response.status_code(),
-            retry_after: response.headers().get("retry-after").ok().flatten(),
+            retry_after: requested_wait(
+                response.headers().get("retry-after").ok().flatten().as_deref(),
+                response.headers().get("x-ratelimit-reset").ok().flatten().as_deref(),
+                now_ms() / 1000,
+            ),
         },
         Err(error) => AttemptOutcome::NetworkError(error.to_string()),
     }

@@ -33,7 +33,8 @@ async function startChatworkMock() {
       }
       if (form.get("body")?.includes("busy once") && !chatworkBusyOnce) {
         chatworkBusyOnce = true;
-        res.writeHead(429, { "content-type": "application/json" });
+        // Chatwork signals its rate limit with X-RateLimit-Reset (unix time), not Retry-After.
+        res.writeHead(429, { "content-type": "application/json", "x-ratelimit-reset": String(Math.floor(Date.now() / 1000) + 1) });
         return res.end(JSON.stringify({ errors: ["Rate limit exceeded"] }));
       }
       res.writeHead(200, { "content-type": "application/json" });
