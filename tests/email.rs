@@ -45,14 +45,7 @@ fn dir() -> PathBuf {
 }
 
 fn fixtures() -> Vec<(String, EmailFixture, Vec<u8>)> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir())
-        .unwrap()
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|x| x == "json"))
-        .collect();
-    files.sort();
-    files
+    common::json_files(&dir())
         .into_iter()
         .map(|path| {
             let fixture: EmailFixture =

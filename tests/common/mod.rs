@@ -68,14 +68,7 @@ pub fn all_fixtures() -> Vec<(String, String, Fixture)> {
             sekisho::channels::find(&channel).is_some(),
             "fixtures/{channel} names no channel"
         );
-        let mut files: Vec<_> = std::fs::read_dir(dir.path())
-            .unwrap()
-            .filter_map(Result::ok)
-            .map(|e| e.path())
-            .filter(|p| p.extension().is_some_and(|x| x == "json"))
-            .collect();
-        files.sort();
-        for file in files {
+        for file in json_files(&dir.path()) {
             found.push((
                 channel.clone(),
                 file.file_name().unwrap().to_string_lossy().into_owned(),
@@ -84,6 +77,18 @@ pub fn all_fixtures() -> Vec<(String, String, Fixture)> {
         }
     }
     found
+}
+
+/// The `.json` files of a fixture folder, sorted.
+pub fn json_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    files.sort();
+    files
 }
 
 pub fn load(path: &Path) -> Fixture {
