@@ -1,5 +1,7 @@
 //! Native cost of the request path for a ~1 KB LINE payload: verify + normalize + plan + sign the forward,
-//! next to the bare HMAC-SHA256 over the same bytes (the floor any verifying gateway pays).
+//! next to the bare HMAC-SHA256 over the same bytes (the floor any verifying gateway pays). Also WeChat safe
+//! mode, inbound e-mail (MIME parse + normalize + plan + sign the forward, next to the bare parse) and Chatwork
+//! notifications (template rendering, and planning a form event with its notice).
 
 use std::collections::HashMap;
 use std::hint::black_box;
@@ -7,9 +9,12 @@ use std::hint::black_box;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use http::{HeaderMap, Method};
 use sekisho::channels;
+use sekisho::channels::email::InboundEmail;
 use sekisho::crypto;
 use sekisho::forward::SigningKeys;
+use sekisho::forward::Target;
 use sekisho::gateway::{self, Inbound};
+use sekisho::notify::Template;
 use sekisho::tooling::SignParams;
 
 const SECRET: &str = "8c570fa6dd201bb328f1c1eac23a96d8";
@@ -149,5 +154,163 @@ fn bench_wechat(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench, bench_wechat);
+const BACKEND_URL: &str = "https://backend.example/events";
+const BACKEND_SIGNING_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+
+fn email_fixture(name: &str) -> Vec<u8> {
+    let path = format!("{}/fixtures/email/{name}", env!("CARGO_MANIFEST_DIR"));
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+/// Inbound e-mail as Email Routing hands it over: MIME parse (ISO-2022-JP text; multipart with a PDF and a
+/// PNG) + normalize + plan + sign the forward, next to the bare `mail-parser` parse of the same message.
+fn bench_email(c: &mut Criterion) {
+    let iso2022jp = email_fixture("iso2022jp.eml");
+    let attachments = email_fixture("attachments.eml");
+    let bindings = HashMap::from([
+        (
+            "EMAIL_SUPPORT_ADDRESS".to_owned(),
+            "support@example.com, info@example.co.jp".to_owned(),
+        ),
+        ("BACKEND_URL".to_owned(), BACKEND_URL.to_owned()),
+        (
+            "BACKEND_SIGNING_SECRET".to_owned(),
+            BACKEND_SIGNING_SECRET.to_owned(),
+        ),
+    ]);
+    let keys = SigningKeys::from_bindings(&bindings).unwrap();
+    const NOW_MS: u64 = 1_710_306_400_000;
+    let inbound = |raw| InboundEmail {
+        envelope_from: "ichiro.suzuki@example.co.jp",
+        envelope_to: "support@example.com",
+        raw,
+    };
+    // Once, outside the timing: a broken setup must fail here, not measure a fast refusal.
+    for raw in [&iso2022jp, &attachments] {
+        let accepted = channels::email::handle(&inbound(raw), &bindings, NOW_MS).unwrap();
+        assert_eq!(accepted.account.as_deref(), Some("support"));
+        assert_eq!(accepted.deliveries.len(), 1);
+        assert!(accepted.warnings.is_empty());
+    }
+    let parsed = mail_parser::MessageParser::default()
+        .parse(&attachments)
+        .unwrap();
+    assert_eq!(parsed.attachments().count(), 2);
+
+    let mut group = c.benchmark_group("email");
+    for (id, raw) in [
+        ("iso2022jp_full", &iso2022jp),
+        ("attachments_full", &attachments),
+    ] {
+        group.throughput(Throughput::Bytes(raw.len() as u64));
+        group.bench_function(id, |b| {
+            b.iter(|| {
+                let accepted =
+                    channels::email::handle(&inbound(black_box(raw)), &bindings, NOW_MS).unwrap();
+                for delivery in &accepted.deliveries {
+                    black_box(keys.headers(delivery, NOW_MS / 1000));
+                }
+            })
+        });
+    }
+    group.throughput(Throughput::Bytes(attachments.len() as u64));
+    group.bench_function("parse_only", |b| {
+        b.iter(|| {
+            mail_parser::MessageParser::default()
+                .parse(black_box(&attachments))
+                .unwrap()
+        })
+    });
+    group.finish();
+}
+
+const SATORI_SECRET: &str = "sk_satori_Zq4vN8cTnW2mR7pL";
+const NOTIFY_TEMPLATE: &str = "[info][title]資料請求がありました[/title]{{data.raw.company}} {{data.raw.name}} 様\n{{data.raw.message}}[/info]";
+
+/// A SATORI-style form submission: `Authorization: Bearer`, form-urlencoded Japanese fields.
+fn satori_form() -> (HeaderMap, Vec<u8>, HashMap<String, String>) {
+    let body = form_urlencoded::Serializer::new(String::new())
+        .append_pair("company", "株式会社サンプル")
+        .append_pair("name", "山田 太郎")
+        .append_pair("email", "taro.yamada@example.co.jp")
+        .append_pair("tel", "03-5555-0123")
+        .append_pair(
+            "message",
+            "業務用プリンターの資料を送付してください。\n導入台数は3台、設置は4月中を予定しています。",
+        )
+        .finish()
+        .into_bytes();
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        http::header::AUTHORIZATION,
+        format!("Bearer {SATORI_SECRET}").parse().unwrap(),
+    );
+    headers.insert(
+        http::header::CONTENT_TYPE,
+        "application/x-www-form-urlencoded; charset=UTF-8"
+            .parse()
+            .unwrap(),
+    );
+    let bindings = HashMap::from([
+        ("GENERIC_SATORI_SECRET".to_owned(), SATORI_SECRET.to_owned()),
+        (
+            "GENERIC_SATORI_NOTIFY_CHATWORK_ROOM".to_owned(),
+            "271828".to_owned(),
+        ),
+        (
+            "GENERIC_SATORI_NOTIFY_TEMPLATE".to_owned(),
+            NOTIFY_TEMPLATE.to_owned(),
+        ),
+        ("BACKEND_URL".to_owned(), BACKEND_URL.to_owned()),
+        (
+            "BACKEND_SIGNING_SECRET".to_owned(),
+            BACKEND_SIGNING_SECRET.to_owned(),
+        ),
+    ]);
+    (headers, body, bindings)
+}
+
+/// Chatwork notifications: rendering a parsed template over a form event, and the whole request path of a
+/// form POST whose account announces it (backend delivery + `.chatwork` notice).
+fn bench_notify(c: &mut Criterion) {
+    const NOW_MS: u64 = 1_700_000_000_000;
+    let (headers, body, bindings) = satori_form();
+    let inbound = |body| Inbound {
+        method: &Method::POST,
+        path: "/generic/satori",
+        query: None,
+        headers: &headers,
+        body,
+    };
+    // Once, outside the timing: a broken setup must fail here, not measure a fast refusal.
+    let accepted = gateway::handle(&inbound(&body), &bindings, NOW_MS).unwrap();
+    assert!(accepted.warnings.is_empty(), "{:?}", accepted.warnings);
+    let [backend, notice] = accepted.deliveries.as_slice() else {
+        panic!("expected 2 deliveries, got {:?}", accepted.deliveries);
+    };
+    assert!(backend.target.is_backend());
+    assert_eq!(notice.webhook_id, format!("{}.chatwork", backend.webhook_id));
+    assert!(matches!(&notice.target, Target::ChatworkRoom(n) if n.room_id == "271828"));
+
+    // The event exactly as it is forwarded: what a notice is rendered from.
+    let event: serde_json::Value = serde_json::from_str(&backend.body).unwrap();
+    let template = Template::parse(NOTIFY_TEMPLATE).unwrap();
+    let rendered = template.render(&event);
+    assert_eq!(
+        rendered,
+        "[info][title]資料請求がありました[/title]株式会社サンプル 山田 太郎 様\n\
+         業務用プリンターの資料を送付してください。\n導入台数は3台、設置は4月中を予定しています。[/info]"
+    );
+
+    let mut group = c.benchmark_group("notify");
+    group.bench_function("render_template", |b| {
+        b.iter(|| template.render(black_box(&event)))
+    });
+    group.bench_function("plan_with_notice", |b| {
+        b.iter(|| gateway::handle(&inbound(black_box(&body)), &bindings, NOW_MS).unwrap())
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench, bench_wechat, bench_email, bench_notify);
 criterion_main!(benches);

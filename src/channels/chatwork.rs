@@ -49,11 +49,8 @@ impl Channel for Chatwork {
             })?;
         let signature = request
             .header(SIGNATURE_HEADER)
-            .or_else(|| request.query.get(SIGNATURE_PARAMETER))
-            .ok_or(Rejection::MissingSignature)?;
-        let tag = crypto::base64_decode(signature).ok_or(Rejection::InvalidSignature)?;
-        let key_index = crypto::hmac_sha256_matches(&keys, &[request.body], &tag)
-            .ok_or(Rejection::InvalidSignature)?;
+            .or_else(|| request.query.get(SIGNATURE_PARAMETER));
+        let key_index = super::verify_base64_body_hmac(&keys, signature, request.body)?;
 
         let payload: Value = serde_json::from_slice(request.body)
             .map_err(|_| Rejection::MalformedBody { expected: "JSON" })?;

@@ -45,12 +45,11 @@ impl Channel for Line {
         request.require_no_extra_path()?;
         request.require_method(Method::POST)?;
         let secrets = account.required_values("CHANNEL_SECRET")?;
-        let signature = request
-            .header(SIGNATURE_HEADER)
-            .ok_or(Rejection::MissingSignature)?;
-        let tag = crypto::base64_decode(signature).ok_or(Rejection::InvalidSignature)?;
-        let key_index = crypto::hmac_sha256_matches(&secrets, &[request.body], &tag)
-            .ok_or(Rejection::InvalidSignature)?;
+        let key_index = super::verify_base64_body_hmac(
+            &secrets,
+            request.header(SIGNATURE_HEADER),
+            request.body,
+        )?;
 
         let payload: Payload = serde_json::from_slice(request.body)
             .map_err(|_| Rejection::MalformedBody { expected: "JSON" })?;

@@ -43,12 +43,11 @@ impl Channel for LineWorks {
         request.require_method(Method::POST)?;
         let secrets = account.required_values("BOT_SECRET")?;
         let bot_id = account.required_field("BOT_ID")?;
-        let signature = request
-            .header(SIGNATURE_HEADER)
-            .ok_or(Rejection::MissingSignature)?;
-        let tag = crypto::base64_decode(signature).ok_or(Rejection::InvalidSignature)?;
-        let key_index = crypto::hmac_sha256_matches(&secrets, &[request.body], &tag)
-            .ok_or(Rejection::InvalidSignature)?;
+        let key_index = super::verify_base64_body_hmac(
+            &secrets,
+            request.header(SIGNATURE_HEADER),
+            request.body,
+        )?;
         let presented_bot_id = request
             .header(BOT_ID_HEADER)
             .ok_or(Rejection::BotIdMismatch)?;

@@ -143,6 +143,19 @@ pub trait Channel: Sync {
     fn sign(&self, params: &SignParams) -> Result<SignedRequest, ToolingError>;
 }
 
+/// The common scheme of LINE, LINE WORKS and Chatwork: `base64(HMAC-SHA256(key, raw body))` in a header.
+/// Returns which key matched (0 = newest). Absent → `missing_signature`; not base64 or no match →
+/// `invalid_signature`.
+pub(crate) fn verify_base64_body_hmac<K: AsRef<[u8]>>(
+    keys: &[K],
+    signature: Option<&str>,
+    body: &[u8],
+) -> Result<usize, Rejection> {
+    let signature = signature.ok_or(Rejection::MissingSignature)?;
+    let tag = crate::crypto::base64_decode(signature).ok_or(Rejection::InvalidSignature)?;
+    crate::crypto::hmac_sha256_matches(keys, &[body], &tag).ok_or(Rejection::InvalidSignature)
+}
+
 /// A string at a JSON path; numbers are rendered as their decimal text (ids are numbers in some payloads).
 pub(crate) fn text_at(value: &Value, path: &[&str]) -> Option<String> {
     match value_at(value, path)? {
