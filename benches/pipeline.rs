@@ -289,7 +289,10 @@ fn bench_notify(c: &mut Criterion) {
         panic!("expected 2 deliveries, got {:?}", accepted.deliveries);
     };
     assert!(backend.target.is_backend());
-    assert_eq!(notice.webhook_id, format!("{}.chatwork", backend.webhook_id));
+    assert_eq!(
+        notice.webhook_id,
+        format!("{}.chatwork", backend.webhook_id)
+    );
     assert!(matches!(&notice.target, Target::ChatworkRoom(n) if n.room_id == "271828"));
 
     // The event exactly as it is forwarded: what a notice is rendered from.

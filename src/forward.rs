@@ -116,6 +116,10 @@ pub fn plan(events: &[Event], account: &Account<'_>) -> Result<Plan, Rejection> 
                 None
             }
         };
+        crate::delivery::check_fits_queue(&backend)?;
+        if let Some(notification) = &notification {
+            crate::delivery::check_fits_queue(notification)?;
+        }
         plan.deliveries.push(backend);
         plan.deliveries.extend(notification);
     }

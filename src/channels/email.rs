@@ -30,9 +30,6 @@ pub const EVENT_TYPE: &str = "message.received";
 /// accepts up to 25 MiB; parsing that much inside a 128 MB isolate leaves little room.
 pub const MAX_BYTES_BINDING: &str = "EMAIL_MAX_BYTES";
 pub const DEFAULT_MAX_BYTES: u64 = 10 * 1024 * 1024;
-/// Cloudflare Queues accept messages of at most 128 KB, and the event travels JSON-escaped inside the
-/// queued delivery: keep the event well under it.
-pub const EVENT_BUDGET_BYTES: usize = 96 * 1024;
 /// Email Routing has checked SPF/DKIM/DMARC before the Worker runs; the gateway itself verifies nothing.
 const VERIFICATION_SCHEME: &str = "cloudflare-email-routing";
 
@@ -149,10 +146,17 @@ pub fn handle(
     let account_name =
         account_for_recipient(inbound.envelope_to, bindings).map_err(|e| refuse(e, None))?;
     let account = Account::new(CHANNEL, &account_name, bindings);
-    let event =
+    let mut event =
         normalize(inbound, &account_name, now_ms).map_err(|e| refuse(e, Some(&account_name)))?;
-    let plan = forward::plan(std::slice::from_ref(&event), &account)
-        .map_err(|e| refuse(e, Some(&account_name)))?;
+    // A queue message holds at most 128 KB: an HTML body that does not fit is left out (the text carries the
+    // content); if the text alone is too large the message is refused rather than cut.
+    let plan = match forward::plan(std::slice::from_ref(&event), &account) {
+        Err(Rejection::EventTooLarge { .. }) if omit_html(&mut event) => {
+            forward::plan(std::slice::from_ref(&event), &account)
+        }
+        planned => planned,
+    }
+    .map_err(|e| refuse(e, Some(&account_name)))?;
     Ok(Accepted {
         channel: Some(CHANNEL),
         account: Some(account_name),
@@ -162,8 +166,7 @@ pub fn handle(
     })
 }
 
-/// Parses the message into an event that fits the queue: the HTML body is dropped first
-/// (`html_omitted`); if the text alone is still too large, the message is refused rather than cut.
+/// Parses the message into one `message.received` event.
 pub fn normalize(
     inbound: &InboundEmail<'_>,
     account: &str,
@@ -308,7 +311,7 @@ pub fn normalize(
         ordering: None,
         raw: json!({ "headers": raw_headers }),
     };
-    let mut event = Event::new(
+    Ok(Event::new(
         CHANNEL,
         account,
         EventParts {
@@ -317,33 +320,19 @@ pub fn normalize(
             time_ms,
             data,
         },
-    );
-    fit_to_budget(&mut event)?;
-    Ok(event)
+    ))
 }
 
-fn fit_to_budget(event: &mut Event) -> Result<(), Rejection> {
-    let size = |event: &Event| {
-        serde_json::to_string(event)
-            .map(|s| s.len())
-            .unwrap_or(usize::MAX)
-    };
-    if size(event) <= EVENT_BUDGET_BYTES {
-        return Ok(());
-    }
-    if let Some(details) = event.data.email.as_mut() {
-        if details.html.take().is_some() {
+/// Drops the HTML body; false when there was none.
+fn omit_html(event: &mut Event) -> bool {
+    match event.data.email.as_mut() {
+        Some(details) if details.html.is_some() => {
+            details.html = None;
             details.html_omitted = true;
+            true
         }
+        _ => false,
     }
-    let size = size(event);
-    if size <= EVENT_BUDGET_BYTES {
-        return Ok(());
-    }
-    Err(Rejection::EventTooLarge {
-        size,
-        limit: EVENT_BUDGET_BYTES,
-    })
 }
 
 /// Every mailbox of an address header, group members included.
@@ -495,26 +484,39 @@ mod tests {
 
     #[test]
     fn oversized_html_is_omitted_and_oversized_text_refused() {
-        let html = "<p>".to_owned() + &"x".repeat(EVENT_BUDGET_BYTES) + "</p>";
-        let raw = format!(
-            "From: a@example.jp\r\nMessage-ID: <big@example.jp>\r\nMIME-Version: 1.0\r\nContent-Type: multipart/alternative; boundary=\"b\"\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nshort text\r\n--b\r\nContent-Type: text/html\r\n\r\n{html}\r\n--b--\r\n"
-        );
-        let event = normalize(&inbound(raw.as_bytes()), "support", 0).unwrap();
-        let details = event.data.email.as_ref().unwrap();
-        assert!(details.html.is_none() && details.html_omitted);
-        assert_eq!(
-            event.data.message.unwrap().text.as_deref(),
-            Some("short text")
-        );
+        let bindings = bindings(&[
+            ("EMAIL_SUPPORT_ADDRESS", "support@example.com"),
+            ("BACKEND_URL", "https://backend.example/events"),
+            (
+                "BACKEND_SIGNING_SECRET",
+                "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+            ),
+        ]);
+        let filler = "x".repeat(crate::delivery::QUEUE_MESSAGE_MAX_BYTES);
+        let multipart = |html: &str| {
+            format!(
+                "From: a@example.jp\r\nMessage-ID: <big@example.jp>\r\nMIME-Version: 1.0\r\nContent-Type: multipart/alternative; boundary=\"b\"\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nshort text\r\n--b\r\nContent-Type: text/html\r\n\r\n<p>{html}</p>\r\n--b--\r\n"
+            )
+        };
+        let event_of = |raw: &str| -> Value {
+            let accepted = handle(&inbound(raw.as_bytes()), &bindings, 0).unwrap();
+            serde_json::from_str(&accepted.deliveries[0].body).unwrap()
+        };
+        let event = event_of(&multipart(&filler));
+        assert!(event["data"]["email"].get("html").is_none());
+        assert_eq!(event["data"]["email"]["html_omitted"], true);
+        assert_eq!(event["data"]["message"]["text"], "short text");
 
-        let raw = format!(
-            "From: a@example.jp\r\nMessage-ID: <big2@example.jp>\r\n\r\n{}\r\n",
-            "y".repeat(EVENT_BUDGET_BYTES)
-        );
-        assert!(matches!(
-            normalize(&inbound(raw.as_bytes()), "support", 0),
-            Err(Rejection::EventTooLarge { .. })
-        ));
+        // A small HTML part stays.
+        let event = event_of(&multipart("hello"));
+        assert_eq!(event["data"]["email"]["html"], "<p>hello</p>");
+        assert!(event["data"]["email"].get("html_omitted").is_none());
+
+        let raw =
+            format!("From: a@example.jp\r\nMessage-ID: <big2@example.jp>\r\n\r\n{filler}\r\n");
+        let refusal = handle(&inbound(raw.as_bytes()), &bindings, 0).unwrap_err();
+        assert_eq!(refusal.rejection.reason(), "event_too_large");
+        assert_eq!(refusal.rejection.status().as_u16(), 413);
     }
 
     #[test]

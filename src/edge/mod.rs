@@ -11,7 +11,7 @@ use wasm_bindgen::JsCast;
 use worker::{
     console_error, console_log, console_warn, event, Context, Date, Env, Fetch,
     ForwardableEmailMessage, Headers, MessageBatch, MessageBuilder, MessageExt, Method,
-    ObjectNamespace, Queue, Request, RequestInit, Response,
+    ObjectNamespace, Queue, QueueContentType, Request, RequestInit, Response, SendMessage,
 };
 
 use crate::admin::{self, AdminAction};
@@ -19,7 +19,7 @@ use crate::channels::email;
 use crate::channels::EdgeResponse;
 use crate::config::Bindings;
 use crate::delivery::{
-    decide, requested_wait, AttemptOutcome, DeadLetter, Next, QueuedDelivery, RetryPolicy,
+    batches, decide, requested_wait, AttemptOutcome, DeadLetter, Next, QueuedDelivery, RetryPolicy,
 };
 use crate::forward::{self, Delivery};
 use crate::gateway::{self, Accepted, Inbound, Refusal};
@@ -265,26 +265,36 @@ async fn enqueue(
         .zip(fresh.iter().chain(std::iter::repeat(&true)))
     {
         if *is_fresh {
-            messages.push(
-                MessageBuilder::new(serde_json::to_string(&QueuedDelivery::first(
-                    delivery.clone(),
-                ))?)
-                .build(),
-            );
+            messages.push(QueuedDelivery::first(delivery.clone()).to_message());
             claimed.push(delivery.webhook_id.clone());
         }
     }
     let duplicates = deliveries.len() - messages.len();
-    if messages.is_empty() {
-        return Ok(duplicates);
-    }
-    if let Err(error) = queue.send_batch(messages).await {
-        if let Some(namespace) = &dedup {
-            let _ = dedup_call(namespace, source, claimed, true).await;
+    for batch in batches(messages) {
+        let batch = batch
+            .into_iter()
+            .map(|body| queue_message(body, None))
+            .collect::<Vec<_>>();
+        if let Err(error) = queue.send_batch(batch).await {
+            // Release every claim: the provider's retry must not be taken for a duplicate. Batches already
+            // sent are then sent again; the backend de-duplicates on webhook-id.
+            if let Some(namespace) = &dedup {
+                let _ = dedup_call(namespace, source, claimed, true).await;
+            }
+            return Err(error);
         }
-        return Err(error);
     }
     Ok(duplicates)
+}
+
+/// Queue messages go as text: with the default JSON content type the already-JSON body would be escaped a
+/// second time and outgrow the size the planner measured.
+fn queue_message(body: String, delay_s: Option<u32>) -> SendMessage<String> {
+    let builder = MessageBuilder::new(body).content_type(QueueContentType::Text);
+    match delay_s {
+        Some(delay_s) => builder.delay_seconds(delay_s).build(),
+        None => builder.build(),
+    }
 }
 
 async fn dedup_call(
@@ -346,7 +356,7 @@ async fn consume(batch: MessageBatch<String>, env: Env, _ctx: Context) -> worker
                 queued.last_error = None;
             }
             AttemptOutcome::NetworkError(error) | AttemptOutcome::NotSent { error, .. } => {
-                queued.last_error = Some(error.clone())
+                queued.set_last_error(error)
             }
         }
         let next = decide(&policy, queued.attempts, &outcome, js_sys::Math::random());
@@ -354,14 +364,9 @@ async fn consume(batch: MessageBatch<String>, env: Env, _ctx: Context) -> worker
             Next::Delivered => Ok(()),
             Next::Retry { delay_s } => {
                 log_attempt(&queued, &format!("retry in {delay_s} s"));
-                match serde_json::to_string(&queued) {
-                    Ok(body) => {
-                        queue
-                            .send(MessageBuilder::new(body).delay_seconds(delay_s).build())
-                            .await
-                    }
-                    Err(error) => Err(error.into()),
-                }
+                queue
+                    .send(queue_message(queued.to_message(), Some(delay_s)))
+                    .await
             }
             Next::DeadLetter => {
                 log_attempt(&queued, "dead-lettered");
@@ -423,8 +428,18 @@ async fn attempt(delivery: &Delivery, bindings: &dyn Bindings) -> AttemptOutcome
         Ok(response) => AttemptOutcome::Status {
             status: response.status_code(),
             retry_after: requested_wait(
-                response.headers().get("retry-after").ok().flatten().as_deref(),
-                response.headers().get("x-ratelimit-reset").ok().flatten().as_deref(),
+                response
+                    .headers()
+                    .get("retry-after")
+                    .ok()
+                    .flatten()
+                    .as_deref(),
+                response
+                    .headers()
+                    .get("x-ratelimit-reset")
+                    .ok()
+                    .flatten()
+                    .as_deref(),
                 now_ms() / 1000,
             ),
         },
@@ -461,8 +476,8 @@ async fn replay(env: &Env, id: Option<String>) -> worker::Result<serde_json::Val
     let letters = dead_letters(env, &DeadLetterRequest::Take(id)).await?;
     let mut replayed = 0usize;
     for letter in letters {
-        let body = serde_json::to_string(&QueuedDelivery::first(letter.delivery.clone()))?;
-        if queue.send(MessageBuilder::new(body).build()).await.is_ok() {
+        let body = QueuedDelivery::first(letter.delivery.clone()).to_message();
+        if queue.send(queue_message(body, None)).await.is_ok() {
             replayed += 1;
         } else {
             dead_letters(env, &DeadLetterRequest::Put(letter)).await?;

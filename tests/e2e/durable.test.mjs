@@ -151,3 +151,41 @@ test("without ADMIN_TOKEN the admin API does not exist", async () => {
     await bare.dispose();
   }
 });
+
+test("one request with 150 events of 2 KB (over the queue's 100-message and 288 KB batch limits): all delivered once", async () => {
+  const events = Array.from({ length: 150 }, (_, i) => {
+    const id = `01HBATCH${String(i).padStart(18, "0")}`;
+    return {
+      type: "message", mode: "active", timestamp: 1700000000000 + i, webhookEventId: id,
+      deliveryContext: { isRedelivery: false }, source: { type: "user", userId: "U-batch" }, replyToken: "rt",
+      message: { id: `m-${id}`, type: "text", text: `batch ${i} ${"あ".repeat(700)}` },
+    };
+  });
+  const body = JSON.stringify({ destination: "U0123456789abcdef0123456789abcdef", events });
+  assert.ok(body.length > 288_000 / 3 && Buffer.byteLength(body) > 288_000);
+  const res = await post("durable", body);
+  assert.equal(res.status, 200, res.text);
+  assert.equal(res.text, '{"accepted":150}');
+  const batchOf = () => backend.received.filter((d) => d.event?.data?.sender?.id === "U-batch");
+  await until(() => batchOf().length >= 150, 30000, "150 deliveries");
+  await new Promise((r) => setTimeout(r, 1000));
+  const texts = new Set(batchOf().map((d) => d.event.data.message.text.split(" ").slice(0, 2).join(" ")));
+  assert.equal(batchOf().length, 150, "each once");
+  assert.equal(texts.size, 150);
+});
+
+test("an event too large for a queue message: 413 event_too_large, nothing queued (not a 503 the provider retries forever)", async () => {
+  const body = lineBody("01HTOOLARGE000000000000000", "x".repeat(130_000));
+  const res = await post("durable", body);
+  assert.equal(res.status, 413);
+  assert.deepEqual(JSON.parse(res.text), { error: "event_too_large" });
+  await new Promise((r) => setTimeout(r, 1000));
+  assert.equal(backend.received.filter((d) => d.event?.data?.message?.text?.startsWith("xxxx")).length, 0);
+});
+
+test("an event just under the queue budget (50 KB of text, twice in the event: message.text and raw) is queued and delivered", async () => {
+  const text = `near-limit ${"y".repeat(55_000)}`;
+  const res = await post("durable", lineBody("01HNEARLIMIT00000000000000", text));
+  assert.equal(res.status, 200, res.text);
+  await until(() => deliveriesOf(text).length === 1, 20000, "the large event");
+});
