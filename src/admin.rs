@@ -24,22 +24,27 @@ pub fn route(method: &Method, path: &str) -> Option<Result<AdminAction, Rejectio
     let action = match (segments.as_slice(), method) {
         (["dead-letters"], &Method::GET) => Ok(AdminAction::ListDeadLetters),
         (["dead-letters", "replay"], &Method::POST) => Ok(AdminAction::ReplayAll),
-        (["dead-letters", id, "replay"], &Method::POST) if is_event_id(id) => {
-            Ok(AdminAction::ReplayOne((*id).to_owned()))
+        (["dead-letters", id, "replay"], method) => {
+            if !is_delivery_id(id) {
+                Err(Rejection::RouteNotFound)
+            } else if method == Method::POST {
+                Ok(AdminAction::ReplayOne((*id).to_owned()))
+            } else {
+                Err(Rejection::MethodNotAllowed)
+            }
         }
-        (["dead-letters"], _)
-        | (["dead-letters", "replay"], _)
-        | (["dead-letters", _, "replay"], _) => Err(Rejection::MethodNotAllowed),
+        (["dead-letters"], _) | (["dead-letters", "replay"], _) => Err(Rejection::MethodNotAllowed),
         _ => Err(Rejection::RouteNotFound),
     };
     Some(action)
 }
 
-fn is_event_id(id: &str) -> bool {
-    id.len() <= 64
+/// `evt_…` for a backend delivery, `evt_….chatwork` for a notification.
+fn is_delivery_id(id: &str) -> bool {
+    (1..=64).contains(&id.len())
         && id
             .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
 }
 
 /// Checks `Authorization: Bearer <token>` against every value of `ADMIN_TOKEN` in constant time.
@@ -95,8 +100,23 @@ mod tests {
             Some(Err(Rejection::MethodNotAllowed))
         );
         assert_eq!(
-            route(&Method::POST, "/admin/dead-letters/a%2Fb/replay"),
+            route(
+                &Method::POST,
+                "/admin/dead-letters/evt_0123.chatwork/replay"
+            ),
+            Some(Ok(AdminAction::ReplayOne("evt_0123.chatwork".into())))
+        );
+        assert_eq!(
+            route(&Method::GET, "/admin/dead-letters/evt_0123/replay"),
             Some(Err(Rejection::MethodNotAllowed))
+        );
+        assert_eq!(
+            route(&Method::POST, "/admin/dead-letters/a%2Fb/replay"),
+            Some(Err(Rejection::RouteNotFound))
+        );
+        assert_eq!(
+            route(&Method::POST, "/admin/dead-letters//replay"),
+            Some(Err(Rejection::RouteNotFound))
         );
         assert_eq!(
             route(&Method::GET, "/admin/other"),

@@ -5,7 +5,7 @@ import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { createServer } from "node:http";
 import {
-  startBackend, startGateway, durableOptions, until, validateEvent, loadEmailFixtures, SIGNING_SECRET,
+  startBackend, startGateway, durableOptions, until, validateEvent, loadEmailFixtures, runCli, SIGNING_SECRET,
 } from "./harness.mjs";
 
 const BASE = "http://gateway.test";
@@ -173,6 +173,20 @@ test("a broken template: the event still reaches the backend; the notice is retr
   assert.match(letter.last_error, /unknown placeholder \{\{data\.sender\.idd\}\}/);
   assert.equal(letter.delivery.target.kind, "chatwork_room");
   assert.equal(chatwork.posts.filter((p) => p.room === "161803").length, 0, "nothing posted");
+
+  // The admin's view through the CLI, against the gateway's real local URL.
+  const url = (await gateway.ready).href;
+  const wrongToken = await runCli(["dlq", "list", "--url", url, "--token", "wrong"]);
+  assert.notEqual(wrongToken.code, 0);
+  assert.match(wrongToken.stderr, /401/);
+  const listed = await runCli(["dlq", "list", "--url", url, "--token", ADMIN_TOKEN]);
+  assert.equal(listed.code, 0, listed.stderr);
+  assert.ok(JSON.parse(listed.stdout).dead_letters.some((l) => l.webhook_id === letter.webhook_id));
+  // Replaying with the template still broken: the notice goes round the schedule again and comes back.
+  const replayed = await runCli(["dlq", "replay", letter.webhook_id, "--url", url, "--token", ADMIN_TOKEN]);
+  assert.equal(replayed.code, 0, replayed.stderr);
+  assert.deepEqual(JSON.parse(replayed.stdout), { replayed: 1 });
+  await until(async () => (await letters()).length === 1 && (await letters())[0].dead_at_ms > letter.dead_at_ms, 20000, "dead-lettered again");
 });
 
 test("e-mail: a Japanese (ISO-2022-JP) message is announced in the support room with its decoded subject", async () => {
