@@ -553,9 +553,11 @@ impl Template {
     }
 }
 
+/// Template text is kept as written, except `\n` (backslash, n), which becomes a line break, so a template can
+/// be set on one line (a dashboard field, `--var` on a command line).
 fn push_text(parts: &mut Vec<Part>, text: &str) {
     if !text.is_empty() {
-        parts.push(Part::Text(text.to_owned()));
+        parts.push(Part::Text(text.replace("\\n", "\n")));
     }
 }
 
@@ -697,6 +699,13 @@ mod tests {
                 "raw": {"company": "株式会社テスト", "name": "山田 太郎", "email": "taro@example.jp"}
             }
         })
+    }
+
+    #[test]
+    fn a_typed_backslash_n_in_the_template_is_a_line_break_but_not_in_values() {
+        let template = Template::parse("[info]{{data.raw.a}}\\n{{data.raw.b}}[/info]").unwrap();
+        let event = serde_json::json!({"data": {"raw": {"a": "one\\ntwo", "b": "three"}}});
+        assert_eq!(template.render(&event), "[info]one\\ntwo\nthree[/info]");
     }
 
     #[test]
