@@ -180,6 +180,9 @@ pub struct EmailDetails {
     /// True when the HTML body was left out because the event would exceed the queue's message size.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub html_omitted: bool,
+    /// True for mail written by a machine (auto-reply, bounce, list): answering it risks a mail loop.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub auto_submitted: bool,
     /// Size of the raw message in bytes.
     pub size: u64,
 }

@@ -249,7 +249,7 @@ pub fn normalize(
         })
         .collect::<Vec<_>>();
 
-    let raw_headers: Vec<Value> = message
+    let headers: Vec<(String, String)> = message
         .root_part()
         .headers
         .iter()
@@ -259,8 +259,13 @@ pub fn normalize(
                 .get(header.offset_start as usize..header.offset_end as usize)
                 .map(|bytes| String::from_utf8_lossy(bytes).trim().to_owned())
                 .unwrap_or_default();
-            json!({ "name": header.name.as_str(), "value": value })
+            (header.name.as_str().to_owned(), value)
         })
+        .collect();
+    let automatic = is_automatic(&headers, inbound.envelope_from);
+    let raw_headers: Vec<Value> = headers
+        .into_iter()
+        .map(|(name, value)| json!({ "name": name, "value": value }))
         .collect();
 
     let details = EmailDetails {
@@ -279,6 +284,7 @@ pub fn normalize(
         },
         html,
         html_omitted: false,
+        auto_submitted: automatic,
         size: inbound.raw.len() as u64,
     };
     let dedupe_key = match &message_id {
@@ -321,6 +327,25 @@ pub fn normalize(
             data,
         },
     ))
+}
+
+/// Mail written by a machine: an auto-reply, a bounce, a mailing list. A helpdesk that answers it starts a
+/// mail loop. RFC 3834 `Auto-Submitted` other than `no`; the older `Precedence: bulk|junk|list|auto_reply`;
+/// `X-Autoreply`/`X-Autorespond`; and bounces, which come from the
+/// null reverse path (`MAIL FROM:<>`).
+fn is_automatic(headers: &[(String, String)], envelope_from: &str) -> bool {
+    let value_of = |name: &str| {
+        headers
+            .iter()
+            .find(|(header, _)| header.eq_ignore_ascii_case(name))
+            .map(|(_, value)| value.trim().to_ascii_lowercase())
+    };
+    let auto_submitted = value_of("Auto-Submitted").is_some_and(|v| !v.starts_with("no"));
+    let precedence = value_of("Precedence")
+        .is_some_and(|v| matches!(v.as_str(), "bulk" | "junk" | "list" | "auto_reply"));
+    let autoreply = value_of("X-Autoreply").is_some() || value_of("X-Autorespond").is_some();
+    let null_sender = matches!(envelope_from.trim(), "" | "<>");
+    auto_submitted || precedence || autoreply || null_sender
 }
 
 /// Drops the HTML body; false when there was none.
@@ -517,6 +542,38 @@ mod tests {
         let refusal = handle(&inbound(raw.as_bytes()), &bindings, 0).unwrap_err();
         assert_eq!(refusal.rejection.reason(), "event_too_large");
         assert_eq!(refusal.rejection.status().as_u16(), 413);
+    }
+
+    #[test]
+    fn automatic_mail_is_flagged() {
+        let flagged = |headers: &str, envelope_from: &str| {
+            let raw = format!(
+                "From: a@example.jp\r\nMessage-ID: <m@example.jp>\r\n{headers}\r\nhello\r\n"
+            );
+            let inbound = InboundEmail {
+                envelope_from,
+                envelope_to: "support@example.com",
+                raw: raw.as_bytes(),
+            };
+            normalize(&inbound, "support", 0)
+                .unwrap()
+                .data
+                .email
+                .unwrap()
+                .auto_submitted
+        };
+        assert!(!flagged("Subject: hi\r\n", "a@example.jp"));
+        assert!(!flagged("Auto-Submitted: no\r\n", "a@example.jp"));
+        assert!(flagged("Auto-Submitted: auto-replied\r\n", "a@example.jp"));
+        assert!(flagged(
+            "auto-submitted: Auto-Generated\r\n",
+            "a@example.jp"
+        ));
+        assert!(flagged("Precedence: bulk\r\n", "a@example.jp"));
+        assert!(!flagged("Precedence: first-class\r\n", "a@example.jp"));
+        assert!(flagged("X-Autoreply: yes\r\n", "a@example.jp"));
+        assert!(flagged("Subject: Undelivered Mail\r\n", ""));
+        assert!(flagged("Subject: Undelivered Mail\r\n", "<>"));
     }
 
     #[test]
