@@ -30,7 +30,8 @@ pub const EVENT_TYPE: &str = "message.received";
 /// accepts up to 25 MiB; parsing that much inside a 128 MB isolate leaves little room.
 pub const MAX_BYTES_BINDING: &str = "EMAIL_MAX_BYTES";
 pub const DEFAULT_MAX_BYTES: u64 = 10 * 1024 * 1024;
-/// Email Routing has checked SPF/DKIM/DMARC before the Worker runs; the gateway itself verifies nothing.
+/// Email Routing checks SPF/DKIM/DMARC on receipt; the gateway verifies nothing itself and keeps the recorded
+/// results in the raw headers.
 const VERIFICATION_SCHEME: &str = "cloudflare-email-routing";
 
 /// A message as Email Routing delivers it to the Worker.
