@@ -61,7 +61,7 @@ impl QueuedDelivery {
 /// Refuses a delivery whose first queue message would not leave room for retries: the provider gets a clear
 /// 413 instead of an enqueue failure it would retry forever.
 pub fn check_fits_queue(delivery: &Delivery) -> Result<(), Rejection> {
-    let size = QueuedDelivery::first(delivery.clone()).to_message().len();
+    let size = first_message_len(delivery);
     if size > QUEUED_DELIVERY_MAX_BYTES {
         return Err(Rejection::EventTooLarge {
             size,
@@ -69,6 +69,36 @@ pub fn check_fits_queue(delivery: &Delivery) -> Result<(), Rejection> {
         });
     }
     Ok(())
+}
+
+/// The length of `QueuedDelivery::first(delivery).to_message()`, counted without copying the delivery or
+/// building the message.
+fn first_message_len(delivery: &Delivery) -> usize {
+    /// The same JSON as a first [`QueuedDelivery`] (its optional fields are skipped when empty).
+    #[derive(Serialize)]
+    struct FirstAttempt<'a> {
+        delivery: &'a Delivery,
+        attempts: u32,
+    }
+    struct ByteCount(usize);
+    impl std::io::Write for ByteCount {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0 += bytes.len();
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = ByteCount(0);
+    let first = FirstAttempt {
+        delivery,
+        attempts: 0,
+    };
+    match serde_json::to_writer(&mut count, &first) {
+        Ok(()) => count.0,
+        Err(_) => usize::MAX,
+    }
 }
 
 /// Splits queue messages into `sendBatch` calls within the batch limits, keeping their order.
@@ -347,6 +377,21 @@ mod tests {
         }
         assert_eq!(split.concat(), big);
         assert!(batches(Vec::new()).is_empty());
+    }
+
+    #[test]
+    fn the_counted_length_is_the_first_queue_message_length() {
+        let delivery = Delivery {
+            webhook_id: "evt_1".into(),
+            url: "https://backend.example/events".into(),
+            event_type: "message.received".into(),
+            body: "{\"text\":\"こんにちは \\\"quoted\\\"\"}".into(),
+            target: Default::default(),
+        };
+        assert_eq!(
+            first_message_len(&delivery),
+            QueuedDelivery::first(delivery.clone()).to_message().len()
+        );
     }
 
     #[test]

@@ -95,33 +95,32 @@ pub fn plan(events: &[Event], account: &Account<'_>) -> Result<Plan, Rejection> 
             })?;
     SigningKeys::from_bindings(account.bindings())?;
     let mut plan = Plan::default();
+    let notices = notify::settings(account).unwrap_or_else(|problem| {
+        plan.warnings.push(problem);
+        None
+    });
     for event in events {
         let backend = Delivery::for_event(event, &url);
-        let mut warn = |warning: NotifyError| {
-            if !plan.warnings.contains(&warning) {
-                plan.warnings.push(warning);
-            }
-        };
-        let notification = match notify::plan(account, &event.event_type) {
-            Ok(Some(notice)) => {
-                if let Err(warning) = notify::check_template(account) {
-                    warn(warning);
-                }
+        let notification = notices
+            .as_ref()
+            .and_then(|settings| settings.notice_for(&event.event_type))
+            .map(|notice| {
                 let url = notify::message_url(&notice, account.bindings());
-                Some(Delivery::notification(&backend, notice, url))
-            }
-            Ok(None) => None,
-            Err(warning) => {
-                warn(warning);
-                None
-            }
-        };
+                Delivery::notification(&backend, notice, url)
+            });
         crate::delivery::check_fits_queue(&backend)?;
         if let Some(notification) = &notification {
             crate::delivery::check_fits_queue(notification)?;
         }
         plan.deliveries.push(backend);
         plan.deliveries.extend(notification);
+    }
+    // Reported only when a notice was queued with it, i.e. when the broken template will actually be used.
+    let queued_notice = plan.deliveries.iter().any(|d| !d.target.is_backend());
+    if let Some(problem) = notices.and_then(|settings| settings.template_problem) {
+        if queued_notice {
+            plan.warnings.push(problem);
+        }
     }
     Ok(plan)
 }

@@ -138,15 +138,21 @@ impl NotifyError {
     }
 }
 
-/// Which notice (if any) this account sends for an event of `event_type`. Also parses the template once
-/// so a broken template is reported when the first event arrives (returns Err).
-///
-/// Once a room is configured, every setting is checked even when the type filter then declines the event,
-/// so a broken setting surfaces with the first event rather than the first matching one.
-pub fn plan(
-    account: &Account<'_>,
-    event_type: &str,
-) -> Result<Option<ChatworkNotice>, NotifyError> {
+/// An account's notification settings, resolved once per request and applied to each of its events.
+#[derive(Debug)]
+pub struct NoticeSettings {
+    room_id: String,
+    template_binding: Option<String>,
+    self_unread: Option<bool>,
+    types: Option<String>,
+    /// A template that does not parse. Notices are queued all the same: their attempts wait (retrying on the
+    /// delivery schedule) until the template is fixed; the request reports it so an admin finds it at once.
+    pub template_problem: Option<NotifyError>,
+}
+
+/// The account's settings, or `None` when no room is configured at any level. Once a room is configured,
+/// every setting is checked, so a broken one surfaces with the first event whatever its type.
+pub fn settings(account: &Account<'_>) -> Result<Option<NoticeSettings>, NotifyError> {
     let Some(room) = lookup(account, ROOM_FIELD) else {
         return Ok(None);
     };
@@ -163,17 +169,29 @@ pub fn plan(
         })
         .transpose()?;
     let template = lookup(account, TEMPLATE_FIELD);
-
-    let selected =
-        lookup(account, TYPES_FIELD).is_none_or(|types| type_selected(&types.value, event_type));
-    if !selected {
-        return Ok(None);
-    }
-    Ok(Some(ChatworkNotice {
+    let template_problem = template_from(template.as_ref()).err();
+    Ok(Some(NoticeSettings {
         room_id: room.value,
         template_binding: template.map(|setting| setting.binding),
         self_unread,
+        types: lookup(account, TYPES_FIELD).map(|setting| setting.value),
+        template_problem,
     }))
+}
+
+impl NoticeSettings {
+    /// The notice for an event of `event_type`, unless the type filter declines it.
+    pub fn notice_for(&self, event_type: &str) -> Option<ChatworkNotice> {
+        let selected = self
+            .types
+            .as_deref()
+            .is_none_or(|types| type_selected(types, event_type));
+        selected.then(|| ChatworkNotice {
+            room_id: self.room_id.clone(),
+            template_binding: self.template_binding.clone(),
+            self_unread: self.self_unread,
+        })
+    }
 }
 
 /// The HTTP request for one attempt: renders the template read now from `bindings` over `event_json`
@@ -182,12 +200,6 @@ pub fn plan(
 /// The template is read again from the binding named in the notice, so a template fixed since the event was
 /// accepted is used; if that binding is now unset, the next one up its chain is (account → channel →
 /// global → [`DEFAULT_TEMPLATE`]). A notice planned with the default template keeps it.
-/// Checks the account's template now, so a broken one is reported when the first event arrives. The notice
-/// is queued all the same: its attempts wait (retrying on the delivery schedule) until the template is fixed.
-pub fn check_template(account: &Account<'_>) -> Result<(), NotifyError> {
-    template_from(lookup(account, TEMPLATE_FIELD).as_ref()).map(|_| ())
-}
-
 pub fn request(
     notice: &ChatworkNotice,
     event_json: &str,
@@ -699,6 +711,20 @@ mod tests {
                 "raw": {"company": "株式会社テスト", "name": "山田 太郎", "email": "taro@example.jp"}
             }
         })
+    }
+
+    fn plan(
+        account: &Account<'_>,
+        event_type: &str,
+    ) -> Result<Option<ChatworkNotice>, NotifyError> {
+        Ok(settings(account)?.and_then(|settings| settings.notice_for(event_type)))
+    }
+
+    fn check_template(account: &Account<'_>) -> Result<(), NotifyError> {
+        match settings(account)?.and_then(|settings| settings.template_problem) {
+            Some(problem) => Err(problem),
+            None => Ok(()),
+        }
     }
 
     #[test]

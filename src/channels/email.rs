@@ -138,17 +138,39 @@ pub fn handle(
     bindings: &dyn Bindings,
     now_ms: u64,
 ) -> Result<Accepted, Refusal> {
-    let refuse = |rejection, account: Option<&str>| Refusal {
+    let account =
+        admit(inbound.envelope_to, inbound.raw.len() as u64, bindings).map_err(|e| Refusal {
+            rejection: e,
+            channel: Some(CHANNEL),
+            account: None,
+        })?;
+    accept(inbound, &account, bindings, now_ms)
+}
+
+/// What is decided before the message is read: its announced size, and the account of its recipient.
+pub fn admit(
+    envelope_to: &str,
+    raw_size: u64,
+    bindings: &dyn Bindings,
+) -> Result<String, Rejection> {
+    check_size(raw_size, bindings)?;
+    account_for_recipient(envelope_to, bindings)
+}
+
+/// The rest, for a message [`admit`] let in: parse, normalize, plan its deliveries.
+pub fn accept(
+    inbound: &InboundEmail<'_>,
+    account_name: &str,
+    bindings: &dyn Bindings,
+    now_ms: u64,
+) -> Result<Accepted, Refusal> {
+    let refuse = |rejection| Refusal {
         rejection,
         channel: Some(CHANNEL),
-        account: account.map(str::to_owned),
+        account: Some(account_name.to_owned()),
     };
-    check_size(inbound.raw.len() as u64, bindings).map_err(|e| refuse(e, None))?;
-    let account_name =
-        account_for_recipient(inbound.envelope_to, bindings).map_err(|e| refuse(e, None))?;
-    let account = Account::new(CHANNEL, &account_name, bindings);
-    let mut event =
-        normalize(inbound, &account_name, now_ms).map_err(|e| refuse(e, Some(&account_name)))?;
+    let account = Account::new(CHANNEL, account_name, bindings);
+    let mut event = normalize(inbound, account_name, now_ms).map_err(refuse)?;
     // A queue message holds at most 128 KB: an HTML body that does not fit is left out (the text carries the
     // content); if the text alone is too large the message is refused rather than cut.
     let plan = match forward::plan(std::slice::from_ref(&event), &account) {
@@ -157,10 +179,10 @@ pub fn handle(
         }
         planned => planned,
     }
-    .map_err(|e| refuse(e, Some(&account_name)))?;
+    .map_err(refuse)?;
     Ok(Accepted {
         channel: Some(CHANNEL),
-        account: Some(account_name),
+        account: Some(account_name.to_owned()),
         response: EdgeResponse::accepted(1),
         deliveries: plan.deliveries,
         warnings: plan.warnings,
@@ -217,14 +239,10 @@ pub fn normalize(
         .collect::<Vec<_>>()
         .join("\n");
     let text = text.trim_end().to_owned();
-    let html = (message.html_body_count() > 0)
-        .then(|| {
-            message.html_bodies().find_map(|part| match &part.body {
-                mail_parser::PartType::Html(html) => Some(html.to_string()),
-                _ => None,
-            })
-        })
-        .flatten();
+    let html = message.html_bodies().find_map(|part| match &part.body {
+        mail_parser::PartType::Html(html) => Some(html.to_string()),
+        _ => None,
+    });
 
     let attachments = message
         .attachments()

@@ -165,19 +165,20 @@ pub async fn email(
     let envelope_to = message.to();
     let envelope_from = message.from();
     // Refuse on the announced size and the recipient before reading the stream.
-    let early = email::check_size(message.raw_size() as u64, &bindings)
-        .and_then(|()| email::account_for_recipient(&envelope_to, &bindings).map(|_| ()));
-    if let Err(rejection) = early {
-        return answer_email(
-            &message,
-            &Refusal {
-                rejection,
-                channel: Some(email::CHANNEL),
-                account: None,
-            },
-        )
-        .await;
-    }
+    let account = match email::admit(&envelope_to, message.raw_size() as u64, &bindings) {
+        Ok(account) => account,
+        Err(rejection) => {
+            return answer_email(
+                &message,
+                &Refusal {
+                    rejection,
+                    channel: Some(email::CHANNEL),
+                    account: None,
+                },
+            )
+            .await
+        }
+    };
     let raw = match message.raw_bytes().await {
         Ok(raw) => raw,
         Err(error) => {
@@ -193,7 +194,7 @@ pub async fn email(
         envelope_to: &envelope_to,
         raw: &raw,
     };
-    let accepted = match email::handle(&inbound, &bindings, now_ms()) {
+    let accepted = match email::accept(&inbound, &account, &bindings, now_ms()) {
         Ok(accepted) => accepted,
         Err(refusal) => return answer_email(&message, &refusal).await,
     };
