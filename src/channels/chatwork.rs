@@ -238,13 +238,12 @@ fn block_break(inner: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use crate::channels::test_support::{self, DemoRequest};
     use std::collections::HashMap;
 
-    use http::{HeaderMap, HeaderValue};
     use proptest::prelude::*;
 
     use super::*;
-    use crate::query::Query;
 
     // shared/vectors/chatwork.json, chatwork-sue445-mention-to-me (sue445/chatwork_webhook_verify @540b313f).
     const TOKEN: &str = "iY/hmitgwCBlc5DnjAZ8pyRG1HF0zFflfmKmtCDg1wk=";
@@ -263,23 +262,15 @@ mod tests {
         headers: &[(&str, &str)],
         body: &[u8],
     ) -> Result<Handled, Rejection> {
-        let mut map = HeaderMap::new();
-        for (name, value) in headers {
-            map.append(
-                http::HeaderName::from_bytes(name.as_bytes()).unwrap(),
-                HeaderValue::from_str(value).unwrap(),
-            );
-        }
-        let query = Query::parse(query);
-        let request = ChannelRequest {
-            method: &method,
+        let demo = DemoRequest {
+            method,
             extra_path: &[],
-            query: &query,
-            headers: &map,
+            query,
+            headers,
             body,
             now_ms: 1_700_000_000_000,
         };
-        Chatwork.handle(&request, &Account::new("chatwork", "demo", bindings))
+        test_support::run(&Chatwork, bindings, demo)
     }
 
     #[test]

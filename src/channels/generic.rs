@@ -244,14 +244,13 @@ pub(crate) fn form_object(body: &[u8]) -> Value {
 
 #[cfg(test)]
 mod tests {
+    use crate::channels::test_support::{self, DemoRequest};
     use std::collections::HashMap;
 
-    use http::{HeaderMap, HeaderName, HeaderValue};
     use proptest::prelude::*;
 
     use super::*;
     use crate::envelope::event_id;
-    use crate::query::Query;
 
     /// shared/vectors/standard_webhooks.json `standardwebhooks-sign-1` (the reference libraries' sign test).
     const SW_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
@@ -272,24 +271,15 @@ mod tests {
         body: &[u8],
         now_ms: u64,
     ) -> Result<Handled, Rejection> {
-        let mut map = HeaderMap::new();
-        for (name, value) in headers {
-            map.append(
-                HeaderName::from_bytes(name.as_bytes()).unwrap(),
-                HeaderValue::from_str(value).unwrap(),
-            );
-        }
-        let bindings = config(secrets);
-        let query = Query::default();
-        let request = ChannelRequest {
-            method: &Method::POST,
+        let demo = DemoRequest {
+            method: Method::POST,
             extra_path: &[],
-            query: &query,
-            headers: &map,
+            query: None,
+            headers,
             body,
             now_ms,
         };
-        Generic.handle(&request, &Account::new("generic", "demo", &bindings))
+        test_support::run(&Generic, &config(secrets), demo)
     }
 
     fn sw_headers(signature: &str) -> [(&str, &str); 4] {

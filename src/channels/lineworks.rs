@@ -247,13 +247,12 @@ fn split_offset(text: &str) -> Option<(&str, i64)> {
 
 #[cfg(test)]
 mod tests {
+    use crate::channels::test_support::{self, DemoRequest};
     use std::collections::HashMap;
 
-    use http::{HeaderMap, HeaderValue};
     use proptest::prelude::*;
 
     use super::*;
-    use crate::query::Query;
 
     // shared/vectors/lineworks.json, lineworks-derived-text.
     const SECRET: &str = "bot-secret";
@@ -274,23 +273,15 @@ mod tests {
         headers: &[(&str, &str)],
         body: &[u8],
     ) -> Result<Handled, Rejection> {
-        let mut map = HeaderMap::new();
-        for (name, value) in headers {
-            map.append(
-                http::HeaderName::from_bytes(name.as_bytes()).unwrap(),
-                HeaderValue::from_str(value).unwrap(),
-            );
-        }
-        let query = Query::default();
-        let request = ChannelRequest {
-            method: &method,
+        let demo = DemoRequest {
+            method,
             extra_path: &[],
-            query: &query,
-            headers: &map,
+            query: None,
+            headers,
             body,
             now_ms: 1_700_000_000_000,
         };
-        LineWorks.handle(&request, &Account::new("lineworks", "demo", bindings))
+        test_support::run(&LineWorks, bindings, demo)
     }
 
     #[test]

@@ -725,14 +725,13 @@ fn messaging_content(message: &Value) -> Message {
 
 #[cfg(test)]
 mod tests {
+    use crate::channels::test_support::{self, DemoRequest};
     use std::collections::HashMap;
 
-    use http::{HeaderMap, HeaderName, HeaderValue};
     use proptest::prelude::*;
 
     use super::*;
     use crate::envelope::event_id;
-    use crate::query::Query;
 
     /// shared/vectors/meta.json `whatsapp-derived-text`.
     const WHATSAPP_TEXT: &str = r#"{"object":"whatsapp_business_account","entry":[{"id":"0","changes":[{"field":"messages","value":{"messaging_product":"whatsapp","metadata":{"display_phone_number":"16505551111","phone_number_id":"123456123"},"contacts":[{"profile":{"name":"test user name"},"wa_id":"16315551181"}],"messages":[{"from":"16315551181","id":"ABGGFlA5Fpa","timestamp":"1504902988","type":"text","text":{"body":"this is a text message"}}]}}]}]}"#;
@@ -758,23 +757,15 @@ mod tests {
         headers: &[(&str, &str)],
         body: &[u8],
     ) -> Result<Handled, Rejection> {
-        let mut map = HeaderMap::new();
-        for (name, value) in headers {
-            map.append(
-                HeaderName::from_bytes(name.as_bytes()).unwrap(),
-                HeaderValue::from_str(value).unwrap(),
-            );
-        }
-        let query = Query::parse(query);
-        let request = ChannelRequest {
-            method: &method,
+        let demo = DemoRequest {
+            method,
             extra_path: &[],
-            query: &query,
-            headers: &map,
+            query,
+            headers,
             body,
             now_ms: 1_700_000_000_000,
         };
-        channel.handle(&request, &Account::new(channel.name(), "demo", bindings))
+        test_support::run(channel, bindings, demo)
     }
 
     fn post(

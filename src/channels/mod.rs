@@ -193,3 +193,49 @@ pub(crate) fn content_hash_key(bytes: &[u8]) -> String {
         crate::crypto::hex_encode(&crate::crypto::sha256(&[bytes]))
     )
 }
+
+/// For the channels' unit tests: one request, built from plain parts, through a channel for the account `demo`.
+#[cfg(test)]
+pub(crate) mod test_support {
+    use std::collections::HashMap;
+
+    use http::{HeaderMap, HeaderName, HeaderValue, Method};
+
+    use super::{Channel, ChannelRequest, Handled};
+    use crate::config::Account;
+    use crate::query::Query;
+    use crate::Rejection;
+
+    pub(crate) struct DemoRequest<'a, V: AsRef<[u8]>> {
+        pub method: Method,
+        pub extra_path: &'a [&'a str],
+        pub query: Option<&'a str>,
+        pub headers: &'a [(&'a str, V)],
+        pub body: &'a [u8],
+        pub now_ms: u64,
+    }
+
+    pub(crate) fn run<V: AsRef<[u8]>>(
+        channel: &dyn Channel,
+        bindings: &HashMap<String, String>,
+        demo: DemoRequest<'_, V>,
+    ) -> Result<Handled, Rejection> {
+        let mut headers = HeaderMap::new();
+        for (name, value) in demo.headers {
+            headers.append(
+                HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                HeaderValue::from_bytes(value.as_ref()).unwrap(),
+            );
+        }
+        let query = Query::parse(demo.query);
+        let request = ChannelRequest {
+            method: &demo.method,
+            extra_path: demo.extra_path,
+            query: &query,
+            headers: &headers,
+            body: demo.body,
+            now_ms: demo.now_ms,
+        };
+        channel.handle(&request, &Account::new(channel.name(), "demo", bindings))
+    }
+}

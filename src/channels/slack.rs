@@ -617,14 +617,13 @@ fn action_value(action: &Value) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
+    use crate::channels::test_support::{self, DemoRequest};
     use std::collections::HashMap;
 
-    use http::{HeaderMap, HeaderName, HeaderValue};
     use proptest::prelude::*;
 
     use super::*;
     use crate::envelope::event_id;
-    use crate::query::Query;
 
     /// shared/vectors/slack.json `slack-docs-slash-command` (python-slack-sdk's verifier test, Slack's docs).
     const SECRET: &str = "8f742231b10e8888abcd99yyyzzz85a5";
@@ -649,23 +648,15 @@ mod tests {
         body: &[u8],
         now_ms: u64,
     ) -> Result<Handled, Rejection> {
-        let mut map = HeaderMap::new();
-        for (name, value) in headers {
-            map.append(
-                HeaderName::from_bytes(name.as_bytes()).unwrap(),
-                HeaderValue::from_str(value).unwrap(),
-            );
-        }
-        let query = Query::default();
-        let request = ChannelRequest {
-            method: &Method::POST,
+        let demo = DemoRequest {
+            method: Method::POST,
             extra_path: &[],
-            query: &query,
-            headers: &map,
+            query: None,
+            headers,
             body,
             now_ms,
         };
-        Slack.handle(&request, &Account::new("slack", "demo", bindings))
+        test_support::run(&Slack, bindings, demo)
     }
 
     fn signed(

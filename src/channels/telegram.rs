@@ -373,13 +373,12 @@ fn attachment(kind: &str, file: &Value) -> Attachment {
 
 #[cfg(test)]
 mod tests {
+    use crate::channels::test_support::{self, DemoRequest};
     use std::collections::HashMap;
 
-    use http::{HeaderMap, HeaderValue};
     use proptest::prelude::*;
 
     use super::*;
-    use crate::query::Query;
 
     // shared/vectors/telegram.json.
     const SECRET: &str = "s3cr3t_TOKEN-abc123";
@@ -400,23 +399,15 @@ mod tests {
         headers: &[(&str, &[u8])],
         body: &[u8],
     ) -> Result<Handled, Rejection> {
-        let mut map = HeaderMap::new();
-        for (name, value) in headers {
-            map.append(
-                http::HeaderName::from_bytes(name.as_bytes()).unwrap(),
-                HeaderValue::from_bytes(value).unwrap(),
-            );
-        }
-        let query = Query::default();
-        let request = ChannelRequest {
-            method: &method,
+        let demo = DemoRequest {
+            method,
             extra_path: &[],
-            query: &query,
-            headers: &map,
+            query: None,
+            headers,
             body,
             now_ms: 5,
         };
-        Telegram.handle(&request, &Account::new("telegram", "demo", bindings))
+        test_support::run(&Telegram, bindings, demo)
     }
 
     #[test]

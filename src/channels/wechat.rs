@@ -283,8 +283,8 @@ fn sign(params: &SignParams) -> Result<SignedRequest, ToolingError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::query::Query;
-    use http::HeaderMap;
+    use crate::channels::test_support::{self, DemoRequest};
+
     use proptest::prelude::*;
     use std::collections::HashMap;
 
@@ -313,17 +313,15 @@ mod tests {
         body: &str,
         now_ms: u64,
     ) -> Result<Handled, Rejection> {
-        let query = Query::parse(Some(query));
-        let headers = HeaderMap::new();
-        let request = ChannelRequest {
-            method: &method,
+        let demo = DemoRequest::<&str> {
+            method,
             extra_path: &[],
-            query: &query,
-            headers: &headers,
+            query: Some(query),
+            headers: &[],
             body: body.as_bytes(),
             now_ms,
         };
-        WeChat.handle(&request, &Account::new("wechat", "demo", bindings))
+        test_support::run(&WeChat, bindings, demo)
     }
 
     fn signed_query(request: &SignedRequest) -> String {

@@ -389,9 +389,10 @@ fn sign(params: &SignParams) -> Result<SignedRequest, ToolingError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::channels::test_support::{self, DemoRequest};
     use crate::crypto::DecryptError;
     use crate::query::Query;
-    use http::HeaderMap;
+
     use proptest::prelude::*;
     use std::collections::HashMap;
 
@@ -423,17 +424,15 @@ mod tests {
         body: &str,
         now_ms: u64,
     ) -> Result<Handled, Rejection> {
-        let query = Query::parse(Some(query));
-        let headers = HeaderMap::new();
-        let request = ChannelRequest {
-            method: &method,
+        let demo = DemoRequest::<&str> {
+            method,
             extra_path: &[],
-            query: &query,
-            headers: &headers,
+            query: Some(query),
+            headers: &[],
             body: body.as_bytes(),
             now_ms,
         };
-        WeCom.handle(&request, &Account::new("wecom", "demo", b))
+        test_support::run(&WeCom, b, demo)
     }
 
     /// wecom.json `wecom-official-verifyurl`.
