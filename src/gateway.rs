@@ -2,7 +2,7 @@
 
 use http::{HeaderMap, Method};
 
-use crate::channels::{self, ChannelRequest, EdgeResponse};
+use crate::channels::{self, ChannelRequest, EdgeResponse, ReplayGuard};
 use crate::config::{self, Account, Bindings};
 use crate::forward::{self, Delivery};
 use crate::notify::NotifyError;
@@ -28,6 +28,8 @@ pub struct Accepted {
     /// Configuration problems that did not stop the events (a broken notification template), logged with the
     /// request so an admin finds them at first use.
     pub warnings: Vec<NotifyError>,
+    /// See [`ReplayGuard`]: checked against what the de-duplication store remembers before anything is queued.
+    pub replay_guard: Option<ReplayGuard>,
 }
 
 /// A refused request, with enough context for one structured log line.
@@ -114,6 +116,7 @@ pub fn handle(
             response: EdgeResponse::text("ok"),
             deliveries: vec![],
             warnings: vec![],
+            replay_guard: None,
         });
     }
     let channel =
@@ -160,5 +163,6 @@ pub fn handle(
         response: handled.response,
         deliveries: plan.deliveries,
         warnings: plan.warnings,
+        replay_guard: handled.replay_guard,
     })
 }

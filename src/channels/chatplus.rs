@@ -111,7 +111,7 @@ impl Channel for ChatPlus {
         let events = vec![Event::new("chatplus", account.name, parts)];
         Ok(Handled {
             response: EdgeResponse::accepted(events.len()),
-            events,
+            events, replay_guard: None,
         })
     }
 

@@ -65,7 +65,7 @@ impl Channel for Chatwork {
         let events = vec![Event::new("chatwork", account.name, parts)];
         Ok(Handled {
             response: EdgeResponse::accepted(events.len()),
-            events,
+            events, replay_guard: None,
         })
     }
 

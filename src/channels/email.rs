@@ -186,6 +186,7 @@ pub fn accept(
         response: EdgeResponse::accepted(1),
         deliveries: plan.deliveries,
         warnings: plan.warnings,
+        replay_guard: None,
     })
 }
 

@@ -92,7 +92,7 @@ impl Channel for Generic {
         let events = vec![Event::new(self.name(), account.name, parts)];
         Ok(Handled {
             response: EdgeResponse::accepted(events.len()),
-            events,
+            events, replay_guard: None,
         })
     }
 

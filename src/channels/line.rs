@@ -70,7 +70,7 @@ impl Channel for Line {
             .collect();
         Ok(Handled {
             response: EdgeResponse::accepted(events.len()),
-            events,
+            events, replay_guard: None,
         })
     }
 

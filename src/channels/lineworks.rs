@@ -73,7 +73,7 @@ impl Channel for LineWorks {
         let events = vec![Event::new("lineworks", account.name, parts)];
         Ok(Handled {
             response: EdgeResponse::accepted(events.len()),
-            events,
+            events, replay_guard: None,
         })
     }
 

@@ -117,6 +117,22 @@ impl EdgeResponse {
 pub struct Handled {
     pub response: EdgeResponse,
     pub events: Vec<Event>,
+    /// Set by channels whose signature does not cover the body (WeChat plaintext mode): the gateway accepts
+    /// the signed query again only with the same body.
+    pub replay_guard: Option<ReplayGuard>,
+}
+
+/// A signed query that authenticates no body. The gateway remembers the body digest it first came with until
+/// `expires_at_ms` (the end of the channel's timestamp window) and refuses the same query with another body; a
+/// provider retry carries the same body and stays an ordinary duplicate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplayGuard {
+    /// Identifies the signed query (e.g. a digest of timestamp, nonce and signature), scoped by the gateway
+    /// to the channel and account.
+    pub key: String,
+    /// SHA-256 of the raw body, hex.
+    pub body_digest: String,
+    pub expires_at_ms: u64,
 }
 
 pub trait Channel: Sync {

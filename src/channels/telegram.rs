@@ -82,7 +82,7 @@ impl Channel for Telegram {
         let events = vec![Event::new("telegram", account.name, parts)];
         Ok(Handled {
             response: EdgeResponse::accepted(events.len()),
-            events,
+            events, replay_guard: None,
         })
     }
 

@@ -78,7 +78,7 @@ fn handshake(request: &ChannelRequest<'_>, settings: &Settings) -> Result<Handle
     wxxml::check_timestamp(timestamp, request.now_ms, settings.skew_s)?;
     Ok(Handled {
         response: EdgeResponse::text(echostr),
-        events: Vec::new(),
+        events: Vec::new(), replay_guard: None,
     })
 }
 
@@ -104,7 +104,7 @@ fn receive(
     );
     Ok(Handled {
         response: EdgeResponse::text("success"),
-        events: vec![event],
+        events: vec![event], replay_guard: None,
     })
 }
 

@@ -126,7 +126,7 @@ impl Channel for WeCom {
             let (plaintext, _) = settings.open(request, echostr)?;
             Ok(Handled {
                 response: EdgeResponse::text(plaintext),
-                events: Vec::new(),
+                events: Vec::new(), replay_guard: None,
             })
         } else if *request.method == Method::POST {
             receive(request, account, &settings)
@@ -172,7 +172,7 @@ fn receive(
     let event = Event::new(NAME, account.name, parts);
     Ok(Handled {
         response: EdgeResponse::text(""),
-        events: vec![event],
+        events: vec![event], replay_guard: None,
     })
 }
 
