@@ -16,6 +16,8 @@ pub enum Rejection {
     MissingSignature,
     #[error("signature does not match any configured secret")]
     InvalidSignature,
+    #[error("the account has an encryption key, but the request is not encrypted and signed over its body")]
+    EncryptionRequired,
     #[error("timestamp is missing, malformed or outside the allowed skew")]
     StaleTimestamp,
     #[error("the bot id header does not match the configured bot id")]
@@ -51,6 +53,7 @@ impl Rejection {
             Rejection::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Rejection::MissingSignature
             | Rejection::InvalidSignature
+            | Rejection::EncryptionRequired
             | Rejection::StaleTimestamp
             | Rejection::BotIdMismatch
             | Rejection::Unauthorized => StatusCode::UNAUTHORIZED,
@@ -74,6 +77,7 @@ impl Rejection {
             Rejection::MethodNotAllowed => "method_not_allowed",
             Rejection::MissingSignature => "missing_signature",
             Rejection::InvalidSignature => "invalid_signature",
+            Rejection::EncryptionRequired => "encryption_required",
             Rejection::StaleTimestamp => "stale_timestamp",
             Rejection::BotIdMismatch => "bot_id_mismatch",
             Rejection::VerifyTokenMismatch => "verify_token_mismatch",

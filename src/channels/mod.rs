@@ -21,6 +21,8 @@ pub mod slack;
 pub mod telegram;
 pub mod wechat;
 pub mod wecom;
+mod wxenvelope;
+mod wxsettings;
 mod wxxml;
 
 /// Every channel the gateway serves, by route name.

@@ -2,16 +2,23 @@
 //!
 //! - `GET ?signature&timestamp&nonce&echostr`: `signature` = hex(sha1(sort(token, timestamp, nonce))); the
 //!   `echostr` is answered verbatim — the Official Account never encrypts it, even in safe mode.
-//! - `POST ?signature&timestamp&nonce&openid` with an XML body (plaintext mode), or with
-//!   `&encrypt_type=aes&msg_signature=…` (compatible and safe mode): `msg_signature` covers the `<Encrypt>`
-//!   element too, which is decrypted with [`wxbiz`] and must carry the configured AppID.
+//! - `POST ?signature&timestamp&nonce&openid&encrypt_type=aes&msg_signature=…` (compatible and safe mode):
+//!   `msg_signature` covers the `<Encrypt>` element, which is found without parsing the rest of the body
+//!   ([`wxenvelope`](super::wxenvelope)), verified, then decrypted with [`wxbiz`] and must carry the configured
+//!   AppID. Only the decrypted message counts; compatible mode's plaintext copy is ignored.
+//! - **The mode follows configuration, not the request.** With an `ENCODING_AES_KEY` every POST must be
+//!   encrypted: one without `msg_signature` is refused as `encryption_required`, because the plaintext
+//!   `signature` covers only token, timestamp and nonce — which WeChat puts in every URL, handshakes included.
+//! - Without a key (plaintext mode) the body is not authenticated at all. The signed query is then given to the
+//!   gateway as a [`ReplayGuard`](super::ReplayGuard), so that it is accepted again only with the same body
+//!   (handshakes included, whose body is empty).
 //!
 //! Answered `success` at once (WeChat retries 3 times after 5 s otherwise); events are forwarded afterwards.
 
 use http::Method;
 
-use super::wxxml::{self, param};
-use super::{Channel, ChannelRequest, EdgeResponse, Handled};
+use super::wxsettings::{self, param};
+use super::{wxenvelope, wxxml, Channel, ChannelRequest, EdgeResponse, Handled, ReplayGuard};
 use crate::config::Account;
 use crate::crypto::wxbiz::{self, AesKey};
 use crate::envelope::{Event, Verification};
@@ -47,10 +54,10 @@ impl Channel for WeChat {
         request.require_no_extra_path()?;
         let settings = Settings {
             tokens: account.required_values("TOKEN")?,
-            keys: wxxml::aes_keys(account)?,
-            skew_s: wxxml::timestamp_skew_s(account)?,
+            keys: wxsettings::aes_keys(account)?,
+            skew_s: wxsettings::timestamp_skew_s(account)?,
         };
-        wxxml::check_body_limit(account, request.body)?;
+        wxsettings::check_body_limit(account, request.body)?;
         if *request.method == Method::GET {
             handshake(request, &settings)
         } else if *request.method == Method::POST {
@@ -65,20 +72,47 @@ impl Channel for WeChat {
     }
 }
 
-fn handshake(request: &ChannelRequest<'_>, settings: &Settings) -> Result<Handled, Rejection> {
+/// A verified plaintext `signature` over token, timestamp and nonce; in plaintext mode also the guard that
+/// binds this query to the body it came with.
+fn verify_plain(
+    request: &ChannelRequest<'_>,
+    settings: &Settings,
+) -> Result<(usize, Option<ReplayGuard>), Rejection> {
     let signature = request
         .query
         .get("signature")
         .ok_or(Rejection::MissingSignature)?;
     let timestamp = param(request.query, "timestamp")?;
     let nonce = param(request.query, "nonce")?;
-    let echostr = param(request.query, "echostr")?;
-    wxbiz::matching_token(&settings.tokens, &[timestamp, nonce], signature)
+    let key_index = wxbiz::matching_token(&settings.tokens, &[timestamp, nonce], signature)
         .ok_or(Rejection::InvalidSignature)?;
-    wxxml::check_timestamp(timestamp, request.now_ms, settings.skew_s)?;
+    wxsettings::check_timestamp(timestamp, request.now_ms, settings.skew_s)?;
+    let guard = if settings.keys.is_empty() {
+        Some(wxsettings::query_replay_guard(
+            timestamp,
+            nonce,
+            signature,
+            request.body,
+            settings.skew_s,
+        )?)
+    } else {
+        // In safe and compatible mode this signature authorizes nothing but the echo.
+        None
+    };
+    Ok((key_index, guard))
+}
+
+fn handshake(request: &ChannelRequest<'_>, settings: &Settings) -> Result<Handled, Rejection> {
+    request
+        .query
+        .get("signature")
+        .ok_or(Rejection::MissingSignature)?;
+    let echostr = param(request.query, "echostr")?;
+    let (_, replay_guard) = verify_plain(request, settings)?;
     Ok(Handled {
         response: EdgeResponse::text(echostr),
-        events: Vec::new(), replay_guard: None,
+        events: Vec::new(),
+        replay_guard,
     })
 }
 
@@ -87,14 +121,30 @@ fn receive(
     account: &Account<'_>,
     settings: &Settings,
 ) -> Result<Handled, Rejection> {
-    let encrypted = request
+    let declared_aes = request
         .query
         .get("encrypt_type")
         .is_some_and(|t| t.eq_ignore_ascii_case("aes"));
-    let (xml, verification) = if encrypted {
-        decrypt(request, account, settings)?
+    let (xml, verification, replay_guard) = if !settings.keys.is_empty() {
+        if request.query.get("msg_signature").is_none() && !declared_aes {
+            return Err(Rejection::EncryptionRequired);
+        }
+        let (xml, verification) = decrypt(request, account, settings)?;
+        (xml, verification, None)
+    } else if declared_aes {
+        // WeChat encrypts, but the account has no key to decrypt with: the admin has to add it.
+        return Err(Rejection::Misconfigured {
+            binding: account.binding_name("ENCODING_AES_KEY"),
+        });
     } else {
-        plaintext(request, settings)?
+        let (key_index, guard) = verify_plain(request, settings)?;
+        let xml = std::str::from_utf8(request.body)
+            .map_err(|_| Rejection::MalformedBody { expected: "XML" })?;
+        let verification = Verification {
+            scheme: SCHEME_PLAIN.to_owned(),
+            key_index,
+        };
+        (xml.to_owned(), verification, guard)
     };
     let fields = wxxml::parse(&xml)?;
     let event = Event::new(
@@ -104,37 +154,13 @@ fn receive(
     );
     Ok(Handled {
         response: EdgeResponse::text("success"),
-        events: vec![event], replay_guard: None,
+        events: vec![event],
+        replay_guard,
     })
 }
 
-/// Plaintext mode: the signature covers only token, timestamp and nonce — not the body.
-fn plaintext(
-    request: &ChannelRequest<'_>,
-    settings: &Settings,
-) -> Result<(String, Verification), Rejection> {
-    let signature = request
-        .query
-        .get("signature")
-        .ok_or(Rejection::MissingSignature)?;
-    let timestamp = param(request.query, "timestamp")?;
-    let nonce = param(request.query, "nonce")?;
-    let key_index = wxbiz::matching_token(&settings.tokens, &[timestamp, nonce], signature)
-        .ok_or(Rejection::InvalidSignature)?;
-    wxxml::check_timestamp(timestamp, request.now_ms, settings.skew_s)?;
-    let xml = std::str::from_utf8(request.body)
-        .map_err(|_| Rejection::MalformedBody { expected: "XML" })?;
-    Ok((
-        xml.to_owned(),
-        Verification {
-            scheme: SCHEME_PLAIN.to_owned(),
-            key_index,
-        },
-    ))
-}
-
-/// Compatible and safe mode. The signed value is the `<Encrypt>` element's text, so the outer XML has to be
-/// parsed before anything can be verified; the plaintext fields of compatible mode are ignored.
+/// Compatible and safe mode: only `<Encrypt>` is read before `msg_signature` is checked over it; the rest of
+/// the envelope is checked afterwards and its plaintext fields (compatible mode) are never used.
 fn decrypt(
     request: &ChannelRequest<'_>,
     account: &Account<'_>,
@@ -146,24 +172,18 @@ fn decrypt(
         .ok_or(Rejection::MissingSignature)?;
     let timestamp = param(request.query, "timestamp")?;
     let nonce = param(request.query, "nonce")?;
-    if settings.keys.is_empty() {
-        return Err(Rejection::Misconfigured {
-            binding: account.binding_name("ENCODING_AES_KEY"),
-        });
-    }
     let app_id = account.required_field("APP_ID")?;
-    let outer = std::str::from_utf8(request.body)
-        .map_err(|_| Rejection::MalformedBody { expected: "XML" })?;
-    let outer = serde_json::Value::Object(wxxml::parse(outer)?);
-    let encrypt = wxxml::text(&outer, "Encrypt").ok_or(Rejection::MissingParameter("Encrypt"))?;
+    let envelope = wxenvelope::find_encrypt(request.body)?;
+    let encrypt = envelope.encrypt.as_ref();
     let token_index = wxbiz::matching_token(
         &settings.tokens,
-        &[timestamp, nonce, &encrypt],
+        &[timestamp, nonce, encrypt],
         msg_signature,
     )
     .ok_or(Rejection::InvalidSignature)?;
-    wxxml::check_timestamp(timestamp, request.now_ms, settings.skew_s)?;
-    let (key_index, decrypted) = wxbiz::decrypt_any(&settings.keys, &encrypt, &app_id)?;
+    wxsettings::check_timestamp(timestamp, request.now_ms, settings.skew_s)?;
+    envelope.check_rest()?;
+    let (key_index, decrypted) = wxbiz::decrypt_any(&settings.keys, encrypt, &app_id)?;
     // One index for both rotations: 0 means the newest token and the newest key; anything else names the
     // older value still in use.
     let verification = Verification {
@@ -176,8 +196,8 @@ fn decrypt(
 /// `sekisho sign wechat`: options `token`, `timestamp`, `nonce`, `method` (POST|GET), `echostr` (GET),
 /// `mode` (plain|compat|safe; safe when `aes-key` is given), `aes-key`, `app-id`, `random`, `openid`.
 fn sign(params: &SignParams) -> Result<SignedRequest, ToolingError> {
-    let token = wxxml::sign_token(params)?;
-    let defaults = wxxml::sign_defaults(params)?;
+    let token = wxsettings::sign_token(params)?;
+    let defaults = wxsettings::sign_defaults(params)?;
     let timestamp = defaults.timestamp.as_str();
     let nonce = defaults.nonce.as_str();
     let signature = wxbiz::signature_hex(&[token, timestamp, nonce]);
@@ -236,7 +256,7 @@ fn sign(params: &SignParams) -> Result<SignedRequest, ToolingError> {
         match params.option("mode").unwrap_or(default_mode) {
             "plain" => params.body.clone(),
             mode @ ("compat" | "safe") => {
-                let key = wxxml::sign_key(params)?;
+                let key = wxsettings::sign_key(params)?;
                 let app_id = params.required("app-id")?;
                 let encrypt = wxbiz::encrypt(&key, &defaults.random, &params.body, app_id)
                     .map_err(|_| ToolingError::InvalidOption {
@@ -400,13 +420,198 @@ mod tests {
             run(&other, Method::POST, query, OFFICIAL_BODY, now).unwrap_err(),
             Rejection::Decrypt(crate::crypto::DecryptError::ReceiveIdMismatch)
         );
-        // The plaintext signature of the same request, without encrypt_type, reads the outer plaintext fields.
+        // With a key configured, the plaintext signature of the same request is not enough: it covers only
+        // token, timestamp and nonce, never the body.
         let plain = "signature=16120ec1b8dbb870f510d87ce6bc2463eae6ca1a&timestamp=1409735669&nonce=1320562132";
-        let plain_events = run(&official(), Method::POST, plain, OFFICIAL_BODY, now)
+        let refused = run(&official(), Method::POST, plain, OFFICIAL_BODY, now).unwrap_err();
+        assert_eq!(refused, Rejection::EncryptionRequired);
+    }
+
+    /// The downgrade of the security review: the signed triple of any recent URL (here the official sample's
+    /// derived plaintext signature) must not carry a body of the sender's choosing.
+    #[test]
+    fn plaintext_post_with_a_key_configured_is_encryption_required() {
+        let now = 1_409_735_669_000;
+        let plain = "signature=16120ec1b8dbb870f510d87ce6bc2463eae6ca1a&timestamp=1409735669&nonce=1320562132";
+        let forged = "<xml><ToUserName><![CDATA[gh_10f6c3c3ac5a]]></ToUserName><FromUserName><![CDATA[oSomeoneElse]]></FromUserName><CreateTime>1409735668</CreateTime><MsgType><![CDATA[text]]></MsgType><Content><![CDATA[forged]]></Content><MsgId>1</MsgId></xml>";
+        for query in [
+            plain.to_owned(),
+            format!("{plain}&openid=oSomeoneElse&encrypt_type=raw"),
+        ] {
+            let error = run(&official(), Method::POST, &query, forged, now).unwrap_err();
+            assert_eq!(error, Rejection::EncryptionRequired, "{query}");
+            assert_eq!(
+                (error.status().as_u16(), error.reason()),
+                (401, "encryption_required")
+            );
+        }
+        // Declaring encryption without its signature is a missing signature.
+        assert_eq!(
+            run(
+                &official(),
+                Method::POST,
+                &format!("{plain}&encrypt_type=aes"),
+                OFFICIAL_BODY,
+                now
+            )
+            .unwrap_err(),
+            Rejection::MissingSignature
+        );
+        // The mode follows configuration: a valid msg_signature is decrypted even without encrypt_type.
+        let no_type = "timestamp=1409735669&nonce=1320562132&msg_signature=5d197aaffba7e9b25a30732f161a50dee96bd5fa";
+        let handled = run(&official(), Method::POST, no_type, OFFICIAL_BODY, now).unwrap();
+        assert_eq!(handled.events[0].data.verification.scheme, "wechat-aes");
+        assert_eq!(handled.replay_guard, None);
+        // The handshake still works with the plaintext signature, and guards nothing in safe mode.
+        let handshake = format!("{plain}&echostr=42");
+        let handled = run(&official(), Method::GET, &handshake, "", now).unwrap();
+        assert_eq!(
+            (handled.response.body.as_slice(), handled.replay_guard),
+            (&b"42"[..], None)
+        );
+    }
+
+    /// Compatible mode carries plaintext fields beside `<Encrypt>`; they are not signed and never used.
+    #[test]
+    fn compatible_mode_uses_only_the_decrypted_content() {
+        let query = "timestamp=1409735669&nonce=1320562132&msg_signature=5d197aaffba7e9b25a30732f161a50dee96bd5fa&encrypt_type=aes";
+        let tampered = OFFICIAL_BODY
+            .replace("oyORnuP8q7ou2gfYjqLzSIWZf0rs", "oAttacker")
+            .replace("abcdteT", "forged")
+            .replace("6054768590064713728", "1");
+        let handled = run(
+            &official(),
+            Method::POST,
+            query,
+            &tampered,
+            1_409_735_669_000,
+        )
+        .unwrap();
+        let event = &handled.events[0];
+        assert_eq!(
+            event.data.message.as_ref().unwrap().text.as_deref(),
+            Some("abcdteT")
+        );
+        assert_eq!(
+            event.data.sender.as_ref().unwrap().id,
+            "oyORnuP8q7ou2gfYjqLzSIWZf0rs"
+        );
+        assert_eq!(event.data.raw["MsgId"], "6054768590064713728");
+    }
+
+    /// Plaintext mode: the guard's values, computed independently with Python's hashlib:
+    /// key = sha256("1410685589\ntest\nf21891de…43ff"), body_digest = sha256(body), expiry = (ts + 300) s.
+    #[test]
+    fn plaintext_mode_binds_the_signed_query_to_its_body() {
+        let b = bindings(&[("TOKEN", "test")]);
+        let body = "<xml><ToUserName><![CDATA[gh_0123456789ab]]></ToUserName><FromUserName><![CDATA[oPlainUser0000000000000000001]]></FromUserName><CreateTime>1410685588</CreateTime><MsgType><![CDATA[text]]></MsgType><Content><![CDATA[plain & simple]]></Content><MsgId>6060000000000000001</MsgId></xml>";
+        let query =
+            "signature=f21891de399b4e33a1a93c9a7b8a8fffb5a443ff&timestamp=1410685589&nonce=test";
+        let expected = ReplayGuard {
+            key: "aeacf09c116f4085d06c0d65b55ef01fd02dcf0dd0d72ebbdd210a3da03e4cf0".into(),
+            body_digest: "0475c7d53d7f6a21297e5e15400a44323d8aab378c2c28c40822b860a318d7e5".into(),
+            expires_at_ms: 1_410_685_889_000,
+        };
+        let handled = run(&b, Method::POST, query, body, 1_410_685_591_000).unwrap();
+        assert_eq!(handled.events[0].data.verification.scheme, "wechat-sha1");
+        assert_eq!(handled.replay_guard.as_ref(), Some(&expected));
+        // Hex in capitals verifies too, and is the same signed query.
+        let upper = query.replace(
+            "f21891de399b4e33a1a93c9a7b8a8fffb5a443ff",
+            "F21891DE399B4E33A1A93C9A7B8A8FFFB5A443FF",
+        );
+        let handled = run(&b, Method::POST, &upper, body, 1_410_685_591_000).unwrap();
+        assert_eq!(handled.replay_guard.as_ref(), Some(&expected));
+        // Another body under the same query: same key, another digest, so the gateway can refuse it.
+        let other = run(
+            &b,
+            Method::POST,
+            query,
+            &body.replace("plain & simple", "forged"),
+            1_410_685_591_000,
+        )
+        .unwrap()
+        .replay_guard
+        .unwrap();
+        assert_eq!(other.key, expected.key);
+        assert_ne!(other.body_digest, expected.body_digest);
+        // The last accepted instant is the guard's expiry; a millisecond later the request is stale.
+        assert!(run(&b, Method::POST, query, body, expected.expires_at_ms).is_ok());
+        assert_eq!(
+            run(&b, Method::POST, query, body, expected.expires_at_ms + 1).unwrap_err(),
+            Rejection::StaleTimestamp
+        );
+        // A handshake binds its query to the empty body, so its URL cannot be reused for a message.
+        let handshake = format!("{query}&echostr=1");
+        let guard = run(&b, Method::GET, &handshake, "", 1_410_685_591_000)
+            .unwrap()
+            .replay_guard
+            .unwrap();
+        assert_eq!(guard.key, expected.key);
+        assert_eq!(
+            guard.body_digest,
+            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+        );
+        // A TIMESTAMP_SKEW_S setting moves the expiry with the window.
+        let mut wide = b.clone();
+        wide.insert("WECHAT_DEMO_TIMESTAMP_SKEW_S".into(), "60".into());
+        let guard = run(&wide, Method::POST, query, body, 1_410_685_591_000)
+            .unwrap()
+            .replay_guard
+            .unwrap();
+        assert_eq!(guard.expires_at_ms, 1_410_685_649_000);
+    }
+
+    /// The envelope is read only up to `<Encrypt>` before `msg_signature` is checked: a megabyte of broken XML
+    /// after it costs no parsing, and a wrong signature is reported as such.
+    #[test]
+    fn signature_is_checked_before_the_rest_of_the_envelope() {
+        let query = "timestamp=1409735669&nonce=1320562132&msg_signature=5d197aaffba7e9b25a30732f161a50dee96bd5fa&encrypt_type=aes";
+        let now = 1_409_735_669_000;
+        let garbage = format!(
+            "{OFFICIAL_BODY}{}</nope>&bogus;<<<",
+            "<a><![CDATA[".repeat(90_000)
+        );
+        assert!(garbage.len() > 1_000_000);
+        let wrong = query.replace("5d197aaf", "5d197aae");
+        assert_eq!(
+            run(&official(), Method::POST, &wrong, &garbage, now).unwrap_err(),
+            Rejection::InvalidSignature
+        );
+        // Garbage in the middle, after Encrypt and before the root closes.
+        let inside = OFFICIAL_BODY.replace("</Encrypt></xml>", "</Encrypt><a></b>\u{0}</xml>");
+        assert_eq!(
+            run(&official(), Method::POST, &wrong, &inside, now).unwrap_err(),
+            Rejection::InvalidSignature
+        );
+        // Correctly signed, the broken rest is refused after the signature (nothing forwarded).
+        for body in [&garbage, &inside] {
+            assert_eq!(
+                run(&official(), Method::POST, query, body, now).unwrap_err(),
+                Rejection::MalformedBody { expected: "XML" }
+            );
+        }
+        // Encrypt as plain text instead of CDATA verifies the same.
+        let start = OFFICIAL_BODY.find("<Encrypt>").unwrap();
+        let plain_text = format!(
+            "<xml><ToUserName>gh_10f6c3c3ac5a</ToUserName>{}",
+            &OFFICIAL_BODY[start..]
+        )
+        .replace("<![CDATA[hyzA", "hyzA")
+        .replace("PE=]]>", "PE=");
+        let events = run(&official(), Method::POST, query, &plain_text, now)
             .unwrap()
             .events;
-        assert_eq!(plain_events[0].data.verification.scheme, "wechat-sha1");
-        assert_eq!(plain_events[0].id, event.id);
+        assert_eq!(events[0].data.raw["Content"], "abcdteT");
+        // A second Encrypt after a correctly signed first one: refused after the signature.
+        let twice = OFFICIAL_BODY.replace(
+            "</Encrypt></xml>",
+            "</Encrypt><Encrypt><![CDATA[AAAA]]></Encrypt></xml>",
+        );
+        assert_eq!(
+            run(&official(), Method::POST, query, &twice, now).unwrap_err(),
+            Rejection::MalformedBody { expected: "XML" }
+        );
     }
 
     #[test]
@@ -468,6 +673,11 @@ mod tests {
         let now = 1_409_735_669_000;
         assert_eq!(
             run(&b, Method::POST, "timestamp=1&nonce=2", "<xml/>", now).unwrap_err(),
+            Rejection::EncryptionRequired
+        );
+        let plain = bindings(&[("TOKEN", "t")]);
+        assert_eq!(
+            run(&plain, Method::POST, "timestamp=1&nonce=2", "<xml/>", now).unwrap_err(),
             Rejection::MissingSignature
         );
         assert_eq!(
@@ -482,7 +692,7 @@ mod tests {
             Rejection::MissingSignature
         );
         assert_eq!(
-            run(&b, Method::POST, "signature=x&nonce=2", "<xml/>", now).unwrap_err(),
+            run(&plain, Method::POST, "signature=x&nonce=2", "<xml/>", now).unwrap_err(),
             Rejection::MissingParameter("timestamp")
         );
         assert_eq!(
@@ -543,8 +753,14 @@ mod tests {
             options.push(("mode", mode));
             let signed = sign(&sign_params(plaintext, &options)).unwrap();
             let body = String::from_utf8(signed.body.clone()).unwrap();
+            // Plaintext mode is for accounts without a key.
+            let account = if mode == "plain" {
+                bindings(&[("TOKEN", "spamtest")])
+            } else {
+                official()
+            };
             let handled = run(
-                &official(),
+                &account,
                 Method::POST,
                 &signed_query(&signed),
                 &body,

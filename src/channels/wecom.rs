@@ -12,8 +12,10 @@
 use http::Method;
 use serde_json::Value;
 
-use super::wxxml::{self, param};
-use super::{text_at, u64_at, value_at, Channel, ChannelRequest, EdgeResponse, Handled};
+use super::wxsettings::{self, param};
+use super::{
+    text_at, u64_at, value_at, wxenvelope, wxxml, Channel, ChannelRequest, EdgeResponse, Handled,
+};
 use crate::config::Account;
 use crate::crypto::wxbiz::{self, AesKey};
 use crate::envelope::{
@@ -54,7 +56,7 @@ impl Settings {
                 })
             }
         };
-        let keys = wxxml::aes_keys(account)?;
+        let keys = wxsettings::aes_keys(account)?;
         if keys.is_empty() {
             return Err(Rejection::Misconfigured {
                 binding: account.binding_name("ENCODING_AES_KEY"),
@@ -69,15 +71,17 @@ impl Settings {
                 Mode::AiBot => String::new(),
             },
             mode,
-            skew_s: wxxml::timestamp_skew_s(account)?,
+            skew_s: wxsettings::timestamp_skew_s(account)?,
         })
     }
 
-    /// Checks the signature over `encrypt`, the timestamp window, and decrypts with whichever key fits.
+    /// Checks the signature over `encrypt` and the timestamp window, then `rest` (the part of the envelope not
+    /// read before the signature), and decrypts with whichever key fits.
     fn open(
         &self,
         request: &ChannelRequest<'_>,
         encrypt: &str,
+        rest: impl FnOnce() -> Result<(), Rejection>,
     ) -> Result<(String, Verification), Rejection> {
         let msg_signature = request
             .query
@@ -88,7 +92,8 @@ impl Settings {
         let token_index =
             wxbiz::matching_token(&self.tokens, &[timestamp, nonce, encrypt], msg_signature)
                 .ok_or(Rejection::InvalidSignature)?;
-        wxxml::check_timestamp(timestamp, request.now_ms, self.skew_s)?;
+        wxsettings::check_timestamp(timestamp, request.now_ms, self.skew_s)?;
+        rest()?;
         let (key_index, decrypted) = wxbiz::decrypt_any(&self.keys, encrypt, &self.receive_id)?;
         // One index for both rotations: 0 means the newest token and the newest key.
         let verification = Verification {
@@ -115,7 +120,7 @@ impl Channel for WeCom {
     ) -> Result<Handled, Rejection> {
         request.require_no_extra_path()?;
         let settings = Settings::load(account)?;
-        wxxml::check_body_limit(account, request.body)?;
+        wxsettings::check_body_limit(account, request.body)?;
         if *request.method == Method::GET {
             // Verify before reading echostr's value, so a missing signature is reported as such.
             request
@@ -123,10 +128,11 @@ impl Channel for WeCom {
                 .get("msg_signature")
                 .ok_or(Rejection::MissingSignature)?;
             let echostr = param(request.query, "echostr")?;
-            let (plaintext, _) = settings.open(request, echostr)?;
+            let (plaintext, _) = settings.open(request, echostr, || Ok(()))?;
             Ok(Handled {
                 response: EdgeResponse::text(plaintext),
-                events: Vec::new(), replay_guard: None,
+                events: Vec::new(),
+                replay_guard: None,
             })
         } else if *request.method == Method::POST {
             receive(request, account, &settings)
@@ -145,23 +151,20 @@ fn receive(
     account: &Account<'_>,
     settings: &Settings,
 ) -> Result<Handled, Rejection> {
+    // Only the signed value is read before the signature is checked; the rest of the envelope after.
     let parts = match settings.mode {
         Mode::App => {
-            let outer = std::str::from_utf8(request.body)
-                .map_err(|_| Rejection::MalformedBody { expected: "XML" })?;
-            let outer = Value::Object(wxxml::parse(outer)?);
-            let encrypt =
-                wxxml::text(&outer, "Encrypt").ok_or(Rejection::MissingParameter("Encrypt"))?;
-            let (xml, verification) = settings.open(request, &encrypt)?;
+            let envelope = wxenvelope::find_encrypt(request.body)?;
+            let (xml, verification) =
+                settings.open(request, &envelope.encrypt, || envelope.check_rest())?;
             wxxml::normalize(wxxml::parse(&xml)?, verification, request.now_ms)
         }
         Mode::AiBot => {
             let malformed = Rejection::MalformedBody { expected: "JSON" };
-            let outer: Value =
-                serde_json::from_slice(request.body).map_err(|_| malformed.clone())?;
-            let encrypt =
-                text_at(&outer, &["encrypt"]).ok_or(Rejection::MissingParameter("encrypt"))?;
-            let (json, verification) = settings.open(request, &encrypt)?;
+            let encrypt = wxenvelope::find_json_encrypt(request.body)?;
+            let (json, verification) = settings.open(request, &encrypt, || {
+                wxenvelope::check_json_rest(request.body)
+            })?;
             let raw: Value = serde_json::from_str(&json).map_err(|_| malformed.clone())?;
             if !raw.is_object() {
                 return Err(malformed);
@@ -172,7 +175,8 @@ fn receive(
     let event = Event::new(NAME, account.name, parts);
     Ok(Handled {
         response: EdgeResponse::text(""),
-        events: vec![event], replay_guard: None,
+        events: vec![event],
+        replay_guard: None,
     })
 }
 
@@ -301,9 +305,9 @@ fn aibot_message(msg_type: &str, raw: &Value) -> Message {
 /// `timestamp`, `nonce`, `random`, `method` (POST|GET), `echostr` (the plaintext the GET must echo),
 /// `agent-id` (default: the body's AgentID).
 fn sign(params: &SignParams) -> Result<SignedRequest, ToolingError> {
-    let token = wxxml::sign_token(params)?;
-    let key = wxxml::sign_key(params)?;
-    let defaults = wxxml::sign_defaults(params)?;
+    let token = wxsettings::sign_token(params)?;
+    let key = wxsettings::sign_key(params)?;
+    let defaults = wxsettings::sign_defaults(params)?;
     let aibot = match params.option("mode").unwrap_or("app") {
         "app" => false,
         "aibot" => true,

@@ -1,24 +1,18 @@
-//! What the `wechat` and `wecom` channels share: their XML as JSON, account configuration, the timestamp
-//! window, deterministic `sign` defaults, and the normalization of a decrypted XML message into the envelope.
+//! What the `wechat` and `wecom` channels share about a *decrypted* (or plaintext-mode) message: its XML as
+//! JSON, and its normalization into the envelope. The encrypted envelope around it is read by
+//! [`wxenvelope`](super::wxenvelope), settings live in [`wxsettings`](super::wxsettings).
 
 use quick_xml::events::Event as XmlEvent;
 use quick_xml::Reader;
 use serde_json::{Map, Value};
 
 use super::text_at;
-use crate::config::Account;
-use crate::crypto;
-use crate::crypto::wxbiz::AesKey;
 use crate::envelope::{
     Attachment, Conversation, ConversationKind, EventData, EventParts, Location, Message, Postback,
     Sender, Verification, UNRECOGNIZED_TYPE,
 };
-use crate::query::Query;
-use crate::tooling::{SignParams, ToolingError};
 use crate::Rejection;
 
-/// Replay window when the account sets no `TIMESTAMP_SKEW_S`.
-pub const DEFAULT_TIMESTAMP_SKEW_S: u64 = 300;
 /// Nesting deeper than this is not something WeChat or WeCom send; refusing it bounds the parser's work.
 const MAX_DEPTH: usize = 32;
 
@@ -133,121 +127,6 @@ fn insert(fields: &mut Map<String, Value>, name: String, value: Value) {
 /// A non-empty string field.
 pub fn text(raw: &Value, key: &str) -> Option<String> {
     text_at(raw, &[key]).filter(|value| !value.is_empty())
-}
-
-/// The configured EncodingAESKeys, newest first; any malformed value makes the whole account misconfigured.
-pub fn aes_keys(account: &Account<'_>) -> Result<Vec<AesKey>, Rejection> {
-    account
-        .values("ENCODING_AES_KEY")
-        .iter()
-        .map(|value| AesKey::from_encoding_aes_key(value))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|_| Rejection::Misconfigured {
-            binding: account.binding_name("ENCODING_AES_KEY"),
-        })
-}
-
-/// `TIMESTAMP_SKEW_S`: how far `timestamp` may be from the gateway's clock, in seconds.
-pub fn timestamp_skew_s(account: &Account<'_>) -> Result<u64, Rejection> {
-    match account.field("TIMESTAMP_SKEW_S") {
-        None => Ok(DEFAULT_TIMESTAMP_SKEW_S),
-        Some(value) => value.parse().map_err(|_| Rejection::Misconfigured {
-            binding: account.binding_name("TIMESTAMP_SKEW_S"),
-        }),
-    }
-}
-
-/// `MAX_BODY_BYTES` on the account: an optional limit below the gateway-wide one.
-pub fn check_body_limit(account: &Account<'_>, body: &[u8]) -> Result<(), Rejection> {
-    let Some(value) = account.field("MAX_BODY_BYTES") else {
-        return Ok(());
-    };
-    let limit: usize = value.parse().map_err(|_| Rejection::Misconfigured {
-        binding: account.binding_name("MAX_BODY_BYTES"),
-    })?;
-    if body.len() > limit {
-        return Err(Rejection::PayloadTooLarge { limit });
-    }
-    Ok(())
-}
-
-pub fn param<'q>(query: &'q Query, name: &'static str) -> Result<&'q str, Rejection> {
-    query.get(name).ok_or(Rejection::MissingParameter(name))
-}
-
-/// The query's `timestamp` (unix seconds) must be within `skew_s` of now, in either direction.
-pub fn check_timestamp(timestamp: &str, now_ms: u64, skew_s: u64) -> Result<(), Rejection> {
-    let sent: u64 = timestamp.parse().map_err(|_| Rejection::StaleTimestamp)?;
-    if sent.abs_diff(now_ms / 1000) > skew_s {
-        return Err(Rejection::StaleTimestamp);
-    }
-    Ok(())
-}
-
-/// What `sign` uses when an option is not given: derived from the body and timestamp, so the same command
-/// always produces the same request.
-pub struct SignDefaults {
-    pub timestamp: String,
-    pub nonce: String,
-    pub random: [u8; 16],
-    /// Digits, for a handshake's echostr.
-    pub echo: String,
-}
-
-pub fn sign_defaults(params: &SignParams) -> Result<SignDefaults, ToolingError> {
-    let timestamp = params
-        .option("timestamp")
-        .map_or_else(|| params.now_s.to_string(), str::to_owned);
-    let seed = crypto::sha256(&[&params.body, b"\n", timestamp.as_bytes()]);
-    let hex = crypto::hex_encode(&seed);
-    let random_text = match params.option("random") {
-        Some(random) => random.to_owned(),
-        None => hex.chars().take(16).collect(),
-    };
-    let random: [u8; 16] =
-        random_text
-            .as_bytes()
-            .try_into()
-            .map_err(|_| ToolingError::InvalidOption {
-                option: "random",
-                why: "must be exactly 16 bytes",
-            })?;
-    let number = |skip: usize, digits: usize| -> String {
-        seed.iter()
-            .skip(skip)
-            .take(digits)
-            .map(|byte| char::from(b'0' + byte % 10))
-            .collect()
-    };
-    let nonce = params
-        .option("nonce")
-        .map_or_else(|| number(16, 10), str::to_owned);
-    let echo = params
-        .option("echostr")
-        .map_or_else(|| number(0, 19), str::to_owned);
-    Ok(SignDefaults {
-        timestamp,
-        nonce,
-        random,
-        echo,
-    })
-}
-
-/// `--token`, or the CLI's generic `--secret`.
-pub fn sign_token(params: &SignParams) -> Result<&str, ToolingError> {
-    params
-        .option("token")
-        .or_else(|| params.option("secret"))
-        .ok_or(ToolingError::MissingOption("token"))
-}
-
-pub fn sign_key(params: &SignParams) -> Result<AesKey, ToolingError> {
-    AesKey::from_encoding_aes_key(params.required("aes-key")?).map_err(|_| {
-        ToolingError::InvalidOption {
-            option: "aes-key",
-            why: "must be a 43-character EncodingAESKey",
-        }
-    })
 }
 
 /// A decrypted (or plaintext) XML message as one envelope event.
@@ -559,28 +438,6 @@ mod tests {
                 id: "zhangsan".into(),
                 name: None
             }]
-        );
-    }
-
-    #[test]
-    fn timestamps_outside_the_window_are_stale() {
-        assert_eq!(check_timestamp("1000", 1_300_000, 300), Ok(()));
-        assert_eq!(check_timestamp("1000", 700_000, 300), Ok(()));
-        assert_eq!(
-            check_timestamp("1000", 1_301_000, 300),
-            Err(Rejection::StaleTimestamp)
-        );
-        assert_eq!(
-            check_timestamp("1000", 699_000, 300),
-            Err(Rejection::StaleTimestamp)
-        );
-        assert_eq!(
-            check_timestamp("abc", 1_000_000, 300),
-            Err(Rejection::StaleTimestamp)
-        );
-        assert_eq!(
-            check_timestamp("-5", 0, 300),
-            Err(Rejection::StaleTimestamp)
         );
     }
 
