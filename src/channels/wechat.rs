@@ -397,10 +397,9 @@ mod tests {
             event.data.raw.get("Encrypt").is_none(),
             "raw is the decrypted message, not the envelope"
         );
-        assert_eq!(
-            event.id,
-            crate::envelope::event_id("wechat", "demo", "6054768590064713728")
-        );
+        // sha256("wechat\ndemo\n" + '["MsgId","oyORnuP8q7ou2gfYjqLzSIWZf0rs","6054768590064713728"]'), by Python:
+        // the MsgId scoped by the sender.
+        assert_eq!(event.id, "evt_f47124b16f4f91b8bed14a755b244aa5");
 
         // Safe mode carries only ToUserName and Encrypt; the signature is the same.
         let start = OFFICIAL_BODY.find("<Encrypt>").unwrap();

@@ -152,6 +152,10 @@ fn receive(
     settings: &Settings,
 ) -> Result<Handled, Rejection> {
     // Only the signed value is read before the signature is checked; the rest of the envelope after.
+    request
+        .query
+        .get("msg_signature")
+        .ok_or(Rejection::MissingSignature)?;
     let parts = match settings.mode {
         Mode::App => {
             let envelope = wxenvelope::find_encrypt(request.body)?;
@@ -221,9 +225,12 @@ fn normalize_aibot(raw: Value, verification: Verification, now_ms: u64) -> Event
             kind: ConversationKind::Direct,
         }),
     };
-    // WeCom: "msgid 本次回调的唯一性标志,开发者需据此进行事件排重" — events carry a msgid too.
+    // WeCom: "msgid 本次回调的唯一性标志,开发者需据此进行事件排重" — events carry a msgid too. Scoped by the
+    // sender like the Official Account's MsgId (`["msgid", from.userid, msgid]`); without a msgid, the hash of
+    // the whole decrypted (authenticated) message.
     let dedupe_key = text_at(&raw, &["msgid"])
         .filter(|id| !id.is_empty())
+        .map(|id| serde_json::json!(["msgid", user.clone().unwrap_or_default(), id]).to_string())
         .unwrap_or_else(|| super::content_hash_key(&serde_json::to_vec(&raw).unwrap_or_default()));
     let time_ms = u64_at(&raw, &["create_time"])
         .and_then(|s| s.checked_mul(1000))
@@ -667,6 +674,154 @@ mod tests {
             run(&app, Method::POST, &query, &xml, 1_700_000_000_000).unwrap_err(),
             Rejection::Decrypt(DecryptError::ReceiveIdMismatch)
         );
+    }
+
+    /// WeCom always encrypts. Every shape of an unencrypted or unsigned request is refused: WeChat's plaintext
+    /// `signature`, a `msg_signature` over no `Encrypt`, a plaintext body beside a valid signature.
+    #[test]
+    fn nothing_unencrypted_or_unsigned_is_accepted() {
+        let now = 1_409_659_813_000;
+        let (ts, nonce) = ("1409659813", "1372623149");
+        let plain_sig = wxbiz::signature_hex(&["QDG6eK", ts, nonce]);
+        let plaintext = "<xml><ToUserName><![CDATA[wx5823bf96d3bd56c7]]></ToUserName><FromUserName><![CDATA[mycreate]]></FromUserName><CreateTime>1409659813</CreateTime><MsgType><![CDATA[text]]></MsgType><Content><![CDATA[forged]]></Content><MsgId>1</MsgId><AgentID>218</AgentID></xml>";
+        let cases = [
+            (
+                format!("signature={plain_sig}&timestamp={ts}&nonce={nonce}"),
+                plaintext.to_owned(),
+                Rejection::MissingSignature,
+            ),
+            (
+                format!("msg_signature={plain_sig}&timestamp={ts}&nonce={nonce}"),
+                plaintext.to_owned(),
+                Rejection::MissingParameter("Encrypt"),
+            ),
+            (
+                format!("msg_signature={plain_sig}&timestamp={ts}&nonce={nonce}"),
+                MSG_BODY.to_owned(),
+                Rejection::InvalidSignature,
+            ),
+            // The official message's signature with its plaintext fields put beside the Encrypt: decrypted
+            // content only (checked below), never the plaintext.
+        ];
+        for (query, body, expected) in cases {
+            assert_eq!(
+                run(&sample(), Method::POST, &query, &body, now).unwrap_err(),
+                expected,
+                "{query}"
+            );
+        }
+        let beside = MSG_BODY.replace(
+            "<Encrypt>",
+            "<FromUserName>attacker</FromUserName><Content>forged</Content><Encrypt>",
+        );
+        let event = &run(&sample(), Method::POST, MSG_QUERY, &beside, now)
+            .unwrap()
+            .events[0];
+        assert_eq!(event.data.raw["Content"], "hello");
+        assert_eq!(event.data.sender.as_ref().unwrap().id, "mycreate");
+        // AI bots: a plaintext JSON message is not an envelope.
+        let mut bot = sample();
+        bot.insert("WECOM_DEMO_MODE".into(), "aibot".into());
+        let json =
+            r#"{"msgid":"1","msgtype":"text","from":{"userid":"x"},"text":{"content":"forged"}}"#;
+        let query = format!("msg_signature={plain_sig}&timestamp={ts}&nonce={nonce}");
+        assert_eq!(
+            run(&bot, Method::POST, &query, json, now).unwrap_err(),
+            Rejection::MissingParameter("encrypt")
+        );
+        let no_signature = format!("timestamp={ts}&nonce={nonce}");
+        assert_eq!(
+            run(
+                &bot,
+                Method::POST,
+                &no_signature,
+                r#"{"encrypt":"abc"}"#,
+                now
+            )
+            .unwrap_err(),
+            Rejection::MissingSignature
+        );
+    }
+
+    /// Only `<Encrypt>` (or the JSON `encrypt`) is read before the signature; a broken rest is refused after it.
+    #[test]
+    fn signature_is_checked_before_the_rest_of_the_envelope() {
+        let now = 1_409_659_813_000;
+        let tail = format!("{}<<</x>&bogus;", "<a><![CDATA[".repeat(90_000));
+        let garbage = MSG_BODY.replace("</xml>", &tail);
+        let wrong = MSG_QUERY.replace("51f3e6", "51f3e7");
+        assert_eq!(
+            run(&sample(), Method::POST, &wrong, &garbage, now).unwrap_err(),
+            Rejection::InvalidSignature
+        );
+        assert_eq!(
+            run(&sample(), Method::POST, MSG_QUERY, &garbage, now).unwrap_err(),
+            Rejection::MalformedBody { expected: "XML" }
+        );
+        let plain_text = MSG_BODY
+            .replace("<Encrypt><![CDATA[", "<Encrypt>")
+            .replace("==]]></Encrypt>", "==</Encrypt>");
+        assert!(run(&sample(), Method::POST, MSG_QUERY, &plain_text, now).is_ok());
+
+        let b = bindings(&[
+            ("TOKEN", "bot-token"),
+            ("ENCODING_AES_KEY", KEY),
+            ("MODE", "aibot"),
+        ]);
+        let signed = sign(&sign_params(
+            r#"{"msgid":"m1","msgtype":"text","from":{"userid":"u"}}"#,
+            &[("token", "bot-token"), ("aes-key", KEY), ("mode", "aibot")],
+        ))
+        .unwrap();
+        let query = signed.query_string().trim_start_matches('?').to_owned();
+        let body = String::from_utf8(signed.body).unwrap();
+        let bad = format!("{}, {}", body.trim_end_matches('}'), "x".repeat(1_000_000));
+        let wrong = {
+            let q = Query::parse(Some(&query));
+            let signature = q.get("msg_signature").unwrap();
+            let flipped = if signature.starts_with('0') { "1" } else { "0" };
+            query.replacen(signature, &format!("{flipped}{}", &signature[1..]), 1)
+        };
+        let now = 1_700_000_000_000;
+        assert_eq!(
+            run(&b, Method::POST, &wrong, &bad, now).unwrap_err(),
+            Rejection::InvalidSignature
+        );
+        assert_eq!(
+            run(&b, Method::POST, &query, &bad, now).unwrap_err(),
+            Rejection::MalformedBody { expected: "JSON" }
+        );
+        assert!(run(&b, Method::POST, &query, &body, now).is_ok());
+    }
+
+    /// AI-bot msgids are scoped by the sender like the Official Account's MsgId.
+    #[test]
+    fn aibot_msgid_is_scoped_by_the_sender() {
+        let b = bindings(&[
+            ("TOKEN", "bot-token"),
+            ("ENCODING_AES_KEY", KEY),
+            ("MODE", "aibot"),
+        ]);
+        let id_for = |user: &str| {
+            let message = format!(
+                r#"{{"msgid":"same","msgtype":"text","from":{{"userid":"{user}"}},"text":{{"content":"hi"}}}}"#
+            );
+            let signed = sign(&sign_params(
+                &message,
+                &[("token", "bot-token"), ("aes-key", KEY), ("mode", "aibot")],
+            ))
+            .unwrap();
+            let query = signed.query_string().trim_start_matches('?').to_owned();
+            let body = String::from_utf8(signed.body).unwrap();
+            run(&b, Method::POST, &query, &body, 1_700_000_000_000)
+                .unwrap()
+                .events[0]
+                .id
+                .clone()
+        };
+        // sha256("wecom\ndemo\n" + '["msgid","zhangsan","same"]'), computed with Python.
+        assert_eq!(id_for("zhangsan"), "evt_08df89624d1bc6a663b7aaa0ce051985");
+        assert_ne!(id_for("zhangsan"), id_for("lisi"));
     }
 
     proptest! {

@@ -162,21 +162,7 @@ pub fn normalize(
     };
     let from = text(&raw, "FromUserName");
     let create_time = text(&raw, "CreateTime");
-    let dedupe_key = text(&raw, "MsgId").unwrap_or_else(|| {
-        // Events have no MsgId: WeChat's retries repeat FromUserName + CreateTime. A contact change comes
-        // from "sys", so the user it is about keeps two changes in the same second apart.
-        let mut parts = vec![
-            from.clone().unwrap_or_default(),
-            create_time.clone().unwrap_or_default(),
-            provider_type.clone(),
-        ];
-        parts.extend(
-            ["ChangeType", "UserID"]
-                .iter()
-                .filter_map(|key| text(&raw, key)),
-        );
-        parts.join("|")
-    });
+    let dedupe_key = dedupe_key(&raw, &provider_type);
     let time_ms = create_time
         .and_then(|t| t.parse::<u64>().ok())
         .and_then(|s| s.checked_mul(1000))
@@ -212,6 +198,44 @@ pub fn normalize(
         time_ms,
         data,
     }
+}
+
+/// Fields that tell apart events of one sender in the same second (two menu clicks, two template results, two
+/// contact changes about different members); a retry repeats them all.
+const EVENT_KEY_FIELDS: [&str; 6] = [
+    "EventKey",
+    "MsgID",
+    "ChangeType",
+    "UserID",
+    "ExternalUserID",
+    "TaskId",
+];
+
+/// The de-duplication key, from the message's own fields (authenticated in safe mode, where the whole XML
+/// is decrypted), as a JSON array so that no field's value can shift into another's:
+///
+/// - a message: `["MsgId", FromUserName, MsgId]` — a `MsgId` is only unique per sender;
+/// - an event (no `MsgId`): `["event", FromUserName, CreateTime, Event, [field, value]…]` with the
+///   [`EVENT_KEY_FIELDS`] that are present, in that order. Events of WeCom's `sys` sender are thereby kept
+///   apart by the member they are about.
+fn dedupe_key(raw: &Value, provider_type: &str) -> String {
+    let from = text(raw, "FromUserName").unwrap_or_default();
+    let key = match text(raw, "MsgId") {
+        Some(msg_id) => serde_json::json!(["MsgId", from, msg_id]),
+        None => {
+            let mut parts = vec![
+                Value::from("event"),
+                Value::from(from),
+                Value::from(text(raw, "CreateTime").unwrap_or_default()),
+                Value::from(provider_type),
+            ];
+            parts.extend(EVENT_KEY_FIELDS.iter().filter_map(|field| {
+                text(raw, field).map(|value| serde_json::json!([field, value]))
+            }));
+            Value::Array(parts)
+        }
+    };
+    key.to_string()
 }
 
 fn message_type(msg_type: &str) -> &'static str {
@@ -414,23 +438,32 @@ mod tests {
     }
 
     #[test]
-    fn events_dedupe_on_sender_time_and_event() {
+    fn events_dedupe_on_sender_time_event_and_what_tells_them_apart() {
         let click = "<xml><FromUserName>o1</FromUserName><CreateTime>123</CreateTime><MsgType>event</MsgType><Event>CLICK</Event><EventKey>K</EventKey></xml>";
         let parts = normalized(click);
-        assert_eq!(parts.dedupe_key, "o1|123|CLICK");
+        assert_eq!(
+            parts.dedupe_key,
+            r#"["event","o1","123","CLICK",["EventKey","K"]]"#
+        );
         assert_eq!(parts.event_type, "menu.clicked");
         assert_eq!(parts.time_ms, 123_000);
         assert_eq!(parts.data.postback.map(|p| p.data), Some("K".to_owned()));
+        // Another menu item clicked in the same second is another event.
+        assert_ne!(
+            normalized(&click.replace(">K<", ">L<")).dedupe_key,
+            normalized(click).dedupe_key
+        );
         let no_time = normalized("<xml><MsgType>event</MsgType><Event>odd</Event></xml>");
         assert_eq!(
             (no_time.event_type.as_str(), no_time.time_ms),
             (UNRECOGNIZED_TYPE, 7)
         );
+        assert_eq!(no_time.dedupe_key, r#"["event","","","odd"]"#);
         let contact = "<xml><FromUserName>sys</FromUserName><CreateTime>1</CreateTime><MsgType>event</MsgType><Event>change_contact</Event><ChangeType>update_user</ChangeType><UserID>zhangsan</UserID></xml>";
         let parts = normalized(contact);
         assert_eq!(
             parts.dedupe_key,
-            "sys|1|change_contact|update_user|zhangsan"
+            r#"["event","sys","1","change_contact",["ChangeType","update_user"],["UserID","zhangsan"]]"#
         );
         assert_eq!(
             parts.data.members,
@@ -438,6 +471,31 @@ mod tests {
                 id: "zhangsan".into(),
                 name: None
             }]
+        );
+        // A value with the old separator cannot pose as two fields.
+        let shifted = contact.replace(
+            "<ChangeType>update_user</ChangeType><UserID>zhangsan</UserID>",
+            "<UserID>update_user|zhangsan</UserID>",
+        );
+        assert_ne!(normalized(&shifted).dedupe_key, parts.dedupe_key);
+    }
+
+    /// MsgId has been seen to collide across senders: the key is scoped by FromUserName.
+    #[test]
+    fn messages_dedupe_on_sender_and_msg_id() {
+        let text = "<xml><FromUserName><![CDATA[oA]]></FromUserName><CreateTime>1</CreateTime><MsgType>text</MsgType><Content>x</Content><MsgId>42</MsgId></xml>";
+        let a = normalized(text);
+        assert_eq!(a.dedupe_key, r#"["MsgId","oA","42"]"#);
+        let b = normalized(&text.replace("oA", "oB"));
+        assert_eq!(b.dedupe_key, r#"["MsgId","oB","42"]"#);
+        assert_ne!(
+            crate::envelope::event_id("wechat", "demo", &a.dedupe_key),
+            crate::envelope::event_id("wechat", "demo", &b.dedupe_key)
+        );
+        // The text a sender types is not part of the key: a retry with the same MsgId is a duplicate.
+        assert_eq!(
+            normalized(&text.replace(">x<", ">y<")).dedupe_key,
+            a.dedupe_key
         );
     }
 
