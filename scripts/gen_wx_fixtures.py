@@ -63,6 +63,22 @@ def decrypt(encoding_aes_key, b64):
     return plain[20 : 20 + length].decode(), plain[20 + length :].decode()
 
 
+def event_id(channel, account, dedupe_key):
+    """The envelope id: evt_ + the first 32 hex digits of sha256(channel \\n account \\n key)."""
+    return "evt_" + hashlib.sha256(f"{channel}\n{account}\n{dedupe_key}".encode()).hexdigest()[:32]
+
+
+def msg_key(sender, msg_id):
+    """A message's de-duplication key: its MsgId scoped by the sender (MsgIds collide across senders)."""
+    return json.dumps(["MsgId", sender, msg_id], separators=(",", ":"), ensure_ascii=False)
+
+
+def event_key(sender, create_time, event, *fields):
+    """An event's key: sender, time, event, then (name, value) of EventKey/MsgID/ChangeType/UserID/... present."""
+    return json.dumps(["event", sender, str(create_time), event, *[list(f) for f in fields]],
+                      separators=(",", ":"), ensure_ascii=False)
+
+
 def random_for(label):
     return hashlib.sha256(label.encode()).hexdigest()[:16].encode()
 
@@ -158,6 +174,7 @@ write("wechat", "plain-text", fixture(
     f"signature={v['expected_signature']}&timestamp={ts}&nonce={nonce}&openid=oPlainUser0000000000000000001",
     PLAIN_TEXT,
     {"status": 200, "response_body": "success", "events": [{
+        "id": event_id("wechat", "wechatpy-test", msg_key("oPlainUser0000000000000000001", "6060000000000000001")),
         "type": "message.received", "time": iso(1410685588),
         "data": {"provider_type": "text", "conversation": {"id": "oPlainUser0000000000000000001", "kind": "direct"},
                  "sender": {"id": "oPlainUser0000000000000000001"},
@@ -196,6 +213,7 @@ assert decrypt(v["encoding_aes_key"], encrypt_b64) == (v["expected"]["plaintext_
 assert encrypt(v["encoding_aes_key"], v["expected"]["random16_ascii"].encode(), v["expected"]["plaintext_xml"], v["appid"]) == encrypt_b64
 off_query = f"timestamp={q['timestamp']}&nonce={q['nonce']}&msg_signature={q['msg_signature']}&encrypt_type=aes"
 OFF_EVENT = {
+    "id": event_id("wechat", "official-sample", msg_key("oyORnuP8q7ou2gfYjqLzSIWZf0rs", "6054768590064713728")),
     "type": "message.received", "time": iso(1409735668),
     "data": {"provider_type": "text", "conversation": {"id": "oyORnuP8q7ou2gfYjqLzSIWZf0rs", "kind": "direct"},
              "sender": {"id": "oyORnuP8q7ou2gfYjqLzSIWZf0rs"},
@@ -220,6 +238,13 @@ write("wechat", "official-sample-handshake", fixture(
     src + " query_plain_signature_derived", "official-sample", OFF_CFG, now, "GET",
     f"signature={plain_sig}&timestamp={q['timestamp']}&nonce={q['nonce']}&echostr=5837397520665436492", "",
     {"status": 200, "response_body": "5837397520665436492", "events": []}))
+forged = v["body_xml"].split("<Encrypt>")[0].replace("abcdteT", "forged by anyone who saw the URL") + "</xml>"
+write("wechat", "official-sample-plaintext-downgrade", fixture(
+    "Plaintext-mode POST (signature over token/timestamp/nonce only, no msg_signature) to an account with an "
+    "EncodingAESKey: the signature does not cover the body, so it is refused as encryption_required",
+    src + " query_plain_signature_derived; body = the sample's plaintext fields, Content altered", "official-sample",
+    OFF_CFG, now, "POST", f"signature={plain_sig}&timestamp={q['timestamp']}&nonce={q['nonce']}"
+    f"&openid=oyORnuP8q7ou2gfYjqLzSIWZf0rs", forged, rejected(401, "encryption_required")))
 tampered = encrypt_b64.replace("hyzAe4", "hyzAe5", 1)
 write("wechat", "official-sample-tampered", fixture(
     "The official sample with one Encrypt character changed: msg_signature no longer matches",
@@ -307,7 +332,8 @@ def safe_bad(name, description, status, reason, plaintext=None, now=SAFE_NOW, **
 
 C = T - 1
 safe_ok("safe-text", "Safe mode text message", oa_xml(C, "text", "<Content><![CDATA[你好, Sekisho]]></Content><MsgId>24000000000000001</MsgId>"),
-        {"type": "message.received", "time": iso(C),
+        {"id": event_id("wechat", "safe-demo", msg_key(OPENID, "24000000000000001")),
+         "type": "message.received", "time": iso(C),
          "data": {"provider_type": "text", "message": {"id": "24000000000000001", "kind": "text", "text": "你好, Sekisho"},
                   "raw": {"ToUserName": GH, "FromUserName": OPENID, "CreateTime": str(C), "MsgType": "text",
                           "Content": "你好, Sekisho", "MsgId": "24000000000000001"}}})
@@ -365,7 +391,8 @@ safe_ok("safe-location-event", "Location reported on entering the chat -> locati
             "raw": {"Precision": "119.385040"}}})
 safe_ok("safe-click", "Menu click -> menu.clicked with the key as postback",
         oa_event(C, "CLICK", "<EventKey><![CDATA[V1001_TODAY_MUSIC]]></EventKey>"),
-        {"type": "menu.clicked", "data": {"provider_type": "CLICK", "postback": {"data": "V1001_TODAY_MUSIC"}}})
+        {"id": event_id("wechat", "safe-demo", event_key(OPENID, C, "CLICK", ("EventKey", "V1001_TODAY_MUSIC"))),
+         "type": "menu.clicked", "data": {"provider_type": "CLICK", "postback": {"data": "V1001_TODAY_MUSIC"}}})
 safe_ok("safe-view", "Menu link -> menu.viewed with the URL as postback",
         oa_event(C, "VIEW", "<EventKey><![CDATA[https://www.qq.com/]]></EventKey><MenuId>208379533</MenuId>"),
         {"type": "menu.viewed", "data": {"provider_type": "VIEW", "postback": {"data": "https://www.qq.com/"},
@@ -424,6 +451,23 @@ write("wechat", "safe-malformed-envelope", fixture(
     "encrypt_type=aes but the body is not XML", SAFE_SRC, "safe-demo", SAFE_CFG, SAFE_NOW, "POST",
     query, "{\"Encrypt\":\"abc\"}", rejected(400, "malformed_body")))
 
+q_tail, body_tail = safe_request("safe-garbage-tail", oa_xml(C, "text", "<Content><![CDATA[tail]]></Content><MsgId>24000000000000013</MsgId>"))
+garbage_tail = body_tail + "<a><![CDATA[" * 2000 + "</nope>&bogus;"
+write("wechat", "safe-garbage-tail", fixture(
+    "Correctly signed and encrypted, with broken XML after the envelope: only <Encrypt> is read before the "
+    "signature, the rest is checked after it and refused", SAFE_SRC, "safe-demo", SAFE_CFG, SAFE_NOW, "POST",
+    q_tail, garbage_tail, rejected(400, "malformed_body")))
+write("wechat", "safe-garbage-tail-bad-signature", fixture(
+    "The same garbage tail with a msg_signature from another token: the signature is checked before anything "
+    "after <Encrypt> is read, so the answer is invalid_signature, not malformed_body", SAFE_SRC, "safe-demo",
+    SAFE_CFG, SAFE_NOW, "POST",
+    q_tail.split("&msg_signature=")[0] + "&msg_signature=" + sha1_sorted("other-token", str(T), "1", "x"),
+    garbage_tail, rejected(401, "invalid_signature")))
+write("wechat", "safe-duplicate-encrypt", fixture(
+    "Correctly signed first <Encrypt> followed by a second one: the envelope is ambiguous and refused after "
+    "the signature", SAFE_SRC, "safe-demo", SAFE_CFG, SAFE_NOW, "POST", q_tail,
+    body_tail.replace("</xml>", "<Encrypt><![CDATA[AAAA]]></Encrypt></xml>"), rejected(400, "malformed_body")))
+
 # --- misconfigured and limited accounts
 write("wechat", "misconfigured-aes-key", fixture(
     "An EncodingAESKey that is not 43 base64 characters: 500 misconfigured on the request, no panic",
@@ -468,6 +512,7 @@ write("wecom", "official-decryptmsg", fixture(
     "The official encrypted text message (PKCS#7 pad value 30, which a 16-byte unpadder rejects)",
     src, "wecom-sample", WS_CFG, int(q["timestamp"]) * 1000 + 800, "POST", msg_query, v["body_xml"],
     {"status": 200, "response_body": "", "events": [{
+        "id": event_id("wecom", "wecom-sample", msg_key("mycreate", "4561255354251345929")),
         "type": "message.received", "time": iso(1409659813),
         "data": {"provider_type": "text", "conversation": {"id": "mycreate", "kind": "direct"},
                  "sender": {"id": "mycreate"},
@@ -563,7 +608,8 @@ write("wecom", "demo-verifyurl", fixture(
     qs([("msg_signature", sha1_sorted(W_TOKEN, str(T), "42", e)), ("timestamp", str(T)), ("nonce", "42"), ("echostr", e)]),
     "", {"status": 200, "response_body": echo, "events": []}))
 wc_ok("text", "App text message", wc_xml("text", "<Content><![CDATA[请假申请]]></Content><MsgId>7000000000000000001</MsgId>"),
-      {"type": "message.received", "time": iso(C), "data": {
+      {"id": event_id("wecom", "wecom-demo", msg_key(USER, "7000000000000000001")),
+       "type": "message.received", "time": iso(C), "data": {
           "provider_type": "text", "message": {"id": "7000000000000000001", "kind": "text", "text": "请假申请"},
           "raw": {"AgentID": "1000002", "ToUserName": CORP}}})
 wc_ok("image", "App image message",
@@ -599,7 +645,9 @@ wc_ok("view", "Menu link -> menu.viewed", wc_event("view", "<EventKey><![CDATA[h
       {"type": "menu.viewed", "data": {"postback": {"data": "https://work.weixin.qq.com/"}}})
 wc_ok("change-contact", "Contact change from 'sys' about a member -> contact.changed with the member",
       wc_event("change_contact", "<ChangeType><![CDATA[update_user]]></ChangeType><UserID><![CDATA[lisi]]></UserID><Name><![CDATA[李四]]></Name>", sender="sys"),
-      {"type": "contact.changed", "data": {"provider_type": "change_contact", "members": [{"id": "lisi"}],
+      {"id": event_id("wecom", "wecom-demo", event_key("sys", C, "change_contact", ("ChangeType", "update_user"),
+                                                       ("UserID", "lisi"))),
+       "type": "contact.changed", "data": {"provider_type": "change_contact", "members": [{"id": "lisi"}],
                                            "raw": {"ChangeType": "update_user", "Name": "李四"}}}, sender="sys")
 wc_ok("template-card-event", "Template card button -> postback",
       wc_event("template_card_event", "<EventKey><![CDATA[button_approve]]></EventKey><TaskId><![CDATA[task_1]]></TaskId><CardType><![CDATA[button_interaction]]></CardType><ResponseCode><![CDATA[rc]]></ResponseCode>"),
@@ -626,6 +674,27 @@ wc_bad("receive-id-mismatch", "Encrypted for another CorpID", 400, "receive_id_m
 wc_bad("malformed-xml", "Decrypts to malformed XML", 400, "malformed_body", "<xml><a></b></xml>")
 wc_bad("wrong-token", "Signed with a token that is not configured", 401, "invalid_signature",
        wc_xml("text", "<Content><![CDATA[x]]></Content>"), token="not-the-token")
+
+PLAIN_WC = wc_xml("text", "<Content><![CDATA[not encrypted]]></Content><MsgId>7000000000000000099</MsgId>")
+write("wecom", "plaintext-body", fixture(
+    "WeCom always encrypts: a WeChat-plaintext-style request (signature over token/timestamp/nonce, plaintext "
+    "XML) is refused, nothing forwarded", W_SRC, "wecom-demo", WD_CFG, SAFE_NOW, "POST",
+    f"signature={sha1_sorted(W_TOKEN, str(T), '5')}&timestamp={T}&nonce=5", PLAIN_WC, rejected(401, "missing_signature")))
+write("wecom", "plaintext-body-msg-signature", fixture(
+    "A plaintext XML body with msg_signature over token/timestamp/nonce only: there is no Encrypt to verify",
+    W_SRC, "wecom-demo", WD_CFG, SAFE_NOW, "POST",
+    f"msg_signature={sha1_sorted(W_TOKEN, str(T), '5')}&timestamp={T}&nonce=5", PLAIN_WC,
+    rejected(400, "missing_parameter")))
+q_tail, body_tail = wc_request("garbage-tail", wc_xml("text", "<Content><![CDATA[tail]]></Content><MsgId>7000000000000000098</MsgId>"))
+wc_garbage = body_tail + "<a><![CDATA[" * 2000 + "</nope>"
+write("wecom", "garbage-tail", fixture(
+    "Correctly signed, with broken XML after the envelope: refused after the signature", W_SRC, "wecom-demo",
+    WD_CFG, SAFE_NOW, "POST", q_tail, wc_garbage, rejected(400, "malformed_body")))
+write("wecom", "garbage-tail-bad-signature", fixture(
+    "The same garbage tail with a wrong msg_signature: invalid_signature, the rest never parsed", W_SRC,
+    "wecom-demo", WD_CFG, SAFE_NOW, "POST",
+    "msg_signature=" + sha1_sorted("not-the-token", str(T), "1", "x") + "&" + q_tail.split("&", 1)[1], wc_garbage,
+    rejected(401, "invalid_signature")))
 
 # --- aibot-demo: AI-bot API mode (JSON, empty receive id)
 A_KEY = "SekishoAiBotDemoKey00123456789abcdefghijklm"
@@ -660,7 +729,9 @@ ai_ok("aibot-text-group", "AI bot: @-mention in a group -> message.received in t
       {"msgid": "CAIQ16HMjQYY/NGagIOAgAMgq4KM0AI=", "aibotid": "AIBOTID", "chatid": "CHATID", "chattype": "group",
        "from": {"userid": USER}, "response_url": "https://qyapi.weixin.qq.com/cgi-bin/aibot/response?code=x",
        "msgtype": "text", "text": {"content": "@RobotA hello robot"}},
-      {"type": "message.received", "data": {
+      {"id": event_id("wecom", "aibot-demo", json.dumps(["msgid", USER, "CAIQ16HMjQYY/NGagIOAgAMgq4KM0AI="],
+                                                        separators=(",", ":"))),
+       "type": "message.received", "data": {
           "provider_type": "text", "conversation": {"id": "CHATID", "kind": "group"}, "sender": {"id": USER},
           "message": {"id": "CAIQ16HMjQYY/NGagIOAgAMgq4KM0AI=", "kind": "text", "text": "@RobotA hello robot"},
           "reply": {"token": "https://qyapi.weixin.qq.com/cgi-bin/aibot/response?code=x"}}})
@@ -698,6 +769,16 @@ query, body = ai_request("aibot-not-json", "this is not json")
 write("wecom", "aibot-inner-not-json", fixture(
     "AI bot message that decrypts to something that is not JSON", A_SRC, "aibot-demo", A_CFG, SAFE_NOW, "POST",
     query, body, rejected(400, "malformed_body")))
+
+query, body = ai_request("aibot-garbage-tail", json.dumps({"msgid": "T1", "msgtype": "text", "from": {"userid": USER}}))
+write("wecom", "aibot-garbage-tail", fixture(
+    "AI bot: correctly signed {\"encrypt\"} followed by broken JSON: only encrypt is read before the signature, "
+    "the rest is refused after it", A_SRC, "aibot-demo", A_CFG, SAFE_NOW, "POST", query,
+    body[:-1] + ', "x": [[[[ garbage', rejected(400, "malformed_body")))
+write("wecom", "aibot-garbage-tail-bad-signature", fixture(
+    "AI bot: the same broken JSON with a wrong msg_signature -> invalid_signature", A_SRC, "aibot-demo", A_CFG,
+    SAFE_NOW, "POST", "msg_signature=" + sha1_sorted("not-the-token", "1") + "&" + query.split("&", 1)[1],
+    body[:-1] + ', "x": [[[[ garbage', rejected(401, "invalid_signature")))
 
 write("wecom", "misconfigured-aes-key", fixture(
     "An EncodingAESKey with a character outside base64: 500 misconfigured, no panic", "derived", "bad-key",
