@@ -192,4 +192,37 @@ mod tests {
             Err(Rejection::StaleTimestamp)
         );
     }
+
+    /// Values computed independently with Python's hashlib:
+    /// sha256(b"1409735669\n1320562132\n16120ec1b8dbb870f510d87ce6bc2463eae6ca1a") and sha256(b"<xml/>").
+    #[test]
+    fn replay_guard_identifies_the_signed_query_and_the_body() {
+        let signature = "16120ec1b8dbb870f510d87ce6bc2463eae6ca1a";
+        let guard =
+            query_replay_guard("1409735669", "1320562132", signature, b"<xml/>", 300).unwrap();
+        assert_eq!(
+            guard,
+            ReplayGuard {
+                key: "960e51d9848271fd4f54dfd907f9509922cb0b60f61d8154144eefeb181c7020".into(),
+                body_digest: "6eb820e0f9762c611c2a77189f686afeca64dfb212e023017e0346e7ab826c39"
+                    .into(),
+                expires_at_ms: 1_409_735_969_000,
+            }
+        );
+        let upper = signature.to_ascii_uppercase();
+        let same = query_replay_guard("1409735669", "1320562132", &upper, b"<xml/>", 300).unwrap();
+        assert_eq!(same, guard);
+        // The separators keep the parts apart: moving a character between nonce and timestamp is another key.
+        let moved =
+            query_replay_guard("140973566", "91320562132", signature, b"<xml/>", 300).unwrap();
+        assert_ne!(moved.key, guard.key);
+        assert_eq!(window_end_ms("1409735669", 0), Ok(1_409_735_669_000));
+        // Absurd timestamps never overflow.
+        assert_eq!(
+            window_end_ms(&u64::MAX.to_string(), 1),
+            Err(Rejection::StaleTimestamp)
+        );
+        assert_eq!(window_end_ms("18446744073709551", u64::MAX), Ok(u64::MAX));
+        assert_eq!(check_timestamp("1", 0, u64::MAX), Ok(()));
+    }
 }
