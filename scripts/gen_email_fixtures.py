@@ -1106,6 +1106,117 @@ def check_malformed(raw, exp):
         pass
 
 
+# ------------------------------------------------------------------------------ de-duplication pairs (dedupe/)
+#
+# Not fixtures of their own (the end-to-end run expects one event per fixture): pairs of raw messages under
+# fixtures/email/dedupe/, each with the message it is compared with and whether both must get the same event id.
+# tests/email.rs reads dedupe/cases.json.
+
+DEDUPE = os.path.join(OUT, "dedupe")
+
+
+def trace_headers(rcv_date, queue_id, t, from_host, ip, mail_from):
+    """What Cloudflare Email Routing prepends on one delivery attempt: its ARC set and SPF result, with values
+    (timestamps, ids, signatures) that differ from attempt to attempt. The signatures are not real."""
+    seal = email.base64mime.body_encode(("seal %s %d" % (queue_id, t)).encode() * 4).replace("\n", "")
+    bh = email.base64mime.body_encode(("bh %s" % queue_id).encode()).replace("\n", "")
+    spf = ("pass (mx.cloudflare.net: domain of %s designates %s as permitted sender) receiver=mx.cloudflare.net; "
+           "client-ip=%s; envelope-from=\"%s\"; helo=%s;" % (mail_from, ip, ip, mail_from, from_host))
+    m = Message()
+    m["ARC-Seal"] = "i=1; a=rsa-sha256; s=2024; d=cloudflare-email.net; cv=none; b=" + seal
+    m["ARC-Message-Signature"] = ("i=1; a=rsa-sha256; c=relaxed/relaxed; d=cloudflare-email.net; "
+                                  "h=From:To:Subject:Date:Message-Id; s=2024; t=%d; bh=%s; b=%s" % (t, bh, seal))
+    m["ARC-Authentication-Results"] = ("i=1; mx.cloudflare.net; dkim=none; dmarc=none; spf=pass "
+                                       "smtp.mailfrom=" + mail_from)
+    m["Received-SPF"] = spf
+    m["Received"] = received(from_host, ip, "route1.mx.cloudflare.net", queue_id, rcv_date,
+                             "support@example.com")
+    head = serialise(m)
+    assert head.endswith(b"\r\n\r\n")
+    return head[:-2]  # the header block only, without the blank line that ends it
+
+
+def without_received(msg):
+    del msg["Received"]
+    return msg
+
+
+def dedupe_pairs():
+    """(file name, raw bytes, compared with, same event?, why)."""
+    pairs = []
+    # 1. plain_ascii again, as the sending server's SMTP retry arrives through Email Routing four minutes later:
+    #    a different Received line and ARC set in front of byte-identical author headers and body.
+    original = plain_ascii()
+    rcv, _ = when(2024, 3, 11, 9, 16, 7, offset_hours=0)
+    retry = trace_headers(rcv, "4TtZ2p0Rm6z1D", 1710148567, "mail.example.net", "198.51.100.25",
+                          "john.smith@example.net") + serialise(without_received(original["message"]))
+    pairs.append(("plain_ascii_smtp_retry.eml", retry, "plain_ascii.eml", True,
+                  "SMTP retry of plain_ascii: new Received, ARC-*, Received-SPF; same author headers and body"))
+    # 2. no_message_id retried the same way: without a Message-ID the content digest alone must still match.
+    original = no_message_id()
+    rcv, _ = when(2024, 3, 17, 12, 45, 31, offset_hours=0)
+    retry = trace_headers(rcv, "4Ty5Fz2Hn3z8W", 1710679531, "web01.example.org", "192.0.2.80",
+                          "www-data@web01.example.org") + serialise(without_received(original["message"]))
+    pairs.append(("no_message_id_smtp_retry.eml", retry, "no_message_id.eml", True,
+                  "SMTP retry of no_message_id (no Message-ID): new trace headers only"))
+    # 3. Someone else's message that reuses plain_ascii's Message-ID, sent to suppress the real one.
+    date, _ = when(2024, 3, 11, 9, 5, 0, offset_hours=0)
+    rcv, _ = when(2024, 3, 11, 9, 5, 2, offset_hours=0)
+    forged = part([
+        ("Received", received("mx.attacker.example", "203.0.113.9", "route1.mx.cloudflare.net", "4TtY0a1Bc2z3D",
+                              rcv, "support@example.com")),
+        ("From", "Mallory <mallory@attacker.example>"),
+        ("Subject", "hello"),
+        ("Message-Id", "<6F1B2C3D-4E5F-4A6B-8C7D-9E0F1A2B3C4D@example.net>"),
+        ("Date", date),
+        ("To", "support@example.com"),
+        ("MIME-Version", "1.0"),
+        ("Content-Type", "text/plain; charset=us-ascii"),
+        ("Content-Transfer-Encoding", "7bit"),
+    ], body("Just saying hello.\n", "ascii", "7bit"))
+    pairs.append(("plain_ascii_message_id_reused.eml", serialise(forged), "plain_ascii.eml", False,
+                  "another sender's message with plain_ascii's Message-ID, delivered before it"))
+    # 4. plain_ascii's author headers copied exactly, another body: still another message.
+    copied = plain_ascii()["message"]
+    copied.set_payload(body("Please cancel order #10423.\n", "ascii", "7bit"))
+    pairs.append(("plain_ascii_other_body.eml", serialise(copied), "plain_ascii.eml", False,
+                  "plain_ascii's headers (Message-ID, From, Date, Subject) with a different body"))
+    return pairs
+
+
+def write_dedupe_pairs():
+    os.makedirs(DEDUPE, exist_ok=True)
+    cases = []
+    for name, raw, compared_with, same, why in dedupe_pairs():
+        with open(os.path.join(DEDUPE, name), "wb") as fp:
+            fp.write(raw)
+        with open(os.path.join(OUT, compared_with), "rb") as fp:
+            other = fp.read()
+        # Independent check with Python's parser: the pair shares its Message-ID (or both have none), and the
+        # retries differ from the original only in front of the first author header.
+        a = email.message_from_bytes(raw, policy=email.policy.default)
+        b = email.message_from_bytes(other, policy=email.policy.default)
+        assert ids(a["message-id"]) == ids(b["message-id"]), name
+        assert raw.count(b"\n") == raw.count(b"\r\n"), name + ": bare LF"
+        if same:
+            assert raw != other and raw.endswith(other.split(b"\r\n", 3)[3]), name
+            assert a.get_body(("plain",)).get_content() == b.get_body(("plain",)).get_content(), name
+        else:
+            assert a.get_body(("plain",)).get_content() != b.get_body(("plain",)).get_content(), name
+        cases.append({"eml": "dedupe/" + name, "compared_with": compared_with, "same_event": same,
+                      "description": why})
+        print("ok dedupe/%-21s %5d bytes" % (name, len(raw)))
+    with open(os.path.join(DEDUPE, "cases.json"), "w", encoding="utf-8", newline="\n") as fp:
+        json.dump({
+            "description": "Pairs of raw messages and whether the gateway must give both the same event id "
+                           "(an SMTP retry) or not (another message). Written by scripts/gen_email_fixtures.py.",
+            "account": ACCOUNT, "config": CONFIG,
+            "envelope": {"from": "john.smith@example.net", "to": "support@example.com"},
+            "cases": cases,
+        }, fp, ensure_ascii=False, indent=2)
+        fp.write("\n")
+
+
 # ----------------------------------------------------------------------------------------------------- main
 
 
@@ -1144,6 +1255,7 @@ def main():
         else:
             check(name, raw, exp if exp is not None else f["check"])
         print("ok %-28s %5d bytes" % (name, len(raw)))
+    write_dedupe_pairs()
 
 
 if __name__ == "__main__":

@@ -23,6 +23,8 @@ use crate::Rejection;
 
 use super::EdgeResponse;
 
+mod content_digest;
+
 pub const CHANNEL: &str = "email";
 pub const ADDRESS_FIELD: &str = "ADDRESS";
 pub const EVENT_TYPE: &str = "message.received";
@@ -307,10 +309,7 @@ pub fn normalize(
         auto_submitted: automatic,
         size: inbound.raw.len() as u64,
     };
-    let dedupe_key = match &message_id {
-        Some(id) => format!("message-id:{id}"),
-        None => super::content_hash_key(inbound.raw),
-    };
+    let dedupe_key = content_digest::dedupe_key(&message, message_id.as_deref());
     let data = EventData {
         provider_type: "email".to_owned(),
         conversation: thread_root.map(|id| Conversation {
