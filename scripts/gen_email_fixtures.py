@@ -31,6 +31,7 @@ import json
 import os
 import re
 import struct
+import unicodedata
 import zlib
 from email.header import Header
 from email.message import Message
@@ -1036,6 +1037,97 @@ def second_address():
 # ------------------------------------------------------------------------------------------------- checking
 
 
+def one_line(text):
+    """What a single-line field must become (docs/channels/email.md): every control character except TAB, and
+    U+2028/U+2029, one space each; CRLF counts as one."""
+    text = text.replace("\r\n", "\r")
+    return "".join(" " if (unicodedata.category(c) == "Cc" and c != "\t") or c in "\u2028\u2029" else c
+                   for c in text)
+
+
+def body_lines(text):
+    """What a body must become: CRLF and lone CR become LF; controls other than LF and TAB dropped."""
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    return "".join(c for c in text if unicodedata.category(c) != "Cc" or c in "\n\t")
+
+
+@fixture
+def header_injection():
+    """Encoded words that decode to CR LF (and other controls), written with Python's own RFC 2047 encoders:
+    `email.header.Header` would refuse them (it splits at line breaks), so the words come straight from
+    `quoprimime.header_encode` / `base64mime.header_encode` over the UTF-8 bytes."""
+    date, ms = when(2024, 3, 19, 10, 20, 30)
+    rcv, _ = when(2024, 3, 19, 1, 20, 33, offset_hours=0)
+    mid = "injection-20240319-0001@example.jp"
+    subject = "Invoice 2024-03\r\nBcc: everyone@example.com"
+    from_name = "山田 太郎\r\n[To:1] 承認済み"
+    to_name = "Support\nDesk"
+    cc_name = "Sato\u2028Hanako\x1b[31m"
+    file_name = "invoice\r\nX-Approved: yes.pdf"
+    text = "Please find the invoice attached.\r\nTotal: 12,000 JPY\rPaid\x00 \x1b[2Jin full\r\n"
+    q = lambda t: email.quoprimime.header_encode(t.encode("utf-8"), charset="utf-8")
+    b = lambda t: email.base64mime.header_encode(t.encode("utf-8"), charset="utf-8")
+    boundary = "----=_Part_4711_1234567890.1710811230000"
+    msg = part([
+        ("Received", received("mail.example.jp", "192.0.2.44", "route2.mx.cloudflare.net", "4TzA1b2Cd3z4E",
+                              rcv, "support@example.com")),
+        ("From", "%s <taro.yamada@example.jp>" % b(from_name)),
+        ("To", "%s <support@example.com>" % q(to_name)),
+        ("Cc", "%s <hanako.sato@example.jp>" % b(cc_name)),
+        ("Subject", q(subject)),
+        ("Message-ID", "<%s>" % mid),
+        ("Date", date),
+        ("MIME-Version", "1.0"),
+        ("Content-Type", 'multipart/mixed; boundary="%s"' % boundary),
+    ], parts=[
+        part([("Content-Type", "text/plain; charset=UTF-8"), ("Content-Transfer-Encoding", "base64")],
+             binary(text.encode("utf-8"))),
+        part([
+            ("Content-Type", "application/pdf"),
+            ("Content-Disposition", ("attachment", {"filename": ("UTF-8", "", file_name)})),
+            ("Content-Transfer-Encoding", "base64"),
+        ], binary(PDF_QUOTE)),
+    ], preamble="", epilogue="")
+    expect = email_expect(mid, one_line(subject), addr("taro.yamada@example.jp", one_line(from_name)),
+                          [addr("support@example.com", one_line(to_name))], text_expect(body_lines(text)), ms,
+                          cc=[addr("hanako.sato@example.jp", one_line(cc_name))], attachments=[
+                              {"name": one_line(file_name), "content_type": "application/pdf",
+                               "size": len(PDF_QUOTE), "content_id": None}])
+    return {
+        "description": "Encoded words whose decoded text holds CR LF, LF, U+2028 and ESC (Subject Q-encoded, From "
+                       "and Cc names B-encoded, To name Q-encoded), an RFC 2231 filename with %0D%0A, and a "
+                       "base64 UTF-8 body with CRLF, a lone CR, NUL and ESC: single-line fields get a space for each "
+                       "control, the body keeps its lines as LF and drops the other controls.",
+        "encoders": "quoprimime.header_encode / base64mime.header_encode over UTF-8, base64mime.body_encode, "
+                    "RFC 2231 via add_header",
+        "envelope": {"from": "taro.yamada@example.jp", "to": "support@example.com"},
+        "message": msg,
+        "email": expect,
+        "decoded": {"subject": subject, "from": from_name, "to": to_name, "cc": cc_name, "file": file_name,
+                    "text": text},
+    }
+
+
+def check_header_injection(raw, exp, decoded):
+    """Python's modern parser refuses CR/LF in address parts (ValueError), so decode with compat32 and
+    `email.header`, and check that the words really carry the controls and the JSON holds them neutralised."""
+    m = email.message_from_bytes(raw, policy=email.policy.compat32)
+    word = lambda v: str(email.header.make_header(email.header.decode_header(v)))
+    assert word(m["subject"]) == decoded["subject"] and "\r\n" in decoded["subject"]
+    for header, key in (("from", "from"), ("to", "to"), ("cc", "cc")):
+        ((name, address),) = email.utils.getaddresses([m[header]])
+        assert word(name) == decoded[key], (header, word(name))
+    attachment = [p for p in m.walk() if p.get_content_type() == "application/pdf"][0]
+    assert attachment.get_filename() == decoded["file"]
+    plain = [p for p in m.walk() if p.get_content_type() == "text/plain"][0]
+    assert plain.get_payload(decode=True).decode("utf-8") == decoded["text"]
+    assert exp["subject"] == one_line(decoded["subject"]) and "\n" not in exp["subject"]
+    assert exp["from"]["name"] == "山田 太郎 [To:1] 承認済み"
+    assert exp["text"] == "Please find the invoice attached.\nTotal: 12,000 JPY\nPaid [2Jin full"
+    assert ids(m["message-id"]) == [exp["message_id"]]
+    assert int(email.utils.parsedate_to_datetime(m["date"]).timestamp()) * 1000 == exp["date_ms"]
+
+
 def ids(value):
     return re.findall(r"<([^<>]+)>", str(value)) if value is not None else []
 
@@ -1252,6 +1344,8 @@ def main():
             exp = json.load(fp)["expect"]["email"]
         if name == "malformed":
             check_malformed(raw, exp)
+        elif name == "header_injection":
+            check_header_injection(raw, exp, f["decoded"])
         else:
             check(name, raw, exp if exp is not None else f["check"])
         print("ok %-28s %5d bytes" % (name, len(raw)))

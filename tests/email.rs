@@ -291,7 +291,13 @@ fn smtp_retries_keep_the_event_id_and_a_reused_message_id_does_not() {
     };
     for case in &cases.cases {
         let (a, b) = (id_of(&case.eml), id_of(&case.compared_with));
-        assert_eq!(a == b, case.same_event, "{}: {}", case.eml, case.description);
+        assert_eq!(
+            a == b,
+            case.same_event,
+            "{}: {}",
+            case.eml,
+            case.description
+        );
     }
 }
 

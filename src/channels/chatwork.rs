@@ -66,7 +66,8 @@ impl Channel for Chatwork {
         let events = vec![Event::new("chatwork", account.name, parts)];
         Ok(Handled {
             response: EdgeResponse::accepted(events.len()),
-            events, replay_guard: None,
+            events,
+            replay_guard: None,
         })
     }
 
@@ -108,7 +109,8 @@ fn envelope_type(chatwork_type: &str) -> &'static str {
 /// or a message event missing those fields — is keyed by SHA-256 of the signed raw body: its fields mean nothing
 /// known, and two different events must never share a key.
 fn dedupe_key(payload: &Value, chatwork_type: &str, body: &[u8]) -> String {
-    let non_empty = |value: &Value, path: &[&str]| text_at(value, path).filter(|text| !text.is_empty());
+    let non_empty =
+        |value: &Value, path: &[&str]| text_at(value, path).filter(|text| !text.is_empty());
     let event = payload.get("webhook_event").unwrap_or(&Value::Null);
     let update_time = non_empty(event, &["update_time"]);
     let edited_at = update_time.as_deref().filter(|time| *time != "0");
@@ -537,11 +539,15 @@ mod tests {
 
         // Message events that lack the fields of their key are keyed by the body too.
         let created = |body: &str| {
-            format!(r#"{{"webhook_setting_id":"12345","webhook_event_type":"message_created","webhook_event":{{"room_id":54321,"body":"{body}"}}}}"#)
+            format!(
+                r#"{{"webhook_setting_id":"12345","webhook_event_type":"message_created","webhook_event":{{"room_id":54321,"body":"{body}"}}}}"#
+            )
         };
         assert_ne!(event_id_of(&created("one")), event_id_of(&created("two")));
         let updated = |body: &str, update_time: &str| {
-            format!(r#"{{"webhook_setting_id":"12345","webhook_event_type":"message_updated","webhook_event":{{"message_id":"789012345","room_id":54321,"body":"{body}"{update_time}}}}}"#)
+            format!(
+                r#"{{"webhook_setting_id":"12345","webhook_event_type":"message_updated","webhook_event":{{"message_id":"789012345","room_id":54321,"body":"{body}"{update_time}}}}}"#
+            )
         };
         assert_ne!(
             event_id_of(&updated("first edit", "")),
@@ -552,12 +558,16 @@ mod tests {
             event_id_of(&updated("second edit", r#","update_time":0"#))
         );
         let no_setting = |body: &str| {
-            format!(r#"{{"webhook_event_type":"mention_to_me","webhook_event":{{"message_id":"1","body":"{body}"}}}}"#)
+            format!(
+                r#"{{"webhook_event_type":"mention_to_me","webhook_event":{{"message_id":"1","body":"{body}"}}}}"#
+            )
         };
         assert_ne!(event_id_of(&no_setting("a")), event_id_of(&no_setting("b")));
         // An unknown type is keyed by its body even when it carries a message id: its meaning is unknown.
         let unknown = |time: u64| {
-            format!(r#"{{"webhook_setting_id":"1","webhook_event_type":"message_reacted","webhook_event_time":{time},"webhook_event":{{"message_id":"5"}}}}"#)
+            format!(
+                r#"{{"webhook_setting_id":"1","webhook_event_type":"message_reacted","webhook_event_time":{time},"webhook_event":{{"message_id":"5"}}}}"#
+            )
         };
         assert_ne!(event_id_of(&unknown(1)), event_id_of(&unknown(2)));
     }
@@ -572,7 +582,9 @@ mod tests {
         assert_eq!(key_of(BODY), "581:mention_to_me:1007287971738591232:0");
         // The same message delivered with another event time is still the same event.
         let created = |time: u64| {
-            format!(r#"{{"webhook_setting_id":"12345","webhook_event_type":"message_created","webhook_event_time":{time},"webhook_event":{{"message_id":"789012345","update_time":0}}}}"#)
+            format!(
+                r#"{{"webhook_setting_id":"12345","webhook_event_type":"message_created","webhook_event_time":{time},"webhook_event":{{"message_id":"789012345","update_time":0}}}}"#
+            )
         };
         assert_eq!(key_of(&created(1)), "12345:message_created:789012345:0");
         assert_eq!(key_of(&created(2)), key_of(&created(1)));

@@ -104,7 +104,8 @@ impl Channel for Generic {
         let events = vec![Event::new(self.name(), account.name, parts)];
         Ok(Handled {
             response: EdgeResponse::accepted(events.len()),
-            events, replay_guard: None,
+            events,
+            replay_guard: None,
         })
     }
 
@@ -251,7 +252,10 @@ fn verify_standard_webhooks(
     Err(Rejection::InvalidSignature)
 }
 
-fn verify_bearer(request: &ChannelRequest<'_>, secrets: &[String]) -> Result<Verification, Rejection> {
+fn verify_bearer(
+    request: &ChannelRequest<'_>,
+    secrets: &[String],
+) -> Result<Verification, Rejection> {
     let authorization = request
         .header("authorization")
         .ok_or(Rejection::MissingSignature)?;
@@ -599,8 +603,13 @@ mod tests {
             Rejection::MissingSignature
         );
         assert_eq!(
-            run_with(&with_scheme(token, "Bearer"), &headers, SW_BODY.as_bytes(), SW_NOW_MS)
-                .unwrap_err(),
+            run_with(
+                &with_scheme(token, "Bearer"),
+                &headers,
+                SW_BODY.as_bytes(),
+                SW_NOW_MS
+            )
+            .unwrap_err(),
             Rejection::MissingSignature
         );
         // Only when the account says so is the token a signing key.
@@ -611,7 +620,10 @@ mod tests {
             SW_NOW_MS,
         )
         .unwrap();
-        assert_eq!(signed.events[0].data.verification.scheme, "standard-webhooks");
+        assert_eq!(
+            signed.events[0].data.verification.scheme,
+            "standard-webhooks"
+        );
         let bearer = format!("Bearer {token}");
         assert_eq!(
             run_with(
@@ -633,14 +645,26 @@ mod tests {
         for (config, names) in [
             (config(&mixed), "GENERIC_DEMO_SCHEME"),
             (with_scheme(BEARER_SECRET, "hmac"), "GENERIC_DEMO_SCHEME"),
-            (with_scheme(BEARER_SECRET, "standard-webhooks,bearer"), "GENERIC_DEMO_SCHEME"),
+            (
+                with_scheme(BEARER_SECRET, "standard-webhooks,bearer"),
+                "GENERIC_DEMO_SCHEME",
+            ),
             (with_scheme(&mixed, "bearer"), "GENERIC_DEMO_SCHEME"),
-            (with_scheme(&mixed, "standard-webhooks"), "GENERIC_DEMO_SECRET"),
-            (with_scheme(BEARER_SECRET, "standard-webhooks"), "GENERIC_DEMO_SECRET"),
+            (
+                with_scheme(&mixed, "standard-webhooks"),
+                "GENERIC_DEMO_SECRET",
+            ),
+            (
+                with_scheme(BEARER_SECRET, "standard-webhooks"),
+                "GENERIC_DEMO_SECRET",
+            ),
         ] {
             let binding = misconfigured_binding(run_with(&config, &headers, b"{}", SW_NOW_MS));
             assert!(binding.starts_with(names), "{config:?}: {binding}");
-            assert!(!binding.contains(BEARER_SECRET), "the log never names a secret");
+            assert!(
+                !binding.contains(BEARER_SECRET),
+                "the log never names a secret"
+            );
         }
         // A blank scheme is unset; the value is case-insensitive.
         assert!(run_with(&with_scheme(BEARER_SECRET, " "), &headers, b"{}", 0).is_ok());

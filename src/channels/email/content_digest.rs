@@ -142,7 +142,10 @@ mod tests {
         assert_eq!(digest(MESSAGE), digest(&retried));
         assert_eq!(digest(MESSAGE), digest(&MESSAGE.replace("\r\n", "\n")));
         assert_eq!(digest(MESSAGE), digest(&format!("{MESSAGE}\r\n\r\n")));
-        assert_eq!(digest(MESSAGE), digest(&MESSAGE.replace("line two", "line two  ")));
+        assert_eq!(
+            digest(MESSAGE),
+            digest(&MESSAGE.replace("line two", "line two  "))
+        );
     }
 
     #[test]
