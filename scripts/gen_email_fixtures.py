@@ -31,6 +31,7 @@ import json
 import os
 import re
 import struct
+import unicodedata
 import zlib
 from email.header import Header
 from email.message import Message
@@ -1036,6 +1037,97 @@ def second_address():
 # ------------------------------------------------------------------------------------------------- checking
 
 
+def one_line(text):
+    """What a single-line field must become (docs/channels/email.md): every control character except TAB, and
+    U+2028/U+2029, one space each; CRLF counts as one."""
+    text = text.replace("\r\n", "\r")
+    return "".join(" " if (unicodedata.category(c) == "Cc" and c != "\t") or c in "\u2028\u2029" else c
+                   for c in text)
+
+
+def body_lines(text):
+    """What a body must become: CRLF and lone CR become LF; controls other than LF and TAB dropped."""
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    return "".join(c for c in text if unicodedata.category(c) != "Cc" or c in "\n\t")
+
+
+@fixture
+def header_injection():
+    """Encoded words that decode to CR LF (and other controls), written with Python's own RFC 2047 encoders:
+    `email.header.Header` would refuse them (it splits at line breaks), so the words come straight from
+    `quoprimime.header_encode` / `base64mime.header_encode` over the UTF-8 bytes."""
+    date, ms = when(2024, 3, 19, 10, 20, 30)
+    rcv, _ = when(2024, 3, 19, 1, 20, 33, offset_hours=0)
+    mid = "injection-20240319-0001@example.jp"
+    subject = "Invoice 2024-03\r\nBcc: everyone@example.com"
+    from_name = "山田 太郎\r\n[To:1] 承認済み"
+    to_name = "Support\nDesk"
+    cc_name = "Sato\u2028Hanako\x1b[31m"
+    file_name = "invoice\r\nX-Approved: yes.pdf"
+    text = "Please find the invoice attached.\r\nTotal: 12,000 JPY\rPaid\x00 \x1b[2Jin full\r\n"
+    q = lambda t: email.quoprimime.header_encode(t.encode("utf-8"), charset="utf-8")
+    b = lambda t: email.base64mime.header_encode(t.encode("utf-8"), charset="utf-8")
+    boundary = "----=_Part_4711_1234567890.1710811230000"
+    msg = part([
+        ("Received", received("mail.example.jp", "192.0.2.44", "route2.mx.cloudflare.net", "4TzA1b2Cd3z4E",
+                              rcv, "support@example.com")),
+        ("From", "%s <taro.yamada@example.jp>" % b(from_name)),
+        ("To", "%s <support@example.com>" % q(to_name)),
+        ("Cc", "%s <hanako.sato@example.jp>" % b(cc_name)),
+        ("Subject", q(subject)),
+        ("Message-ID", "<%s>" % mid),
+        ("Date", date),
+        ("MIME-Version", "1.0"),
+        ("Content-Type", 'multipart/mixed; boundary="%s"' % boundary),
+    ], parts=[
+        part([("Content-Type", "text/plain; charset=UTF-8"), ("Content-Transfer-Encoding", "base64")],
+             binary(text.encode("utf-8"))),
+        part([
+            ("Content-Type", "application/pdf"),
+            ("Content-Disposition", ("attachment", {"filename": ("UTF-8", "", file_name)})),
+            ("Content-Transfer-Encoding", "base64"),
+        ], binary(PDF_QUOTE)),
+    ], preamble="", epilogue="")
+    expect = email_expect(mid, one_line(subject), addr("taro.yamada@example.jp", one_line(from_name)),
+                          [addr("support@example.com", one_line(to_name))], text_expect(body_lines(text)), ms,
+                          cc=[addr("hanako.sato@example.jp", one_line(cc_name))], attachments=[
+                              {"name": one_line(file_name), "content_type": "application/pdf",
+                               "size": len(PDF_QUOTE), "content_id": None}])
+    return {
+        "description": "Encoded words whose decoded text holds CR LF, LF, U+2028 and ESC (Subject Q-encoded, From "
+                       "and Cc names B-encoded, To name Q-encoded), an RFC 2231 filename with %0D%0A, and a "
+                       "base64 UTF-8 body with CRLF, a lone CR, NUL and ESC: single-line fields get a space for each "
+                       "control, the body keeps its lines as LF and drops the other controls.",
+        "encoders": "quoprimime.header_encode / base64mime.header_encode over UTF-8, base64mime.body_encode, "
+                    "RFC 2231 via add_header",
+        "envelope": {"from": "taro.yamada@example.jp", "to": "support@example.com"},
+        "message": msg,
+        "email": expect,
+        "decoded": {"subject": subject, "from": from_name, "to": to_name, "cc": cc_name, "file": file_name,
+                    "text": text},
+    }
+
+
+def check_header_injection(raw, exp, decoded):
+    """Python's modern parser refuses CR/LF in address parts (ValueError), so decode with compat32 and
+    `email.header`, and check that the words really carry the controls and the JSON holds them neutralised."""
+    m = email.message_from_bytes(raw, policy=email.policy.compat32)
+    word = lambda v: str(email.header.make_header(email.header.decode_header(v)))
+    assert word(m["subject"]) == decoded["subject"] and "\r\n" in decoded["subject"]
+    for header, key in (("from", "from"), ("to", "to"), ("cc", "cc")):
+        ((name, address),) = email.utils.getaddresses([m[header]])
+        assert word(name) == decoded[key], (header, word(name))
+    attachment = [p for p in m.walk() if p.get_content_type() == "application/pdf"][0]
+    assert attachment.get_filename() == decoded["file"]
+    plain = [p for p in m.walk() if p.get_content_type() == "text/plain"][0]
+    assert plain.get_payload(decode=True).decode("utf-8") == decoded["text"]
+    assert exp["subject"] == one_line(decoded["subject"]) and "\n" not in exp["subject"]
+    assert exp["from"]["name"] == "山田 太郎 [To:1] 承認済み"
+    assert exp["text"] == "Please find the invoice attached.\nTotal: 12,000 JPY\nPaid [2Jin full"
+    assert ids(m["message-id"]) == [exp["message_id"]]
+    assert int(email.utils.parsedate_to_datetime(m["date"]).timestamp()) * 1000 == exp["date_ms"]
+
+
 def ids(value):
     return re.findall(r"<([^<>]+)>", str(value)) if value is not None else []
 
@@ -1106,6 +1198,117 @@ def check_malformed(raw, exp):
         pass
 
 
+# ------------------------------------------------------------------------------ de-duplication pairs (dedupe/)
+#
+# Not fixtures of their own (the end-to-end run expects one event per fixture): pairs of raw messages under
+# fixtures/email/dedupe/, each with the message it is compared with and whether both must get the same event id.
+# tests/email.rs reads dedupe/cases.json.
+
+DEDUPE = os.path.join(OUT, "dedupe")
+
+
+def trace_headers(rcv_date, queue_id, t, from_host, ip, mail_from):
+    """What Cloudflare Email Routing prepends on one delivery attempt: its ARC set and SPF result, with values
+    (timestamps, ids, signatures) that differ from attempt to attempt. The signatures are not real."""
+    seal = email.base64mime.body_encode(("seal %s %d" % (queue_id, t)).encode() * 4).replace("\n", "")
+    bh = email.base64mime.body_encode(("bh %s" % queue_id).encode()).replace("\n", "")
+    spf = ("pass (mx.cloudflare.net: domain of %s designates %s as permitted sender) receiver=mx.cloudflare.net; "
+           "client-ip=%s; envelope-from=\"%s\"; helo=%s;" % (mail_from, ip, ip, mail_from, from_host))
+    m = Message()
+    m["ARC-Seal"] = "i=1; a=rsa-sha256; s=2024; d=cloudflare-email.net; cv=none; b=" + seal
+    m["ARC-Message-Signature"] = ("i=1; a=rsa-sha256; c=relaxed/relaxed; d=cloudflare-email.net; "
+                                  "h=From:To:Subject:Date:Message-Id; s=2024; t=%d; bh=%s; b=%s" % (t, bh, seal))
+    m["ARC-Authentication-Results"] = ("i=1; mx.cloudflare.net; dkim=none; dmarc=none; spf=pass "
+                                       "smtp.mailfrom=" + mail_from)
+    m["Received-SPF"] = spf
+    m["Received"] = received(from_host, ip, "route1.mx.cloudflare.net", queue_id, rcv_date,
+                             "support@example.com")
+    head = serialise(m)
+    assert head.endswith(b"\r\n\r\n")
+    return head[:-2]  # the header block only, without the blank line that ends it
+
+
+def without_received(msg):
+    del msg["Received"]
+    return msg
+
+
+def dedupe_pairs():
+    """(file name, raw bytes, compared with, same event?, why)."""
+    pairs = []
+    # 1. plain_ascii again, as the sending server's SMTP retry arrives through Email Routing four minutes later:
+    #    a different Received line and ARC set in front of byte-identical author headers and body.
+    original = plain_ascii()
+    rcv, _ = when(2024, 3, 11, 9, 16, 7, offset_hours=0)
+    retry = trace_headers(rcv, "4TtZ2p0Rm6z1D", 1710148567, "mail.example.net", "198.51.100.25",
+                          "john.smith@example.net") + serialise(without_received(original["message"]))
+    pairs.append(("plain_ascii_smtp_retry.eml", retry, "plain_ascii.eml", True,
+                  "SMTP retry of plain_ascii: new Received, ARC-*, Received-SPF; same author headers and body"))
+    # 2. no_message_id retried the same way: without a Message-ID the content digest alone must still match.
+    original = no_message_id()
+    rcv, _ = when(2024, 3, 17, 12, 45, 31, offset_hours=0)
+    retry = trace_headers(rcv, "4Ty5Fz2Hn3z8W", 1710679531, "web01.example.org", "192.0.2.80",
+                          "www-data@web01.example.org") + serialise(without_received(original["message"]))
+    pairs.append(("no_message_id_smtp_retry.eml", retry, "no_message_id.eml", True,
+                  "SMTP retry of no_message_id (no Message-ID): new trace headers only"))
+    # 3. Someone else's message that reuses plain_ascii's Message-ID, sent to suppress the real one.
+    date, _ = when(2024, 3, 11, 9, 5, 0, offset_hours=0)
+    rcv, _ = when(2024, 3, 11, 9, 5, 2, offset_hours=0)
+    forged = part([
+        ("Received", received("mx.attacker.example", "203.0.113.9", "route1.mx.cloudflare.net", "4TtY0a1Bc2z3D",
+                              rcv, "support@example.com")),
+        ("From", "Mallory <mallory@attacker.example>"),
+        ("Subject", "hello"),
+        ("Message-Id", "<6F1B2C3D-4E5F-4A6B-8C7D-9E0F1A2B3C4D@example.net>"),
+        ("Date", date),
+        ("To", "support@example.com"),
+        ("MIME-Version", "1.0"),
+        ("Content-Type", "text/plain; charset=us-ascii"),
+        ("Content-Transfer-Encoding", "7bit"),
+    ], body("Just saying hello.\n", "ascii", "7bit"))
+    pairs.append(("plain_ascii_message_id_reused.eml", serialise(forged), "plain_ascii.eml", False,
+                  "another sender's message with plain_ascii's Message-ID, delivered before it"))
+    # 4. plain_ascii's author headers copied exactly, another body: still another message.
+    copied = plain_ascii()["message"]
+    copied.set_payload(body("Please cancel order #10423.\n", "ascii", "7bit"))
+    pairs.append(("plain_ascii_other_body.eml", serialise(copied), "plain_ascii.eml", False,
+                  "plain_ascii's headers (Message-ID, From, Date, Subject) with a different body"))
+    return pairs
+
+
+def write_dedupe_pairs():
+    os.makedirs(DEDUPE, exist_ok=True)
+    cases = []
+    for name, raw, compared_with, same, why in dedupe_pairs():
+        with open(os.path.join(DEDUPE, name), "wb") as fp:
+            fp.write(raw)
+        with open(os.path.join(OUT, compared_with), "rb") as fp:
+            other = fp.read()
+        # Independent check with Python's parser: the pair shares its Message-ID (or both have none), and the
+        # retries differ from the original only in front of the first author header.
+        a = email.message_from_bytes(raw, policy=email.policy.default)
+        b = email.message_from_bytes(other, policy=email.policy.default)
+        assert ids(a["message-id"]) == ids(b["message-id"]), name
+        assert raw.count(b"\n") == raw.count(b"\r\n"), name + ": bare LF"
+        if same:
+            assert raw != other and raw.endswith(other.split(b"\r\n", 3)[3]), name
+            assert a.get_body(("plain",)).get_content() == b.get_body(("plain",)).get_content(), name
+        else:
+            assert a.get_body(("plain",)).get_content() != b.get_body(("plain",)).get_content(), name
+        cases.append({"eml": "dedupe/" + name, "compared_with": compared_with, "same_event": same,
+                      "description": why})
+        print("ok dedupe/%-21s %5d bytes" % (name, len(raw)))
+    with open(os.path.join(DEDUPE, "cases.json"), "w", encoding="utf-8", newline="\n") as fp:
+        json.dump({
+            "description": "Pairs of raw messages and whether the gateway must give both the same event id "
+                           "(an SMTP retry) or not (another message). Written by scripts/gen_email_fixtures.py.",
+            "account": ACCOUNT, "config": CONFIG,
+            "envelope": {"from": "john.smith@example.net", "to": "support@example.com"},
+            "cases": cases,
+        }, fp, ensure_ascii=False, indent=2)
+        fp.write("\n")
+
+
 # ----------------------------------------------------------------------------------------------------- main
 
 
@@ -1141,9 +1344,12 @@ def main():
             exp = json.load(fp)["expect"]["email"]
         if name == "malformed":
             check_malformed(raw, exp)
+        elif name == "header_injection":
+            check_header_injection(raw, exp, f["decoded"])
         else:
             check(name, raw, exp if exp is not None else f["check"])
         print("ok %-28s %5d bytes" % (name, len(raw)))
+    write_dedupe_pairs()
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@
 pub mod admin;
 pub mod channels;
 pub mod config;
+pub mod control_chars;
 pub mod crypto;
 pub mod delivery;
 pub mod envelope;

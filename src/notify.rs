@@ -13,6 +13,7 @@ use std::fmt;
 use serde_json::Value;
 
 use crate::config::{split_values, Account, Bindings};
+use crate::control_chars::{multi_line, single_line};
 
 pub const ROOM_FIELD: &str = "NOTIFY_CHATWORK_ROOM";
 pub const TEMPLATE_FIELD: &str = "NOTIFY_TEMPLATE";
@@ -435,6 +436,19 @@ const SCHEMA_PATHS: &[&str] = &[
     "data.ordering.sequence",
 ];
 
+/// Placeholders whose values are text of several lines: they keep LF and TAB (other control characters are
+/// dropped, CR becomes LF). Every other value is one line: its control characters and line separators become
+/// spaces, so an event cannot forge a line of the room message. `data.raw` is the provider's free-form payload,
+/// where a form's free-text field legitimately has line breaks.
+const MULTI_LINE_PATHS: &[&str] = &["data.message.text", "data.email.html", "data.raw"];
+
+fn is_multi_line(path: &[String]) -> bool {
+    let segments: Vec<&str> = path.iter().map(String::as_str).collect();
+    MULTI_LINE_PATHS
+        .iter()
+        .any(|prefix| starts_with_subtree(&segments, prefix))
+}
+
 /// Subtrees whose shape is free-form or owned elsewhere: any path below them is accepted.
 const OPEN_SUBTREES: &[&str] = &["data.raw", "data.email", "data.postback.params"];
 
@@ -546,7 +560,8 @@ impl Template {
         }
     }
 
-    /// The text with every placeholder replaced by its value in `event`, markup in values neutralised.
+    /// The text with every placeholder replaced by its value in `event`, markup in values neutralised and
+    /// control characters too ([`MULTI_LINE_PATHS`] keep their line breaks, every other value is one line).
     /// A path absent from this event renders as nothing. Values are inserted once: a value that looks like
     /// a placeholder stays text.
     pub fn render(&self, event: &Value) -> String {
@@ -556,7 +571,13 @@ impl Template {
                 Part::Text(text) => out.push_str(text),
                 Part::Placeholder(path) => {
                     if let Some(value) = resolve(event, path) {
-                        push_neutralised(&mut out, &value_text(value));
+                        let text = value_text(value);
+                        let text = if is_multi_line(path) {
+                            multi_line(&text)
+                        } else {
+                            single_line(&text)
+                        };
+                        push_neutralised(&mut out, &text);
                     }
                 }
             }
@@ -1234,6 +1255,33 @@ mod tests {
         assert_eq!(message.matches("[info]").count(), 1);
         assert!(!message.contains("[toall]"));
         assert!(!message.contains("[To:"));
+    }
+
+    #[test]
+    fn single_line_values_cannot_forge_lines_and_texts_keep_only_their_line_breaks() {
+        let mut event = line_message_event();
+        // A LINE display name, an e-mail subject decoded from `=?utf-8?q?Invoice=0D=0ABcc=3A_all?=`, a form field.
+        event["data"]["sender"]["name"] = json!("佐藤 花子\r\n承認者: 管理者\u{2028}");
+        event["data"]["sender"]["id"] = json!("U4af\u{1b}[2J4980629\n");
+        event["data"]["message"]["text"] = json!("一行目\r\n二行目\r三行目\u{0}\u{1b}[31m\tend");
+        event["data"]["email"] =
+            json!({"subject": "Invoice\r\nBcc: all", "from": {"name": "A\nB"}});
+        event["data"]["raw"] = json!({"inquiry": "料金\r\nについて\u{7}", "list": ["a\nb", "c"]});
+        let message = render(DEFAULT_TEMPLATE, &event);
+        assert_eq!(
+            message,
+            "[info][title]message.received: line/acme-jp[/title]佐藤 花子 承認者: 管理者  \
+             (U4af ［2J4980629 )\n一行目\n二行目\n三行目［31m\tend[/info]"
+        );
+        assert_eq!(
+            render(
+                "{{data.email.subject}}|{{data.email.from.name}}|{{data.raw.inquiry}}|{{data.raw.list}}|{{data.email}}",
+                &event
+            ),
+            r#"Invoice Bcc: all|A B|料金
+について|a
+b, c|{"from":{"name":"A\nB"},"subject":"Invoice\r\nBcc: all"}"#
+        );
     }
 
     #[test]

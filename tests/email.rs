@@ -247,6 +247,60 @@ fn message_id_is_the_dedupe_key_and_a_missing_one_falls_back_to_the_content() {
     assert!(a["data"]["email"].get("message_id").is_none());
 }
 
+#[derive(Debug, Deserialize)]
+struct DedupeCases {
+    account: String,
+    config: HashMap<String, String>,
+    envelope: Envelope,
+    cases: Vec<DedupeCase>,
+}
+
+#[derive(Debug, Deserialize)]
+struct DedupeCase {
+    eml: String,
+    compared_with: String,
+    same_event: bool,
+    description: String,
+}
+
+/// `fixtures/email/dedupe/`: SMTP retries (new trace headers in front) must keep the event id; another message
+/// reusing a Message-ID must not get it.
+#[test]
+fn smtp_retries_keep_the_event_id_and_a_reused_message_id_does_not() {
+    let text = std::fs::read_to_string(dir().join("dedupe").join("cases.json")).unwrap();
+    let cases: DedupeCases = serde_json::from_str(&text).unwrap();
+    assert!(cases.cases.iter().any(|case| case.same_event));
+    assert!(cases.cases.iter().any(|case| !case.same_event));
+    let fixture = EmailFixture {
+        description: "dedupe".into(),
+        account: cases.account.clone(),
+        config: cases.config.clone(),
+        envelope: Envelope {
+            from: cases.envelope.from.clone(),
+            to: cases.envelope.to.clone(),
+        },
+        eml: String::new(),
+        expect: EmailExpect {
+            reason: None,
+            email: None,
+        },
+    };
+    let id_of = |eml: &str| {
+        let raw = std::fs::read(dir().join(eml)).unwrap();
+        event_of(&run(&fixture, &raw).unwrap())["id"].clone()
+    };
+    for case in &cases.cases {
+        let (a, b) = (id_of(&case.eml), id_of(&case.compared_with));
+        assert_eq!(
+            a == b,
+            case.same_event,
+            "{}: {}",
+            case.eml,
+            case.description
+        );
+    }
+}
+
 #[test]
 fn a_thread_is_one_conversation() {
     let (root, root_raw) = fixture("plain_ascii");

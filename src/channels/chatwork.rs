@@ -1,8 +1,9 @@
 //! Chatwork webhooks.
 //!
 //! `x-chatworkwebhooksignature` (also sent as the `chatwork_webhook_signature` query parameter) =
-//! base64(HMAC-SHA256(key = base64-decoded webhook token, raw body)). Chatwork sends no event id: the
-//! de-duplication key is webhook setting id + event type + message id + update time.
+//! base64(HMAC-SHA256(key = base64-decoded webhook token, raw body)). Chatwork sends no event id: for the
+//! message events the de-duplication key is webhook setting id + event type + message id + update time (see
+//! [`dedupe_key`]); every other event is keyed by a digest of the signed raw body.
 
 use http::Method;
 use serde_json::Value;
@@ -61,11 +62,12 @@ impl Channel for Chatwork {
             scheme: SCHEME.to_owned(),
             key_index,
         };
-        let parts = normalize(payload, verification, request.now_ms);
+        let parts = normalize(payload, request.body, verification, request.now_ms);
         let events = vec![Event::new("chatwork", account.name, parts)];
         Ok(Handled {
             response: EdgeResponse::accepted(events.len()),
-            events, replay_guard: None,
+            events,
+            replay_guard: None,
         })
     }
 
@@ -101,16 +103,38 @@ fn envelope_type(chatwork_type: &str) -> &'static str {
     }
 }
 
-fn normalize(payload: Value, verification: Verification, now_ms: u64) -> EventParts {
+/// The de-duplication key. A message event that names its webhook setting and message is keyed by
+/// `{webhook_setting_id}:{type}:{message_id}:{update_time}` (an edit has a new `update_time`, so each edit is its
+/// own event; `message_updated` without one falls through). Anything else — an event type Sekisho does not know,
+/// or a message event missing those fields — is keyed by SHA-256 of the signed raw body: its fields mean nothing
+/// known, and two different events must never share a key.
+fn dedupe_key(payload: &Value, chatwork_type: &str, body: &[u8]) -> String {
+    let non_empty =
+        |value: &Value, path: &[&str]| text_at(value, path).filter(|text| !text.is_empty());
+    let event = payload.get("webhook_event").unwrap_or(&Value::Null);
+    let update_time = non_empty(event, &["update_time"]);
+    let edited_at = update_time.as_deref().filter(|time| *time != "0");
+    let identified = match chatwork_type {
+        "message_created" | "mention_to_me" => Some(update_time.as_deref().unwrap_or_default()),
+        "message_updated" => edited_at,
+        _ => None,
+    };
+    match (
+        identified,
+        non_empty(payload, &["webhook_setting_id"]),
+        non_empty(event, &["message_id"]),
+    ) {
+        (Some(update_time), Some(setting_id), Some(message_id)) => {
+            format!("{setting_id}:{chatwork_type}:{message_id}:{update_time}")
+        }
+        _ => super::content_hash_key(body),
+    }
+}
+
+fn normalize(payload: Value, body: &[u8], verification: Verification, now_ms: u64) -> EventParts {
     let chatwork_type = text_at(&payload, &["webhook_event_type"]).unwrap_or_default();
+    let dedupe_key = dedupe_key(&payload, &chatwork_type, body);
     let event = payload.get("webhook_event").cloned().unwrap_or(Value::Null);
-    let dedupe_key = format!(
-        "{}:{}:{}:{}",
-        text_at(&payload, &["webhook_setting_id"]).unwrap_or_default(),
-        chatwork_type,
-        text_at(&event, &["message_id"]).unwrap_or_default(),
-        text_at(&event, &["update_time"]).unwrap_or_default(),
-    );
     let time_ms = u64_at(&payload, &["webhook_event_time"])
         .and_then(|seconds| seconds.checked_mul(1000))
         .unwrap_or(now_ms);
@@ -429,6 +453,7 @@ mod tests {
         });
         let parts = normalize(
             payload,
+            b"{}",
             Verification {
                 scheme: SCHEME.into(),
                 key_index: 0,
@@ -473,6 +498,98 @@ mod tests {
             result.unwrap_err(),
             Rejection::MalformedBody { expected: "JSON" }
         );
+    }
+
+    fn signed_call(body: &[u8]) -> Handled {
+        let key = crypto::base64_decode(TOKEN).unwrap();
+        let signature = crypto::base64_encode(&crypto::hmac_sha256(&key, &[body]));
+        call(
+            &bindings(TOKEN),
+            Method::POST,
+            None,
+            &[("x-chatworkwebhooksignature", &signature)],
+            body,
+        )
+        .unwrap()
+    }
+
+    fn event_id_of(body: &str) -> String {
+        signed_call(body.as_bytes()).events[0].id.clone()
+    }
+
+    #[test]
+    fn events_without_a_message_id_are_keyed_by_their_signed_body() {
+        // Two different events of a type Sekisho does not know, neither with a message id.
+        let room_created = r#"{"webhook_setting_id":"12347","webhook_event_type":"room_created","webhook_event_time":1498028130,"webhook_event":{"room_id":54322}}"#;
+        let other_room = r#"{"webhook_setting_id":"12347","webhook_event_type":"room_created","webhook_event_time":1498028200,"webhook_event":{"room_id":54323}}"#;
+        assert_ne!(event_id_of(room_created), event_id_of(other_room));
+        // The same signed body again is the same event.
+        assert_eq!(event_id_of(room_created), event_id_of(room_created));
+        assert_eq!(
+            event_id_of(room_created),
+            crate::envelope::event_id(
+                "chatwork",
+                "demo",
+                &format!(
+                    "sha256:{}",
+                    crypto::hex_encode(&crypto::sha256(&[room_created.as_bytes()]))
+                )
+            )
+        );
+
+        // Message events that lack the fields of their key are keyed by the body too.
+        let created = |body: &str| {
+            format!(
+                r#"{{"webhook_setting_id":"12345","webhook_event_type":"message_created","webhook_event":{{"room_id":54321,"body":"{body}"}}}}"#
+            )
+        };
+        assert_ne!(event_id_of(&created("one")), event_id_of(&created("two")));
+        let updated = |body: &str, update_time: &str| {
+            format!(
+                r#"{{"webhook_setting_id":"12345","webhook_event_type":"message_updated","webhook_event":{{"message_id":"789012345","room_id":54321,"body":"{body}"{update_time}}}}}"#
+            )
+        };
+        assert_ne!(
+            event_id_of(&updated("first edit", "")),
+            event_id_of(&updated("second edit", ""))
+        );
+        assert_ne!(
+            event_id_of(&updated("first edit", r#","update_time":0"#)),
+            event_id_of(&updated("second edit", r#","update_time":0"#))
+        );
+        let no_setting = |body: &str| {
+            format!(
+                r#"{{"webhook_event_type":"mention_to_me","webhook_event":{{"message_id":"1","body":"{body}"}}}}"#
+            )
+        };
+        assert_ne!(event_id_of(&no_setting("a")), event_id_of(&no_setting("b")));
+        // An unknown type is keyed by its body even when it carries a message id: its meaning is unknown.
+        let unknown = |time: u64| {
+            format!(
+                r#"{{"webhook_setting_id":"1","webhook_event_type":"message_reacted","webhook_event_time":{time},"webhook_event":{{"message_id":"5"}}}}"#
+            )
+        };
+        assert_ne!(event_id_of(&unknown(1)), event_id_of(&unknown(2)));
+    }
+
+    #[test]
+    fn message_events_keep_their_provider_key() {
+        let key_of = |body: &str| {
+            let payload: Value = serde_json::from_str(body).unwrap();
+            let chatwork_type = text_at(&payload, &["webhook_event_type"]).unwrap();
+            dedupe_key(&payload, &chatwork_type, body.as_bytes())
+        };
+        assert_eq!(key_of(BODY), "581:mention_to_me:1007287971738591232:0");
+        // The same message delivered with another event time is still the same event.
+        let created = |time: u64| {
+            format!(
+                r#"{{"webhook_setting_id":"12345","webhook_event_type":"message_created","webhook_event_time":{time},"webhook_event":{{"message_id":"789012345","update_time":0}}}}"#
+            )
+        };
+        assert_eq!(key_of(&created(1)), "12345:message_created:789012345:0");
+        assert_eq!(key_of(&created(2)), key_of(&created(1)));
+        let edit = r#"{"webhook_setting_id":"12345","webhook_event_type":"message_updated","webhook_event":{"message_id":"789012345","update_time":1498028190}}"#;
+        assert_eq!(key_of(edit), "12345:message_updated:789012345:1498028190");
     }
 
     #[test]

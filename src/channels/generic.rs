@@ -1,9 +1,11 @@
 //! Generic webhooks, for any sender that can sign or set a header.
 //!
-//! Two ways to authenticate, tried in this order:
-//! - Standard Webhooks: `webhook-id`, `webhook-timestamp`, `webhook-signature` (`v1,<base64>` entries), verified
-//!   with [`SigningKeys`] against every configured `whsec_` secret, 300 s tolerance both ways.
-//! - `Authorization: Bearer <secret>`, for senders that can only add a fixed header (SATORI's webhook settings).
+//! Each account uses exactly one of two schemes (`GENERIC_{ACCOUNT}_SCHEME`, see [`AuthScheme`]); the other is
+//! never accepted, so a leaked signature-verification secret is not also a static password:
+//! - `standard-webhooks`: `webhook-id`, `webhook-timestamp`, `webhook-signature` (`v1,<base64>` entries),
+//!   verified with [`SigningKeys`] against every configured `whsec_` secret, 300 s tolerance both ways.
+//! - `bearer`: `Authorization: Bearer <secret>`, for senders that can only add a fixed header (SATORI's webhook
+//!   settings).
 //!
 //! A JSON body becomes one `webhook.received` event, a form body one `form.submitted` event whose `raw` is an
 //! object of the form's fields.
@@ -25,6 +27,9 @@ pub const ID_HEADER: &str = "webhook-id";
 pub const TIMESTAMP_HEADER: &str = "webhook-timestamp";
 pub const SIGNATURE_HEADER: &str = "webhook-signature";
 const SECRET: &str = "SECRET";
+pub const SCHEME_FIELD: &str = "SCHEME";
+/// The prefix of a Standard Webhooks signing secret.
+const SIGNING_SECRET_PREFIX: &str = "whsec_";
 const STANDARD_WEBHOOKS_SCHEME: &str = "standard-webhooks";
 const BEARER_SCHEME: &str = "bearer";
 const FORM_CONTENT_TYPE: &str = "application/x-www-form-urlencoded";
@@ -46,7 +51,14 @@ impl Channel for Generic {
         request.require_no_extra_path()?;
         request.require_method(Method::POST)?;
         let secrets = account.required_values(SECRET)?;
-        let (verification, webhook) = authenticate(request, &secrets)?;
+        let (verification, webhook) = match AuthScheme::of(account, &secrets)? {
+            AuthScheme::StandardWebhooks => {
+                let keys = signing_keys(account, &secrets)?;
+                let (verification, webhook) = verify_standard_webhooks(request, &keys)?;
+                (verification, Some(webhook))
+            }
+            AuthScheme::Bearer => (verify_bearer(request, &secrets)?, None),
+        };
 
         let (event_type, raw) = if is_form(request.header("content-type")) {
             ("form.submitted", form_object(request.body))
@@ -92,7 +104,8 @@ impl Channel for Generic {
         let events = vec![Event::new(self.name(), account.name, parts)];
         Ok(Handled {
             response: EdgeResponse::accepted(events.len()),
-            events, replay_guard: None,
+            events,
+            replay_guard: None,
         })
     }
 
@@ -148,42 +161,101 @@ impl Channel for Generic {
     }
 }
 
-/// The verification, and for Standard Webhooks the `webhook-id` and timestamp.
-fn authenticate(
+/// How an account's sender authenticates. Exactly one per account: the other scheme is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthScheme {
+    StandardWebhooks,
+    Bearer,
+}
+
+impl AuthScheme {
+    /// `GENERIC_{ACCOUNT}_SCHEME` when set (`standard-webhooks` or `bearer`, case-insensitive). Unset, it follows
+    /// from the secrets: all `whsec_` → Standard Webhooks, none → Bearer, a mix → misconfigured. A `whsec_` value
+    /// is never a Bearer password, even with `bearer` set: that is a misconfiguration too.
+    pub fn of(account: &Account<'_>, secrets: &[String]) -> Result<AuthScheme, Rejection> {
+        let signing_secrets = secrets
+            .iter()
+            .filter(|secret| secret.starts_with(SIGNING_SECRET_PREFIX))
+            .count();
+        let misconfigured = |why: &str| Rejection::Misconfigured {
+            binding: format!("{} ({why})", account.binding_name(SCHEME_FIELD)),
+        };
+        let scheme = match account.field(SCHEME_FIELD) {
+            Some(value) if value.eq_ignore_ascii_case(STANDARD_WEBHOOKS_SCHEME) => {
+                AuthScheme::StandardWebhooks
+            }
+            Some(value) if value.eq_ignore_ascii_case(BEARER_SCHEME) => AuthScheme::Bearer,
+            Some(_) => return Err(misconfigured("expected standard-webhooks or bearer")),
+            None if signing_secrets == secrets.len() => AuthScheme::StandardWebhooks,
+            None if signing_secrets == 0 => AuthScheme::Bearer,
+            None => {
+                return Err(misconfigured(
+                    "unset, and the secrets mix whsec_ keys and Bearer tokens",
+                ))
+            }
+        };
+        if scheme == AuthScheme::Bearer && signing_secrets > 0 {
+            return Err(misconfigured(
+                "bearer, but the secrets hold a whsec_ signing secret",
+            ));
+        }
+        Ok(scheme)
+    }
+}
+
+/// Every configured secret as a Standard Webhooks key, in order (so `key_index` is the secret's position).
+fn signing_keys(account: &Account<'_>, secrets: &[String]) -> Result<Vec<SigningKeys>, Rejection> {
+    secrets
+        .iter()
+        .map(|secret| SigningKeys::parse(&[secret]))
+        .collect::<Result<_, _>>()
+        .map_err(|_| Rejection::Misconfigured {
+            binding: format!(
+                "{} (standard-webhooks needs whsec_ base64 secrets)",
+                account.binding_name(SECRET)
+            ),
+        })
+}
+
+/// The verification, the `webhook-id` and the signed timestamp (unix seconds).
+fn verify_standard_webhooks(
+    request: &ChannelRequest<'_>,
+    keys: &[SigningKeys],
+) -> Result<(Verification, (String, u64)), Rejection> {
+    let signature = request
+        .header(SIGNATURE_HEADER)
+        .ok_or(Rejection::MissingSignature)?;
+    let id = request
+        .header(ID_HEADER)
+        .ok_or(Rejection::MissingSignature)?;
+    let timestamp = request
+        .header(TIMESTAMP_HEADER)
+        .ok_or(Rejection::StaleTimestamp)?;
+    let sent_s: u64 = timestamp
+        .trim()
+        .parse()
+        .map_err(|_| Rejection::StaleTimestamp)?;
+    let now_s = request.now_ms / 1000;
+    for (key_index, key) in keys.iter().enumerate() {
+        match key.verify(id, timestamp, signature, request.body, now_s) {
+            Ok(()) => {
+                let verification = Verification {
+                    scheme: STANDARD_WEBHOOKS_SCHEME.to_owned(),
+                    key_index,
+                };
+                return Ok((verification, (id.to_owned(), sent_s)));
+            }
+            Err(ReceiveError::BadTimestamp) => return Err(Rejection::StaleTimestamp),
+            Err(ReceiveError::BadSignature) => {}
+        }
+    }
+    Err(Rejection::InvalidSignature)
+}
+
+fn verify_bearer(
     request: &ChannelRequest<'_>,
     secrets: &[String],
-) -> Result<(Verification, Option<(String, u64)>), Rejection> {
-    if let Some(signature) = request.header(SIGNATURE_HEADER) {
-        let id = request
-            .header(ID_HEADER)
-            .ok_or(Rejection::MissingSignature)?;
-        let timestamp = request
-            .header(TIMESTAMP_HEADER)
-            .ok_or(Rejection::StaleTimestamp)?;
-        let sent_s: u64 = timestamp
-            .trim()
-            .parse()
-            .map_err(|_| Rejection::StaleTimestamp)?;
-        let now_s = request.now_ms / 1000;
-        for (key_index, secret) in secrets.iter().enumerate() {
-            // A value that is not a `whsec_` key can only be a Bearer secret.
-            let Ok(keys) = SigningKeys::parse(&[secret]) else {
-                continue;
-            };
-            match keys.verify(id, timestamp, signature, request.body, now_s) {
-                Ok(()) => {
-                    let verification = Verification {
-                        scheme: STANDARD_WEBHOOKS_SCHEME.to_owned(),
-                        key_index,
-                    };
-                    return Ok((verification, Some((id.to_owned(), sent_s))));
-                }
-                Err(ReceiveError::BadTimestamp) => return Err(Rejection::StaleTimestamp),
-                Err(ReceiveError::BadSignature) => {}
-            }
-        }
-        return Err(Rejection::InvalidSignature);
-    }
+) -> Result<Verification, Rejection> {
     let authorization = request
         .header("authorization")
         .ok_or(Rejection::MissingSignature)?;
@@ -197,13 +269,10 @@ fn authenticate(
     }
     let key_index = crypto::matching_secret(secrets, token.trim().as_bytes())
         .ok_or(Rejection::InvalidSignature)?;
-    Ok((
-        Verification {
-            scheme: BEARER_SCHEME.to_owned(),
-            key_index,
-        },
-        None,
-    ))
+    Ok(Verification {
+        scheme: BEARER_SCHEME.to_owned(),
+        key_index,
+    })
 }
 
 pub(crate) fn is_form(content_type: Option<&str>) -> bool {
@@ -271,6 +340,15 @@ mod tests {
         body: &[u8],
         now_ms: u64,
     ) -> Result<Handled, Rejection> {
+        run_with(&config(secrets), headers, body, now_ms)
+    }
+
+    fn run_with(
+        config: &HashMap<String, String>,
+        headers: &[(&str, &str)],
+        body: &[u8],
+        now_ms: u64,
+    ) -> Result<Handled, Rejection> {
         let demo = DemoRequest {
             method: Method::POST,
             extra_path: &[],
@@ -279,7 +357,7 @@ mod tests {
             body,
             now_ms,
         };
-        test_support::run(&Generic, &config(secrets), demo)
+        test_support::run(&Generic, config, demo)
     }
 
     fn sw_headers(signature: &str) -> [(&str, &str); 4] {
@@ -293,7 +371,7 @@ mod tests {
 
     #[test]
     fn standard_webhooks_vector_verifies_with_the_webhook_id_as_dedupe_key() {
-        let secrets = format!("{BEARER_SECRET} whsec_bmV3LXNlY3JldA== {SW_SECRET}");
+        let secrets = format!("whsec_bmV3LXNlY3JldA== {SW_SECRET}");
         let handled = run(
             &secrets,
             &sw_headers(SW_SIGNATURE),
@@ -309,7 +387,7 @@ mod tests {
             event.data.verification,
             Verification {
                 scheme: STANDARD_WEBHOOKS_SCHEME.into(),
-                key_index: 2
+                key_index: 1
             }
         );
         assert_eq!(
@@ -380,10 +458,10 @@ mod tests {
             run(SW_SECRET, &without_id, body, SW_NOW_MS).unwrap_err(),
             Rejection::MissingSignature
         );
-        // A Bearer-only secret cannot verify a Standard Webhooks signature.
+        // A Bearer account does not look at Standard Webhooks headers at all.
         assert_eq!(
             run(BEARER_SECRET, &sw_headers(SW_SIGNATURE), body, SW_NOW_MS).unwrap_err(),
-            Rejection::InvalidSignature
+            Rejection::MissingSignature
         );
     }
 
@@ -467,6 +545,132 @@ mod tests {
         );
     }
 
+    fn with_scheme(secrets: &str, scheme: &str) -> HashMap<String, String> {
+        let mut config = config(secrets);
+        config.insert("GENERIC_DEMO_SCHEME".to_owned(), scheme.to_owned());
+        config
+    }
+
+    fn misconfigured_binding(result: Result<Handled, Rejection>) -> String {
+        match result {
+            Err(Rejection::Misconfigured { binding }) => binding,
+            other => panic!("expected misconfigured, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_whsec_signing_secret_is_never_accepted_as_a_bearer_password() {
+        let bearer = format!("Bearer {SW_SECRET}");
+        let headers = [
+            ("authorization", bearer.as_str()),
+            ("content-type", "application/json"),
+        ];
+        // Unset scheme: a whsec_ secret makes a Standard Webhooks account, which wants a signature.
+        assert_eq!(
+            run(SW_SECRET, &headers, b"{}", SW_NOW_MS).unwrap_err(),
+            Rejection::MissingSignature
+        );
+        let explicit = with_scheme(SW_SECRET, "standard-webhooks");
+        assert_eq!(
+            run_with(&explicit, &headers, b"{}", SW_NOW_MS).unwrap_err(),
+            Rejection::MissingSignature
+        );
+        // Declaring it a Bearer password does not make it one.
+        let binding = misconfigured_binding(run_with(
+            &with_scheme(SW_SECRET, "bearer"),
+            &headers,
+            b"{}",
+            SW_NOW_MS,
+        ));
+        assert!(binding.starts_with("GENERIC_DEMO_SCHEME"), "{binding}");
+        assert!(binding.contains("whsec_"), "{binding}");
+    }
+
+    #[test]
+    fn a_bearer_account_refuses_standard_webhooks_signatures_made_with_its_token() {
+        // `openssl rand -hex 32` output is also valid base64, so it could be read as a signing key.
+        let token = "6d2f0b8a1c7e4d3f9a0b5c6d7e8f9a0b1c2d3e4f5a6b7c8d9e0f1a2b3c4d5e6f";
+        let keys = SigningKeys::parse(&[token]).unwrap();
+        let signature = keys.signature(SW_ID, SW_NOW_MS / 1000, SW_BODY.as_bytes());
+        let headers = [
+            (ID_HEADER, SW_ID),
+            (TIMESTAMP_HEADER, SW_TIMESTAMP),
+            (SIGNATURE_HEADER, signature.as_str()),
+            ("content-type", "application/json"),
+        ];
+        assert_eq!(
+            run(token, &headers, SW_BODY.as_bytes(), SW_NOW_MS).unwrap_err(),
+            Rejection::MissingSignature
+        );
+        assert_eq!(
+            run_with(
+                &with_scheme(token, "Bearer"),
+                &headers,
+                SW_BODY.as_bytes(),
+                SW_NOW_MS
+            )
+            .unwrap_err(),
+            Rejection::MissingSignature
+        );
+        // Only when the account says so is the token a signing key.
+        let signed = run_with(
+            &with_scheme(token, "standard-webhooks"),
+            &headers,
+            SW_BODY.as_bytes(),
+            SW_NOW_MS,
+        )
+        .unwrap();
+        assert_eq!(
+            signed.events[0].data.verification.scheme,
+            "standard-webhooks"
+        );
+        let bearer = format!("Bearer {token}");
+        assert_eq!(
+            run_with(
+                &with_scheme(token, "standard-webhooks"),
+                &[("authorization", bearer.as_str())],
+                b"{}",
+                SW_NOW_MS
+            )
+            .unwrap_err(),
+            Rejection::MissingSignature
+        );
+    }
+
+    #[test]
+    fn an_invalid_or_ambiguous_scheme_is_a_misconfiguration_naming_the_binding() {
+        let bearer = format!("Bearer {BEARER_SECRET}");
+        let headers = [("authorization", bearer.as_str())];
+        let mixed = format!("{BEARER_SECRET},{SW_SECRET}");
+        for (config, names) in [
+            (config(&mixed), "GENERIC_DEMO_SCHEME"),
+            (with_scheme(BEARER_SECRET, "hmac"), "GENERIC_DEMO_SCHEME"),
+            (
+                with_scheme(BEARER_SECRET, "standard-webhooks,bearer"),
+                "GENERIC_DEMO_SCHEME",
+            ),
+            (with_scheme(&mixed, "bearer"), "GENERIC_DEMO_SCHEME"),
+            (
+                with_scheme(&mixed, "standard-webhooks"),
+                "GENERIC_DEMO_SECRET",
+            ),
+            (
+                with_scheme(BEARER_SECRET, "standard-webhooks"),
+                "GENERIC_DEMO_SECRET",
+            ),
+        ] {
+            let binding = misconfigured_binding(run_with(&config, &headers, b"{}", SW_NOW_MS));
+            assert!(binding.starts_with(names), "{config:?}: {binding}");
+            assert!(
+                !binding.contains(BEARER_SECRET),
+                "the log never names a secret"
+            );
+        }
+        // A blank scheme is unset; the value is case-insensitive.
+        assert!(run_with(&with_scheme(BEARER_SECRET, " "), &headers, b"{}", 0).is_ok());
+        assert!(run_with(&with_scheme(BEARER_SECRET, "BEARER"), &headers, b"{}", 0).is_ok());
+    }
+
     proptest! {
         #[test]
         fn handle_never_panics_on_arbitrary_requests(
@@ -479,15 +683,16 @@ mod tests {
             now_ms in any::<u64>(),
             standard in any::<bool>(),
         ) {
-            let secrets = format!("{SW_SECRET} {BEARER_SECRET}");
             let mut headers = vec![("authorization", authorization.as_str()), ("content-type", content_type.as_str())];
             if standard {
                 headers.extend([(ID_HEADER, id.as_str()), (TIMESTAMP_HEADER, timestamp.as_str()), (SIGNATURE_HEADER, signature.as_str())]);
             }
-            let _ = run(&secrets, &headers, &body, now_ms);
+            for secrets in [SW_SECRET, BEARER_SECRET] {
+                let _ = run(secrets, &headers, &body, now_ms);
+            }
             // Authenticated, so arbitrary bodies reach the body decoding.
             let bearer = format!("Bearer {BEARER_SECRET}");
-            let _ = run(&secrets, &[("authorization", &bearer), ("content-type", &content_type)], &body, now_ms);
+            let _ = run(BEARER_SECRET, &[("authorization", &bearer), ("content-type", &content_type)], &body, now_ms);
         }
     }
 }

@@ -13,6 +13,7 @@ use mail_parser::{Address, HeaderValue, MessageParser, MimeHeaders};
 use serde_json::{json, Value};
 
 use crate::config::{self, Account, Bindings};
+use crate::control_chars::{multi_line, single_line};
 use crate::envelope::{
     Attachment, Conversation, ConversationKind, EmailAddress, EmailDetails, EmailEnvelope, Event,
     EventData, EventParts, Message, Sender, Verification,
@@ -22,6 +23,8 @@ use crate::gateway::{Accepted, Refusal};
 use crate::Rejection;
 
 use super::EdgeResponse;
+
+mod content_digest;
 
 pub const CHANNEL: &str = "email";
 pub const ADDRESS_FIELD: &str = "ADDRESS";
@@ -221,7 +224,7 @@ pub fn normalize(
     let sender_address = from
         .as_ref()
         .map(|from| from.address.clone())
-        .unwrap_or_else(|| inbound.envelope_from.to_owned());
+        .unwrap_or_else(|| single_line(inbound.envelope_from).into_owned());
     let sender = Sender {
         id: sender_address.to_lowercase(),
         name: from.as_ref().and_then(|from| from.name.clone()),
@@ -236,7 +239,7 @@ pub fn normalize(
 
     let text = (0..message.text_body_count())
         .filter_map(|position| message.body_text(position))
-        .map(|text| text.replace("\r\n", "\n"))
+        .map(|text| multi_line(&text).into_owned())
         .collect::<Vec<_>>()
         .join("\n");
     let text = text.trim_end().to_owned();
@@ -261,8 +264,11 @@ pub fn normalize(
                 kind,
                 id: part.content_id().map(clean_id).filter(|id| !id.is_empty()),
                 url: None,
-                name: part.attachment_name().map(str::to_owned),
-                content_type: content_type.map(|ct| ct.to_ascii_lowercase()),
+                name: part
+                    .attachment_name()
+                    .map(|name| single_line(name).into_owned()),
+                content_type: content_type
+                    .map(|ct| single_line(&ct.to_ascii_lowercase()).into_owned()),
                 size: Some(part.len() as u64),
                 duration_ms: None,
             }
@@ -289,7 +295,9 @@ pub fn normalize(
         .collect();
 
     let details = EmailDetails {
-        subject: message.subject().map(str::to_owned),
+        subject: message
+            .subject()
+            .map(|subject| single_line(subject).into_owned()),
         from,
         to: message.to().map(addresses).unwrap_or_default(),
         cc: message.cc().map(addresses).unwrap_or_default(),
@@ -299,18 +307,15 @@ pub fn normalize(
         in_reply_to,
         references,
         envelope: EmailEnvelope {
-            from: inbound.envelope_from.to_owned(),
-            to: inbound.envelope_to.to_owned(),
+            from: single_line(inbound.envelope_from).into_owned(),
+            to: single_line(inbound.envelope_to).into_owned(),
         },
         html,
         html_omitted: false,
         auto_submitted: automatic,
         size: inbound.raw.len() as u64,
     };
-    let dedupe_key = match &message_id {
-        Some(id) => format!("message-id:{id}"),
-        None => super::content_hash_key(inbound.raw),
-    };
+    let dedupe_key = content_digest::dedupe_key(&message, message_id.as_deref());
     let data = EventData {
         provider_type: "email".to_owned(),
         conversation: thread_root.map(|id| Conversation {
@@ -380,19 +385,19 @@ fn omit_html(event: &mut Event) -> bool {
     }
 }
 
-/// Every mailbox of an address header, group members included.
+/// Every mailbox of an address header, group members included. Names and addresses are one line each
+/// ([`single_line`]): an encoded-word can decode to CR LF.
 fn addresses(address: &Address<'_>) -> Vec<EmailAddress> {
     address
         .iter()
         .filter_map(|addr| {
-            let address = addr.address()?.trim();
+            let address = single_line(addr.address()?).trim().to_owned();
             (!address.is_empty()).then(|| EmailAddress {
-                address: address.to_owned(),
+                address,
                 name: addr
                     .name()
-                    .map(str::trim)
-                    .filter(|name| !name.is_empty())
-                    .map(str::to_owned),
+                    .map(|name| single_line(name).trim().to_owned())
+                    .filter(|name| !name.is_empty()),
             })
         })
         .collect()
@@ -409,8 +414,10 @@ fn id_list(value: &HeaderValue<'_>) -> Vec<String> {
     .collect()
 }
 
+/// An id without its angle brackets, on one line ([`single_line`]).
 fn clean_id(id: &str) -> String {
-    id.trim()
+    single_line(id)
+        .trim()
         .trim_start_matches('<')
         .trim_end_matches('>')
         .trim()
@@ -594,6 +601,42 @@ mod tests {
         assert!(flagged("X-Autoreply: yes\r\n", "a@example.jp"));
         assert!(flagged("Subject: Undelivered Mail\r\n", ""));
         assert!(flagged("Subject: Undelivered Mail\r\n", "<>"));
+    }
+
+    #[test]
+    fn ids_and_addresses_are_one_line_whatever_their_encoded_words_decode_to() {
+        let raw = "From: =?utf-8?q?Taro=0D=0AX-Approved=3A_yes?= <taro@example.jp>\r\n\
+                   Reply-To: =?utf-8?b?DQpCY2M6IGFsbEBleGFtcGxlLmNvbQ==?= <reply@example.jp>\r\n\
+                   Message-ID: <id\x1b[2J=?utf-8?q?=0D=0A?=@example.jp>\r\n\
+                   In-Reply-To: <parent\x0b@example.jp>\r\n\
+                   References: <root\x7f@example.jp> <parent\x0b@example.jp>\r\n\
+                   Subject: =?utf-8?b?5pys5pelDQrmib/oqo3muIjjgb8=?=\r\n\r\nbody\r\n";
+        let event = normalize(&inbound(raw.as_bytes()), "support", 0).unwrap();
+        let email = event.data.email.as_ref().unwrap();
+        let json = serde_json::to_value(&event).unwrap();
+        assert_eq!(email.subject.as_deref(), Some("本日 承認済み"));
+        let from = email.from.as_ref().unwrap();
+        assert_eq!(from.name.as_deref(), Some("Taro X-Approved: yes"));
+        assert_eq!(
+            email.reply_to[0].name.as_deref(),
+            Some("Bcc: all@example.com")
+        );
+        let mut one_line_fields = vec![
+            json["data"]["conversation"]["id"].clone(),
+            json["data"]["sender"]["id"].clone(),
+            json["data"]["email"]["message_id"].clone(),
+            json["data"]["email"]["from"]["address"].clone(),
+        ];
+        one_line_fields.extend(email.in_reply_to.iter().map(|id| Value::from(id.as_str())));
+        one_line_fields.extend(email.references.iter().map(|id| Value::from(id.as_str())));
+        assert_eq!(email.references.len(), 2);
+        for field in one_line_fields {
+            let text = field.as_str().unwrap_or_default();
+            assert!(
+                !text.is_empty() && !text.chars().any(|c| c.is_control() && c != '\t'),
+                "{text:?}"
+            );
+        }
     }
 
     #[test]
