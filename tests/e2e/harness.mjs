@@ -50,11 +50,14 @@ export function fixtureBindings(fixtures) {
   return bindings;
 }
 
-/** A backend on 127.0.0.1 that records every delivery and verifies it with the standardwebhooks library. */
+/** A backend on 127.0.0.1 that records every delivery and verifies it with the standardwebhooks library.
+ * `respond(entry, n)` returns a status, `{ status, headers }`, or `"hang"` (keep the connection open, never
+ * answer). `close()` also drops connections left hanging. */
 export async function startBackend({ secret = SIGNING_SECRET, respond = () => 204 } = {}) {
   const verifier = new Webhook(secret);
   const received = [];
   const waiters = [];
+  const sockets = new Set();
   const server = createServer((req, res) => {
     const chunks = [];
     req.on("data", (c) => chunks.push(c));
@@ -68,12 +71,24 @@ export async function startBackend({ secret = SIGNING_SECRET, respond = () => 20
       } catch (e) {
         verifyError = String(e);
       }
-      const entry = { path: req.url, headers: req.headers, body, verified, verifyError, event: safeJson(body) };
+      const entry = { method: req.method, path: req.url, headers: req.headers, body, verified, verifyError, event: safeJson(body), at: Date.now() };
       received.push(entry);
-      res.statusCode = respond(entry, received.length);
+      const answer = respond(entry, received.length);
+      entry.answer = answer;
+      if (answer === "hang") {
+        for (const w of [...waiters]) w();
+        return;
+      }
+      const { status, headers = {} } = typeof answer === "object" && answer !== null ? answer : { status: answer };
+      res.statusCode = status;
+      for (const [k, v] of Object.entries(headers)) res.setHeader(k, v);
       res.end();
       for (const w of [...waiters]) w();
     });
+  });
+  server.on("connection", (socket) => {
+    sockets.add(socket);
+    socket.on("close", () => sockets.delete(socket));
   });
   await new Promise((r) => server.listen(0, "127.0.0.1", r));
   const url = `http://127.0.0.1:${server.address().port}`;
@@ -98,7 +113,10 @@ export async function startBackend({ secret = SIGNING_SECRET, respond = () => 20
         check();
       });
     },
-    close: () => new Promise((r) => server.close(r)),
+    close: () => new Promise((r) => {
+      server.close(r);
+      for (const socket of sockets) socket.destroy();
+    }),
   };
 }
 
@@ -110,11 +128,14 @@ function safeJson(text) {
   }
 }
 
-/** The built Worker (build/index.js + Wasm) in workerd, with the given bindings. */
+/** The built Worker (build/index.js + Wasm) in workerd, with the given bindings. `extra` are further Miniflare
+ * options of the Worker; `extra.auxWorkers` (not a Miniflare option) are further Workers, which switches to
+ * Miniflare's multi-worker form (the gateway first); `extra.host`/`extra.port` stay shared options. */
 export async function startGateway(bindings, extra = {}) {
   const build = join(ROOT, "build");
   if (!existsSync(join(build, "index.js"))) throw new Error("build/index.js is missing: run `make build` first");
-  const mf = new Miniflare({
+  const { auxWorkers, host, port, ...workerExtra } = extra;
+  const gatewayWorker = {
     modulesRoot: build,
     modules: [
       { type: "ESModule", path: join(build, "index.js") },
@@ -122,8 +143,12 @@ export async function startGateway(bindings, extra = {}) {
     ],
     compatibilityDate: "2026-04-01",
     bindings,
-    ...extra,
-  });
+    ...workerExtra,
+  };
+  const shared = {};
+  if (host !== undefined) shared.host = host;
+  if (port !== undefined) shared.port = port;
+  const mf = new Miniflare(auxWorkers ? { ...shared, workers: [{ name: "sekisho", ...gatewayWorker }, ...auxWorkers] } : { ...shared, ...gatewayWorker });
   await mf.ready;
   return mf;
 }
@@ -165,13 +190,18 @@ export function runCli(args) {
   });
 }
 
-/** Miniflare options for the durable path, mirroring wrangler.toml (queue + Durable Objects). */
+/** Miniflare options for the durable path, mirroring wrangler.toml: the `EVENTS` producer, the consumer of
+ * `sekisho-events` with its dead-letter queue `sekisho-events-dlq` (consumed by the same Worker, which writes
+ * what arrives into the dead-letter store), and the Durable Objects. */
 export function durableOptions({ dedup = true } = {}) {
   const durableObjects = { DEAD_LETTERS: { className: "DeadLetters", useSQLite: true } };
   if (dedup) durableObjects.DEDUP = { className: "Deduper", useSQLite: true };
   return {
     queueProducers: { EVENTS: { queueName: "sekisho-events" } },
-    queueConsumers: { "sekisho-events": { maxBatchSize: 10, maxBatchTimeout: 1, maxRetries: 100 } },
+    queueConsumers: {
+      "sekisho-events": { maxBatchSize: 10, maxBatchTimeout: 1, maxRetries: 100, deadLetterQueue: "sekisho-events-dlq" },
+      "sekisho-events-dlq": { maxBatchSize: 10, maxBatchTimeout: 1, maxRetries: 100 },
+    },
     durableObjects,
   };
 }
@@ -234,4 +264,60 @@ export function emailBindings(fixtures) {
     for (const [field, value] of Object.entries(fixture.config)) bindings[bindingName("email", fixture.account, field)] = value;
   }
   return bindings;
+}
+
+/** Resident memory (VmRSS, bytes) of every `workerd` process below this Node process, summed. */
+export function workerdRss() {
+  const parents = new Map();
+  const names = new Map();
+  for (const pid of readdirSync("/proc")) {
+    if (!/^\d+$/.test(pid)) continue;
+    try {
+      const status = readFileSync(`/proc/${pid}/status`, "utf8");
+      names.set(pid, /^Name:\s*(\S+)/m.exec(status)?.[1]);
+      parents.set(pid, /^PPid:\s*(\d+)/m.exec(status)?.[1]);
+    } catch {
+      // gone meanwhile
+    }
+  }
+  const below = (pid) => {
+    for (let p = parents.get(pid); p && p !== "0"; p = parents.get(p)) if (p === String(process.pid)) return true;
+    return false;
+  };
+  let total = 0;
+  let count = 0;
+  for (const [pid, name] of names) {
+    if (name !== "workerd" || !below(pid)) continue;
+    try {
+      const kb = Number(/^VmRSS:\s*(\d+)\s*kB/m.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1] ?? 0);
+      total += kb * 1024;
+      count++;
+    } catch {
+      // gone meanwhile
+    }
+  }
+  if (count === 0) throw new Error("no workerd process found below this process");
+  return total;
+}
+
+/** Every dead letter, paging through `GET /admin/dead-letters?limit=&cursor=` until `next_cursor` is null.
+ * `fetchJson(path)` → `{ status, json }`. Returns `{ letters, totals, pages }` (`totals`: each page's `total`). */
+export async function allDeadLetters(fetchJson, { limit = 50, maxPages = 1000 } = {}) {
+  const letters = [];
+  const totals = [];
+  let cursor = null;
+  let pages = 0;
+  do {
+    const query = `limit=${limit}${cursor === null ? "" : `&cursor=${encodeURIComponent(cursor)}`}`;
+    const { status, json } = await fetchJson(`dead-letters?${query}`);
+    if (status !== 200) throw new Error(`GET /admin/dead-letters?${query}: ${status} ${JSON.stringify(json)}`);
+    if (!Array.isArray(json.dead_letters) || !("next_cursor" in json) || !("total" in json)) {
+      throw new Error(`GET /admin/dead-letters: not the paged shape {dead_letters,total,next_cursor}: ${JSON.stringify(json).slice(0, 300)}`);
+    }
+    letters.push(...json.dead_letters);
+    totals.push(json.total);
+    cursor = json.next_cursor;
+    if (++pages > maxPages) throw new Error(`more than ${maxPages} pages of dead letters`);
+  } while (cursor !== null);
+  return { letters, totals, pages };
 }
