@@ -3,12 +3,13 @@ import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { createServer } from "node:http";
 import {
-  startBackend, startGateway, durableOptions, lineBody, lineSign, freePort, until, validateEvent, SIGNING_SECRET,
+  startBackend, startGateway, durableOptions, lineBody, lineSign, freePort, until, validateEvent, allDeadLetters, SIGNING_SECRET,
 } from "./harness.mjs";
 
 const BASE = "http://gateway.test";
 const SECRET = "durable-line-secret";
-const ADMIN_TOKEN = "admin-token-for-e2e-only";
+// At least 32 characters: a shorter ADMIN_TOKEN makes the admin API answer 500 misconfigured.
+const ADMIN_TOKEN = "admin-token-for-e2e-only-0123456789abcdef";
 let backend;
 let gateway;
 let downPort;
@@ -25,6 +26,7 @@ before(async () => {
       const text = entry.event?.data?.message?.text ?? "";
       if (text === "fail twice" && n <= 2) return 500;
       if (text === "reject" && !acceptRejected) return 400;
+      if (text.startsWith("page-reject")) return 400;
       return 204;
     },
   });
@@ -95,11 +97,19 @@ test("backend down (connection refused), then up: nothing lost", async () => {
   }
 });
 
-async function admin(path, { method = "GET", token = ADMIN_TOKEN } = {}) {
+async function adminOf(mf, path, { method = "GET", token = ADMIN_TOKEN } = {}) {
   const headers = token === null ? {} : { authorization: `Bearer ${token}` };
-  const res = await gateway.dispatchFetch(`${BASE}/admin/${path}`, { method, headers });
-  return { status: res.status, json: await res.json() };
+  const res = await mf.dispatchFetch(`${BASE}/admin/${path}`, { method, headers });
+  const text = await res.text();
+  let json;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    json = { unparsed: text };
+  }
+  return { status: res.status, json };
 }
+const admin = (path, options) => adminOf(gateway, path, options);
 
 test("backend answers 400: dead-lettered at once, listed by the admin API, replayed once the backend accepts", async () => {
   const res = await post("durable", lineBody("01HREJECTED000000000000000", "reject"));
@@ -126,7 +136,7 @@ test("backend answers 400: dead-lettered at once, listed by the admin API, repla
   const [first, replayed] = deliveriesOf("reject");
   assert.equal(first.headers["webhook-id"], replayed.headers["webhook-id"]);
   assert.ok(replayed.verified);
-  assert.deepEqual((await admin("dead-letters")).json, { dead_letters: [] });
+  assert.deepEqual((await admin("dead-letters")).json, { dead_letters: [], total: 0, next_cursor: null });
 });
 
 test("the same provider request twice (a retry or redelivery): the backend receives one event", async () => {
@@ -142,14 +152,107 @@ test("the same provider request twice (a retry or redelivery): the backend recei
   assert.equal(deliveriesOf("only once").length, 1);
 });
 
-test("without ADMIN_TOKEN the admin API does not exist", async () => {
+// Every admin path and method, known or not.
+const ADMIN_PROBES = [
+  ["GET", "dead-letters"], ["POST", "dead-letters"], ["DELETE", "dead-letters"], ["PUT", "dead-letters"],
+  ["GET", "dead-letters?limit=2"], ["POST", "dead-letters/replay"], ["GET", "dead-letters/replay"],
+  ["POST", "dead-letters/evt_0123/replay"], ["GET", "dead-letters/evt_0123/replay"],
+  ["DELETE", "dead-letters/evt_0123"], ["GET", "dead-letters/evt_0123"], ["PATCH", "dead-letters/evt_0123"],
+  ["GET", "other"], ["DELETE", "other"], ["GET", ""],
+];
+
+test("without ADMIN_TOKEN every /admin path and method answers 404 not_found (never 405 or 401)", async () => {
   const bare = await startGateway({ BACKEND_URL: backend.url, BACKEND_SIGNING_SECRET: SIGNING_SECRET }, durableOptions());
   try {
-    const res = await bare.dispatchFetch(`${BASE}/admin/dead-letters`, { headers: { authorization: "Bearer x" } });
-    assert.equal(res.status, 404);
+    const answers = [];
+    for (const [method, path] of ADMIN_PROBES) {
+      for (const token of ["x", null]) {
+        const { status, json } = await adminOf(bare, path, { method, token });
+        answers.push(`${method} /admin/${path}${token === null ? "" : " (bearer)"} → ${status} ${JSON.stringify(json)}`);
+      }
+    }
+    const wrong = answers.filter((a) => !a.endsWith('→ 404 {"error":"not_found"}'));
+    assert.deepEqual(wrong, [], "admin answers that are not 404 not_found");
   } finally {
     await bare.dispose();
   }
+});
+
+test("an ADMIN_TOKEN shorter than 32 characters: every admin request answers 500 misconfigured, even with that token", async () => {
+  const short = "admin-token-for-e2e-only"; // 24 characters
+  const weak = await startGateway({ BACKEND_URL: backend.url, BACKEND_SIGNING_SECRET: SIGNING_SECRET, ADMIN_TOKEN: short }, durableOptions());
+  try {
+    const answers = [];
+    for (const [method, path] of [["GET", "dead-letters"], ["POST", "dead-letters/replay"], ["DELETE", "dead-letters/evt_0123"], ["POST", "dead-letters/evt_0123/replay"]]) {
+      for (const token of [short, "wrong", null]) {
+        const { status, json } = await adminOf(weak, path, { method, token });
+        answers.push(`${method} /admin/${path} with ${token === null ? "no token" : token === short ? "the short token" : "a wrong token"} → ${status} ${JSON.stringify(json)}`);
+      }
+    }
+    const wrong = answers.filter((a) => !a.endsWith('→ 500 {"error":"misconfigured"}'));
+    assert.deepEqual(wrong, [], "admin answers that are not 500 misconfigured");
+  } finally {
+    await weak.dispose();
+  }
+});
+
+test("dead-letter paging: 5 letters, limit=2 → pages of 2, 2, 1, oldest first, total 5 on every page, no id twice, next_cursor null at the end", async () => {
+  const before = await allDeadLetters(admin);
+  assert.equal(before.letters.length, 0, `the store is empty before: ${before.letters.map((l) => l.webhook_id)}`);
+  for (let i = 0; i < 5; i++) {
+    // One request each, apart, so their dead_at times are ordered.
+    assert.equal((await post("durable", lineBody(`01HPAGE${String(i).padStart(19, "0")}`, `page-reject ${i}`))).status, 200);
+    await until(async () => (await admin("dead-letters?limit=10")).json.total === i + 1, 20000, `dead letter ${i}`);
+  }
+  const pages = [];
+  let cursor = null;
+  do {
+    const { status, json } = await admin(`dead-letters?limit=2${cursor === null ? "" : `&cursor=${encodeURIComponent(cursor)}`}`);
+    assert.equal(status, 200, JSON.stringify(json));
+    assert.deepEqual(Object.keys(json).sort(), ["dead_letters", "next_cursor", "total"]);
+    pages.push(json);
+    cursor = json.next_cursor;
+    assert.ok(pages.length <= 5, "paging terminates");
+  } while (cursor !== null);
+  assert.deepEqual(pages.map((p) => p.dead_letters.length), [2, 2, 1]);
+  assert.deepEqual(pages.map((p) => p.total), [5, 5, 5]);
+  const letters = pages.flatMap((p) => p.dead_letters);
+  assert.equal(new Set(letters.map((l) => l.webhook_id)).size, 5, "no id twice");
+  assert.deepEqual(letters.map((l) => JSON.parse(l.delivery.body).data.message.text), [0, 1, 2, 3, 4].map((i) => `page-reject ${i}`), "oldest first");
+  for (const l of letters) {
+    assert.equal(l.last_status, 400);
+    assert.equal(l.attempts, 1);
+  }
+  const all = await allDeadLetters(admin, { limit: 3 });
+  assert.equal(all.letters.length, 5);
+  assert.deepEqual(all.letters.map((l) => l.webhook_id), letters.map((l) => l.webhook_id));
+});
+
+test("DELETE /admin/dead-letters/{id}: {\"deleted\":1}, then 404 not_found; unknown ids 404; the rest stay listed", async () => {
+  for (const i of [0, 1]) assert.equal((await post("durable", lineBody(`01HDELETE${String(i).padStart(17, "0")}`, `page-reject delete ${i}`))).status, 200);
+  await until(async () => ["page-reject delete 0", "page-reject delete 1"].every((t) => deliveriesOf(t).length === 1), 20000, "two rejected deliveries");
+  let letters;
+  await until(async () => {
+    ({ letters } = await allDeadLetters(admin));
+    return ["page-reject delete 0", "page-reject delete 1"].every((t) => letters.some((l) => JSON.parse(l.delivery.body).data.message.text === t));
+  }, 20000, "two dead letters");
+  const [victim, ...rest] = letters;
+  const del = await admin(`dead-letters/${victim.webhook_id}`, { method: "DELETE" });
+  assert.equal(del.status, 200, JSON.stringify(del.json));
+  assert.deepEqual(del.json, { deleted: 1 });
+  const again = await admin(`dead-letters/${victim.webhook_id}`, { method: "DELETE" });
+  assert.equal(again.status, 404);
+  assert.deepEqual(again.json, { error: "not_found" });
+  const unknown = await admin("dead-letters/evt_00000000000000000000000000000000", { method: "DELETE" });
+  assert.equal(unknown.status, 404);
+  assert.deepEqual(unknown.json, { error: "not_found" });
+  assert.equal((await admin(`dead-letters/${victim.webhook_id}`, { method: "DELETE", token: "wrong" })).status, 401);
+  const after = await allDeadLetters(admin);
+  assert.deepEqual(after.letters.map((l) => l.webhook_id), rest.map((l) => l.webhook_id));
+  assert.equal(after.totals[0], rest.length);
+  // Clean up for the tests after this one.
+  for (const l of rest) assert.deepEqual((await admin(`dead-letters/${l.webhook_id}`, { method: "DELETE" })).json, { deleted: 1 });
+  assert.deepEqual((await admin("dead-letters")).json, { dead_letters: [], total: 0, next_cursor: null });
 });
 
 test("one request with 150 events of 2 KB (over the queue's 100-message and 288 KB batch limits): all delivered once", async () => {
