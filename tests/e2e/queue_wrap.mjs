@@ -35,10 +35,10 @@ export default function (env) {
  * the call (n counts calls from 1). The default fails the first N calls whose bodies contain `queue-outage-N`.
  * Returns { options, calls } where `calls` records { kind, bodies, failed }.
  */
-export function wrappedQueue(durable, { decide } = {}) {
-  const calls = [];
+/** Fails the first N calls whose bodies contain `queue-outage-N` (per distinct marker). */
+export function outageMarkers() {
   const failedByMarker = new Map();
-  const defaultDecide = ({ bodies }) => {
+  return ({ bodies }) => {
     for (const body of bodies) {
       for (const [marker, n] of body.matchAll(/queue-outage-(\d+)/g)) {
         const failed = failedByMarker.get(marker) ?? 0;
@@ -50,7 +50,11 @@ export function wrappedQueue(durable, { decide } = {}) {
     }
     return false;
   };
-  const choose = decide ?? defaultDecide;
+}
+
+export function wrappedQueue(durable, { decide } = {}) {
+  const calls = [];
+  const choose = decide ?? outageMarkers();
   const { queueProducers, ...rest } = durable;
   const options = {
     ...rest,

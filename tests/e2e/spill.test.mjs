@@ -4,22 +4,38 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { startBackend, startGateway, durableOptions, lineBody, lineSign, until, SIGNING_SECRET } from "./harness.mjs";
-import { wrappedQueue } from "./queue_wrap.mjs";
+import { wrappedQueue, outageMarkers } from "./queue_wrap.mjs";
 
 const BASE = "http://gateway.test";
 const SECRET = "spill-line-secret";
 let backend;
 let gateway;
 let calls;
+let refuseReplay = false;
+const ADMIN_TOKEN = "spill-admin-token-0123456789abcdef-e2e";
 
 before(async () => {
-  backend = await startBackend({ respond: () => 204 });
-  const wrapped = wrappedQueue(durableOptions());
+  let acceptReplayed = false;
+  backend = await startBackend({
+    respond: (entry) => {
+      if (entry.event?.data?.message?.text !== "replay while the queue fails") return 204;
+      if (!acceptReplayed) {
+        acceptReplayed = true; // the first attempt is refused (dead letter), the replay accepted
+        return 400;
+      }
+      return 204;
+    },
+  });
+  const markers = outageMarkers();
+  const wrapped = wrappedQueue(durableOptions(), {
+    decide: (call) => markers(call) || (refuseReplay && call.bodies.some((b) => b.includes("replay while the queue fails"))),
+  });
   calls = wrapped.calls;
   gateway = await startGateway({
     BACKEND_URL: `${backend.url}/events`,
     BACKEND_SIGNING_SECRET: SIGNING_SECRET,
     LINE_SPILL_CHANNEL_SECRET: SECRET,
+    ADMIN_TOKEN,
     DELIVERY_BASE_DELAY_S: "1",
     DELIVERY_MAX_DELAY_S: "2",
   }, wrapped.options);
@@ -66,3 +82,36 @@ for (const failures of [2, 5]) {
     assert.equal(new Set(deliveriesOf(text).map((d) => d.headers["webhook-id"])).size, 1);
   });
 }
+
+async function admin(path, method = "GET") {
+  const res = await gateway.dispatchFetch(`${BASE}/admin/${path}`, { method, headers: { authorization: `Bearer ${ADMIN_TOKEN}` } });
+  const text = await res.text();
+  try {
+    return { status: res.status, json: JSON.parse(text) };
+  } catch {
+    return { status: res.status, json: { unparsed: text } };
+  }
+}
+
+test("replay while EVENTS refuses: the dead letter stays in the store (deleted only once re-queued); replayed once the queue works", async () => {
+  const text = "replay while the queue fails";
+  assert.equal((await post("01HSPILLREPLAY000000000000", text)).status, 200);
+  let letter;
+  await until(async () => {
+    const { json } = await admin("dead-letters");
+    letter = json.dead_letters?.find((l) => JSON.parse(l.delivery.body).data.message.text === text);
+    return letter !== undefined;
+  }, 20000, "the dead letter");
+  refuseReplay = true;
+  const refused = [await admin(`dead-letters/${letter.webhook_id}/replay`, "POST"), await admin("dead-letters/replay", "POST")];
+  console.log(`replays while the queue refuses: ${refused.map((r) => `${r.status} ${JSON.stringify(r.json)}`).join(", ")}`);
+  for (const r of refused) if (r.status === 200) assert.deepEqual(r.json, { replayed: 0 });
+  const still = (await admin("dead-letters")).json.dead_letters ?? [];
+  assert.ok(still.some((l) => l.webhook_id === letter.webhook_id), "the letter is still in the store after replays the queue refused");
+  refuseReplay = false;
+  const replay = await admin(`dead-letters/${letter.webhook_id}/replay`, "POST");
+  assert.equal(replay.status, 200);
+  assert.deepEqual(replay.json, { replayed: 1 });
+  await until(() => deliveriesOf(text).length >= 2, 20000, "the replayed delivery");
+  assert.ok(!((await admin("dead-letters")).json.dead_letters ?? []).some((l) => l.webhook_id === letter.webhook_id), "deleted after the replay");
+});
