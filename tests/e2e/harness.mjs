@@ -199,7 +199,7 @@ export function durableOptions({ dedup = true } = {}) {
   return {
     queueProducers: { EVENTS: { queueName: "sekisho-events" } },
     queueConsumers: {
-      "sekisho-events": { maxBatchSize: 10, maxBatchTimeout: 1, maxRetries: 100, deadLetterQueue: "sekisho-events-dlq" },
+      "sekisho-events": { maxBatchSize: 10, maxBatchTimeout: 1, maxRetries: 10, deadLetterQueue: "sekisho-events-dlq" },
       "sekisho-events-dlq": { maxBatchSize: 10, maxBatchTimeout: 1, maxRetries: 100 },
     },
     durableObjects,
