@@ -15,6 +15,7 @@ pub mod envelope;
 pub mod error;
 pub mod forward;
 pub mod gateway;
+pub mod log;
 pub mod notify;
 pub mod query;
 pub mod tooling;

@@ -53,6 +53,19 @@ impl QueuedDelivery {
     }
 }
 
+/// The queue whose messages are dead letters: `DEAD_LETTER_QUEUE`, default `sekisho-events-dlq` (the
+/// `dead_letter_queue` of the `EVENTS` consumer in wrangler.toml). The same Worker consumes both queues.
+pub const DEFAULT_DEAD_LETTER_QUEUE: &str = "sekisho-events-dlq";
+
+pub fn is_dead_letter_queue(queue_name: &str, bindings: &dyn crate::config::Bindings) -> bool {
+    let configured = bindings
+        .get("DEAD_LETTER_QUEUE")
+        .map(|v| v.trim().to_owned())
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| DEFAULT_DEAD_LETTER_QUEUE.to_owned());
+    queue_name == configured
+}
+
 /// Refuses a delivery whose first queue message would not leave room for retries: the provider gets a clear
 /// 413 instead of an enqueue failure it would retry forever.
 pub fn check_fits_queue(delivery: &Delivery) -> Result<(), Rejection> {
@@ -123,6 +136,19 @@ pub fn batches(messages: Vec<String>) -> Vec<Vec<String>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_dead_letter_queue_is_recognised_by_name() {
+        let none = std::collections::HashMap::<String, String>::new();
+        assert!(is_dead_letter_queue("sekisho-events-dlq", &none));
+        assert!(!is_dead_letter_queue("sekisho-events", &none));
+        let set = std::collections::HashMap::from([(
+            "DEAD_LETTER_QUEUE".to_owned(),
+            "acme-dlq".to_owned(),
+        )]);
+        assert!(is_dead_letter_queue("acme-dlq", &set));
+        assert!(!is_dead_letter_queue("sekisho-events-dlq", &set));
+    }
 
     #[test]
     fn batches_respect_count_and_byte_limits_in_order() {
