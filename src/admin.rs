@@ -8,53 +8,67 @@ use http::Method;
 
 use crate::config::{split_values, Bindings};
 use crate::crypto;
+use crate::delivery::dead_letter::{is_delivery_id, PageRequest};
+use crate::query::Query;
 use crate::Rejection;
+
+pub const ADMIN_TOKEN_BINDING: &str = "ADMIN_TOKEN";
+/// The shortest admin token accepted: 32 characters (e.g. `openssl rand -hex 16`). A shorter value makes the
+/// whole API answer `misconfigured`, so a guessable token never guards the dead letters.
+pub const ADMIN_TOKEN_MIN_CHARS: usize = 32;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AdminAction {
-    ListDeadLetters,
+    ListDeadLetters(PageRequest),
     ReplayAll,
     ReplayOne(String),
+    DeleteOne(String),
 }
 
-/// `None` when the path is not under `/admin/`.
-pub fn route(method: &Method, path: &str) -> Option<Result<AdminAction, Rejection>> {
+/// `None` when the path is not under `/admin/`. Authorize first ([`authorize`]): without a token binding every
+/// admin path answers 404, whatever the method.
+pub fn route(method: &Method, path: &str, query: &Query) -> Option<Result<AdminAction, Rejection>> {
     let rest = path.strip_prefix("/admin/")?;
     let segments: Vec<&str> = rest.split('/').collect();
-    let action = match (segments.as_slice(), method) {
-        (["dead-letters"], &Method::GET) => Ok(AdminAction::ListDeadLetters),
-        (["dead-letters", "replay"], &Method::POST) => Ok(AdminAction::ReplayAll),
-        (["dead-letters", id, "replay"], method) => {
-            if !is_delivery_id(id) {
-                Err(Rejection::RouteNotFound)
-            } else if method == Method::POST {
-                Ok(AdminAction::ReplayOne((*id).to_owned()))
-            } else {
-                Err(Rejection::MethodNotAllowed)
-            }
-        }
-        (["dead-letters"], _) | (["dead-letters", "replay"], _) => Err(Rejection::MethodNotAllowed),
+    let action = match segments.as_slice() {
+        ["dead-letters"] => match *method {
+            Method::GET => PageRequest::from_query(query).map(AdminAction::ListDeadLetters),
+            _ => Err(Rejection::MethodNotAllowed),
+        },
+        ["dead-letters", "replay"] => match *method {
+            Method::POST => Ok(AdminAction::ReplayAll),
+            _ => Err(Rejection::MethodNotAllowed),
+        },
+        ["dead-letters", id] if is_delivery_id(id) => match *method {
+            Method::DELETE => Ok(AdminAction::DeleteOne((*id).to_owned())),
+            _ => Err(Rejection::MethodNotAllowed),
+        },
+        ["dead-letters", id, "replay"] if is_delivery_id(id) => match *method {
+            Method::POST => Ok(AdminAction::ReplayOne((*id).to_owned())),
+            _ => Err(Rejection::MethodNotAllowed),
+        },
         _ => Err(Rejection::RouteNotFound),
     };
     Some(action)
 }
 
-/// `evt_…` for a backend delivery, `evt_….chatwork` for a notification.
-fn is_delivery_id(id: &str) -> bool {
-    (1..=64).contains(&id.len())
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
-}
-
-/// Checks `Authorization: Bearer <token>` against every value of `ADMIN_TOKEN` in constant time.
+/// Checks `Authorization: Bearer <token>` against every value of `ADMIN_TOKEN` in constant time. No binding →
+/// 404 (the API does not exist); a value shorter than [`ADMIN_TOKEN_MIN_CHARS`] → `misconfigured`.
 pub fn authorize(authorization: Option<&str>, bindings: &dyn Bindings) -> Result<(), Rejection> {
     let tokens = bindings
-        .get("ADMIN_TOKEN")
+        .get(ADMIN_TOKEN_BINDING)
         .map(|raw| split_values(&raw))
         .unwrap_or_default();
     if tokens.is_empty() {
         return Err(Rejection::RouteNotFound);
+    }
+    if tokens
+        .iter()
+        .any(|t| t.chars().count() < ADMIN_TOKEN_MIN_CHARS)
+    {
+        return Err(Rejection::Misconfigured {
+            binding: ADMIN_TOKEN_BINDING.to_owned(),
+        });
     }
     let presented = authorization
         .and_then(|value| {
@@ -74,52 +88,83 @@ pub fn authorize(authorization: Option<&str>, bindings: &dyn Bindings) -> Result
         .ok_or(Rejection::Unauthorized)
 }
 
+/// The whole admin decision for one request: authorization before routing, so nothing about the API shows
+/// without a valid token.
+pub fn admit(
+    method: &Method,
+    path: &str,
+    query: Option<&str>,
+    authorization: Option<&str>,
+    bindings: &dyn Bindings,
+) -> Option<Result<AdminAction, Rejection>> {
+    path.strip_prefix("/admin/")?;
+    if let Err(rejection) = authorize(authorization, bindings) {
+        return Some(Err(rejection));
+    }
+    route(method, path, &Query::parse(query))
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::HashMap;
 
     use super::*;
 
+    const TOKEN: &str = "0123456789abcdef0123456789abcdef";
+    const OLD: &str = "fedcba9876543210fedcba9876543210";
+
+    fn r(method: Method, path: &str) -> Option<Result<AdminAction, Rejection>> {
+        route(&method, path, &Query::parse(None))
+    }
+
     #[test]
     fn routes() {
-        assert_eq!(route(&Method::GET, "/line/x"), None);
+        assert_eq!(r(Method::GET, "/line/x"), None);
         assert_eq!(
-            route(&Method::GET, "/admin/dead-letters"),
-            Some(Ok(AdminAction::ListDeadLetters))
-        );
-        assert_eq!(
-            route(&Method::POST, "/admin/dead-letters/replay"),
-            Some(Ok(AdminAction::ReplayAll))
-        );
-        assert_eq!(
-            route(&Method::POST, "/admin/dead-letters/evt_0123/replay"),
-            Some(Ok(AdminAction::ReplayOne("evt_0123".into())))
-        );
-        assert_eq!(
-            route(&Method::DELETE, "/admin/dead-letters"),
-            Some(Err(Rejection::MethodNotAllowed))
+            r(Method::GET, "/admin/dead-letters"),
+            Some(Ok(AdminAction::ListDeadLetters(PageRequest {
+                limit: 100,
+                after: None
+            })))
         );
         assert_eq!(
             route(
-                &Method::POST,
-                "/admin/dead-letters/evt_0123.chatwork/replay"
+                &Method::GET,
+                "/admin/dead-letters",
+                &Query::parse(Some("limit=0"))
             ),
-            Some(Ok(AdminAction::ReplayOne("evt_0123.chatwork".into())))
+            Some(Err(Rejection::InvalidParameter("limit")))
         );
         assert_eq!(
-            route(&Method::GET, "/admin/dead-letters/evt_0123/replay"),
+            r(Method::POST, "/admin/dead-letters/replay"),
+            Some(Ok(AdminAction::ReplayAll))
+        );
+        assert_eq!(
+            r(Method::POST, "/admin/dead-letters/evt_0123/replay"),
+            Some(Ok(AdminAction::ReplayOne("evt_0123".into())))
+        );
+        assert_eq!(
+            r(Method::DELETE, "/admin/dead-letters/evt_0123.chatwork"),
+            Some(Ok(AdminAction::DeleteOne("evt_0123.chatwork".into())))
+        );
+        assert_eq!(
+            r(Method::DELETE, "/admin/dead-letters"),
             Some(Err(Rejection::MethodNotAllowed))
         );
         assert_eq!(
-            route(&Method::POST, "/admin/dead-letters/a%2Fb/replay"),
+            r(Method::GET, "/admin/dead-letters/evt_0123/replay"),
+            Some(Err(Rejection::MethodNotAllowed))
+        );
+        assert_eq!(
+            r(Method::POST, "/admin/dead-letters/a%2Fb/replay"),
             Some(Err(Rejection::RouteNotFound))
         );
         assert_eq!(
-            route(&Method::POST, "/admin/dead-letters//replay"),
+            r(Method::POST, "/admin/dead-letters//replay"),
             Some(Err(Rejection::RouteNotFound))
         );
         assert_eq!(
-            route(&Method::GET, "/admin/other"),
+            r(Method::GET, "/admin/other"),
             Some(Err(Rejection::RouteNotFound))
         );
     }
@@ -131,17 +176,49 @@ mod tests {
             authorize(Some("Bearer x"), &none),
             Err(Rejection::RouteNotFound)
         );
-        let set = HashMap::from([("ADMIN_TOKEN".to_owned(), "new-token,old-token".to_owned())]);
-        assert_eq!(authorize(Some("Bearer new-token"), &set), Ok(()));
-        assert_eq!(authorize(Some("Bearer old-token"), &set), Ok(()));
+        let set = HashMap::from([("ADMIN_TOKEN".to_owned(), format!("{TOKEN},{OLD}"))]);
+        assert_eq!(authorize(Some(&format!("Bearer {TOKEN}")), &set), Ok(()));
+        assert_eq!(authorize(Some(&format!("Bearer {OLD}")), &set), Ok(()));
         assert_eq!(
             authorize(Some("Bearer wrong"), &set),
             Err(Rejection::Unauthorized)
         );
-        assert_eq!(
-            authorize(Some("new-token"), &set),
-            Err(Rejection::Unauthorized)
-        );
+        assert_eq!(authorize(Some(TOKEN), &set), Err(Rejection::Unauthorized));
         assert_eq!(authorize(None, &set), Err(Rejection::Unauthorized));
+    }
+
+    #[test]
+    fn a_short_admin_token_is_a_misconfiguration_even_for_the_right_bearer() {
+        for short in ["x", "short-token", &TOKEN[..31]] {
+            let set = HashMap::from([("ADMIN_TOKEN".to_owned(), format!("{TOKEN},{short}"))]);
+            assert_eq!(
+                authorize(Some(&format!("Bearer {short}")), &set),
+                Err(Rejection::Misconfigured {
+                    binding: "ADMIN_TOKEN".into()
+                }),
+                "{short}"
+            );
+        }
+    }
+
+    #[test]
+    fn without_a_token_every_admin_path_and_method_is_not_found() {
+        let none: HashMap<String, String> = HashMap::new();
+        for method in [Method::GET, Method::POST, Method::DELETE, Method::PUT] {
+            for path in [
+                "/admin/dead-letters",
+                "/admin/dead-letters/replay",
+                "/admin/dead-letters/evt_1",
+                "/admin/dead-letters/evt_1/replay",
+                "/admin/anything",
+            ] {
+                assert_eq!(
+                    admit(&method, path, None, Some("Bearer x"), &none),
+                    Some(Err(Rejection::RouteNotFound)),
+                    "{method} {path}"
+                );
+            }
+        }
+        assert_eq!(admit(&Method::GET, "/line/x", None, None, &none), None);
     }
 }

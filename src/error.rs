@@ -26,6 +26,12 @@ pub enum Rejection {
     VerifyTokenMismatch,
     #[error("required parameter `{0}` is missing")]
     MissingParameter(&'static str),
+    #[error("parameter `{0}` is not valid")]
+    InvalidParameter(&'static str),
+    #[error("this signed query was already used with another body (it does not authenticate the body)")]
+    ReplayedSignature,
+    #[error("another request is accepting the same event right now; the provider should retry")]
+    ClaimInProgress,
     #[error("body exceeds the limit of {limit} bytes")]
     PayloadTooLarge { limit: usize },
     #[error("body is not valid {expected}")]
@@ -56,16 +62,20 @@ impl Rejection {
             | Rejection::EncryptionRequired
             | Rejection::StaleTimestamp
             | Rejection::BotIdMismatch
+            | Rejection::ReplayedSignature
             | Rejection::Unauthorized => StatusCode::UNAUTHORIZED,
             Rejection::VerifyTokenMismatch => StatusCode::FORBIDDEN,
             Rejection::MissingParameter(_)
+            | Rejection::InvalidParameter(_)
             | Rejection::MalformedBody { .. }
             | Rejection::Decrypt(_) => StatusCode::BAD_REQUEST,
             Rejection::PayloadTooLarge { .. } | Rejection::EventTooLarge { .. } => {
                 StatusCode::PAYLOAD_TOO_LARGE
             }
             Rejection::Misconfigured { .. } => StatusCode::INTERNAL_SERVER_ERROR,
-            Rejection::EnqueueFailed => StatusCode::SERVICE_UNAVAILABLE,
+            Rejection::EnqueueFailed | Rejection::ClaimInProgress => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
         }
     }
 
@@ -82,6 +92,9 @@ impl Rejection {
             Rejection::BotIdMismatch => "bot_id_mismatch",
             Rejection::VerifyTokenMismatch => "verify_token_mismatch",
             Rejection::MissingParameter(_) => "missing_parameter",
+            Rejection::InvalidParameter(_) => "invalid_parameter",
+            Rejection::ReplayedSignature => "replayed_signature",
+            Rejection::ClaimInProgress => "claim_in_progress",
             Rejection::PayloadTooLarge { .. } => "payload_too_large",
             Rejection::MalformedBody { .. } => "malformed_body",
             Rejection::Decrypt(e) => e.reason(),

@@ -1,8 +1,9 @@
-//! The whole request path as one pure function: route → account → size → channel → delivery plan.
+//! The whole request path as pure functions: [`admit`] (route → account → declared size, before the body is
+//! read), then [`handle_admitted`] (channel → delivery plan).
 
 use http::{HeaderMap, Method};
 
-use crate::channels::{self, ChannelRequest, EdgeResponse, ReplayGuard};
+use crate::channels::{self, Channel, ChannelRequest, EdgeResponse, ReplayGuard};
 use crate::config::{self, Account, Bindings};
 use crate::forward::{self, Delivery};
 use crate::notify::NotifyError;
@@ -45,79 +46,67 @@ impl Refusal {
         EdgeResponse::json(self.rejection.status().as_u16(), self.rejection.body())
     }
 
-    /// One JSON log line: reason, status, channel, account and the operator-facing detail (which names a
-    /// misconfigured binding, never its value). Never the body or a secret.
+    /// One JSON log line (see [`crate::log::request_rejected`]).
     pub fn log_line(&self) -> String {
-        serde_json::json!({
-            "level": if self.rejection.status().is_server_error() { "error" } else { "warn" },
-            "msg": "request rejected",
-            "reason": self.rejection.reason(),
-            "status": self.rejection.status().as_u16(),
-            "channel": self.channel,
-            "account": self.account,
-            "detail": self.rejection.to_string(),
-        })
-        .to_string()
+        crate::log::request_rejected(self).to_string()
     }
 }
 
 impl Accepted {
-    /// One JSON log line; `warn` level with the configuration problems when there are any.
+    /// One JSON log line (see [`crate::log::request_accepted`]).
     pub fn log_line(&self, duplicates: Option<usize>) -> String {
-        let mut line = serde_json::json!({
-            "level": if self.warnings.is_empty() { "info" } else { "warn" },
-            "msg": "request accepted",
-            "channel": self.channel,
-            "account": self.account,
-            "events": self.deliveries.iter().map(|d| d.webhook_id.as_str()).collect::<Vec<_>>(),
-        });
-        if let Some(duplicates) = duplicates {
-            line["duplicates"] = duplicates.into();
-        }
-        if !self.warnings.is_empty() {
-            line["warnings"] = self
-                .warnings
-                .iter()
-                .map(|w| serde_json::json!({"reason": w.reason(), "detail": w.to_string()}))
-                .collect();
-        }
-        line.to_string()
+        crate::log::request_accepted(self, duplicates, crate::log::Kept::Queued).to_string()
     }
 }
 
-/// Refuses a request whose declared `content-length` is over the limit, before its body is read.
-pub fn check_declared_length(
-    content_length: Option<&str>,
-    bindings: &dyn Bindings,
-) -> Result<(), Rejection> {
-    let limit = config::max_body_bytes(bindings);
-    match content_length.and_then(|v| v.trim().parse::<u64>().ok()) {
-        Some(length) if length > limit as u64 => Err(Rejection::PayloadTooLarge { limit }),
-        _ => Ok(()),
+/// A request admitted before its body is read: the route and the account exist, and the declared length (if
+/// any) is within the limit. The body is then read from the stream with a [`BodyBuffer`] of `body_limit`.
+pub enum Admitted<'a> {
+    Health,
+    Channel(ChannelTarget<'a>),
+}
+
+pub struct ChannelTarget<'a> {
+    channel: &'static dyn Channel,
+    account: &'a str,
+    extra_path: Vec<&'a str>,
+    pub body_limit: usize,
+}
+
+impl ChannelTarget<'_> {
+    /// A refusal of this request, with its channel and account for the log.
+    pub fn refusal(&self, rejection: Rejection) -> Refusal {
+        Refusal {
+            rejection,
+            channel: Some(self.channel.name()),
+            account: Some(self.account.to_owned()),
+        }
+    }
+
+    /// Whether the method carries a body worth reading (GET and HEAD handshakes do not).
+    pub fn reads_body(method: &Method) -> bool {
+        !matches!(*method, Method::GET | Method::HEAD)
     }
 }
 
-pub fn handle(
-    inbound: &Inbound<'_>,
+/// Everything decided from the request line and headers: route → account → declared size. Nothing here reads
+/// the body, so an unknown route or account, or a declared oversize body, costs no upload.
+pub fn admit<'a>(
+    method: &Method,
+    path: &'a str,
+    query: Option<&str>,
+    headers: &HeaderMap,
     bindings: &dyn Bindings,
-    now_ms: u64,
-) -> Result<Accepted, Refusal> {
+) -> Result<Admitted<'a>, Refusal> {
     let refuse = |rejection, channel, account: Option<&str>| Refusal {
         rejection,
         channel,
         account: account.map(str::to_owned),
     };
-    let mut segments = inbound.path.trim_start_matches('/').split('/');
+    let mut segments = path.trim_start_matches('/').split('/');
     let channel_name = segments.next().unwrap_or_default();
     if channel_name == "healthz" && segments.next().is_none() {
-        return Ok(Accepted {
-            channel: None,
-            account: None,
-            response: EdgeResponse::text("ok"),
-            deliveries: vec![],
-            warnings: vec![],
-            replay_guard: None,
-        });
+        return Ok(Admitted::Health);
     }
     let channel =
         channels::find(channel_name).ok_or_else(|| refuse(Rejection::RouteNotFound, None, None))?;
@@ -126,43 +115,202 @@ pub fn handle(
         return Err(refuse(Rejection::RouteNotFound, Some(channel.name()), None));
     }
     let extra_path: Vec<&str> = segments.collect();
-    let query = Query::parse(inbound.query);
-    let request = ChannelRequest {
-        method: inbound.method,
-        extra_path: &extra_path,
-        query: &query,
-        headers: inbound.headers,
-        body: inbound.body,
-        now_ms,
-    };
-    // Size before account lookup, so a 413 never tells an unknown account from a known one.
-    let limit = config::max_body_bytes(bindings);
-    if inbound.body.len() > limit {
-        return Err(refuse(
-            Rejection::PayloadTooLarge { limit },
-            Some(channel.name()),
-            Some(account_name),
-        ));
-    }
     let account = Account::new(channel.name(), account_name, bindings);
     if account.field(channel.account_field()).is_none() {
+        let query = Query::parse(query);
+        let request = ChannelRequest {
+            method,
+            extra_path: &extra_path,
+            query: &query,
+            headers,
+            body: &[],
+            now_ms: 0,
+        };
         return Err(refuse(
             channel.unknown_account(&request),
             Some(channel.name()),
             Some(account_name),
         ));
     }
-    let handled = channel
-        .handle(&request, &account)
-        .map_err(|e| refuse(e, Some(channel.name()), Some(account_name)))?;
-    let plan = forward::plan(&handled.events, &account)
-        .map_err(|e| refuse(e, Some(channel.name()), Some(account_name)))?;
+    let body_limit = config::max_body_bytes(bindings);
+    let declared = headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if declared.is_some_and(|length| length > body_limit as u64) {
+        return Err(refuse(
+            Rejection::PayloadTooLarge { limit: body_limit },
+            Some(channel.name()),
+            Some(account_name),
+        ));
+    }
+    Ok(Admitted::Channel(ChannelTarget {
+        channel,
+        account: account_name,
+        extra_path,
+        body_limit,
+    }))
+}
+
+/// A body read chunk by chunk from the stream, refused as soon as it passes the limit — whatever
+/// `content-length` said, so a chunked upload can never grow memory past the limit.
+pub struct BodyBuffer {
+    bytes: Vec<u8>,
+    limit: usize,
+}
+
+impl BodyBuffer {
+    pub fn new(limit: usize, declared_length: Option<u64>) -> Self {
+        let reserve = declared_length
+            .map(|length| length.min(limit as u64) as usize)
+            .unwrap_or(0);
+        BodyBuffer {
+            bytes: Vec::with_capacity(reserve),
+            limit,
+        }
+    }
+
+    pub fn push(&mut self, chunk: &[u8]) -> Result<(), Rejection> {
+        if self.bytes.len().saturating_add(chunk.len()) > self.limit {
+            return Err(Rejection::PayloadTooLarge { limit: self.limit });
+        }
+        self.bytes.extend_from_slice(chunk);
+        Ok(())
+    }
+
+    pub fn into_bytes(self) -> Vec<u8> {
+        self.bytes
+    }
+}
+
+/// The rest of the request path, once the body is read: the channel verifies, answers and normalizes; the
+/// events are planned for delivery.
+pub fn handle_admitted(
+    target: &ChannelTarget<'_>,
+    inbound: &Inbound<'_>,
+    bindings: &dyn Bindings,
+    now_ms: u64,
+) -> Result<Accepted, Refusal> {
+    let channel = target.channel;
+    let refuse = |rejection| Refusal {
+        rejection,
+        channel: Some(channel.name()),
+        account: Some(target.account.to_owned()),
+    };
+    if inbound.body.len() > target.body_limit {
+        return Err(refuse(Rejection::PayloadTooLarge {
+            limit: target.body_limit,
+        }));
+    }
+    let query = Query::parse(inbound.query);
+    let request = ChannelRequest {
+        method: inbound.method,
+        extra_path: &target.extra_path,
+        query: &query,
+        headers: inbound.headers,
+        body: inbound.body,
+        now_ms,
+    };
+    let account = Account::new(channel.name(), target.account, bindings);
+    let handled = channel.handle(&request, &account).map_err(refuse)?;
+    let plan = forward::plan(&handled.events, &account).map_err(refuse)?;
     Ok(Accepted {
         channel: Some(channel.name()),
-        account: Some(account_name.to_owned()),
+        account: Some(target.account.to_owned()),
         response: handled.response,
         deliveries: plan.deliveries,
         warnings: plan.warnings,
         replay_guard: handled.replay_guard,
     })
+}
+
+/// The whole request path for a body already in memory (tests, benches, the CLI): [`admit`], then
+/// [`handle_admitted`].
+pub fn handle(
+    inbound: &Inbound<'_>,
+    bindings: &dyn Bindings,
+    now_ms: u64,
+) -> Result<Accepted, Refusal> {
+    match admit(
+        inbound.method,
+        inbound.path,
+        inbound.query,
+        inbound.headers,
+        bindings,
+    )? {
+        Admitted::Health => Ok(Accepted {
+            channel: None,
+            account: None,
+            response: EdgeResponse::text("ok"),
+            deliveries: vec![],
+            warnings: vec![],
+            replay_guard: None,
+        }),
+        Admitted::Channel(target) => handle_admitted(&target, inbound, bindings, now_ms),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn bindings() -> HashMap<String, String> {
+        HashMap::from([
+            ("LINE_ACME_CHANNEL_SECRET".to_owned(), "s".to_owned()),
+            ("MAX_BODY_BYTES".to_owned(), "10".to_owned()),
+        ])
+    }
+
+    fn admit_with(path: &str, content_length: Option<&str>) -> Result<usize, Rejection> {
+        let mut headers = HeaderMap::new();
+        if let Some(length) = content_length {
+            headers.insert(http::header::CONTENT_LENGTH, length.parse().unwrap());
+        }
+        match admit(&Method::POST, path, None, &headers, &bindings()) {
+            Ok(Admitted::Channel(target)) => Ok(target.body_limit),
+            Ok(Admitted::Health) => Ok(0),
+            Err(refusal) => Err(refusal.rejection),
+        }
+    }
+
+    #[test]
+    fn route_account_and_declared_size_are_decided_before_the_body() {
+        assert_eq!(admit_with("/line/acme", None), Ok(10));
+        assert_eq!(admit_with("/line/acme", Some("10")), Ok(10));
+        assert_eq!(
+            admit_with("/line/acme", Some("11")),
+            Err(Rejection::PayloadTooLarge { limit: 10 })
+        );
+        // Unknown routes and accounts are refused before the size: nothing to read for them.
+        assert_eq!(
+            admit_with("/nope/acme", Some("999999")),
+            Err(Rejection::RouteNotFound)
+        );
+        assert_eq!(
+            admit_with("/line/other", Some("999999")),
+            Err(Rejection::UnknownAccount)
+        );
+        assert_eq!(admit_with("/healthz", None), Ok(0));
+    }
+
+    #[test]
+    fn the_body_buffer_refuses_as_soon_as_the_limit_is_passed() {
+        let mut body = BodyBuffer::new(10, Some(u64::MAX));
+        assert!(body.bytes.capacity() <= 16, "never reserves past the limit");
+        assert_eq!(body.push(b"12345"), Ok(()));
+        assert_eq!(body.push(b"67890"), Ok(()));
+        assert_eq!(
+            body.push(b"1"),
+            Err(Rejection::PayloadTooLarge { limit: 10 })
+        );
+        assert_eq!(body.into_bytes(), b"1234567890");
+        let mut big = BodyBuffer::new(10, None);
+        assert_eq!(
+            big.push(&[0; 1 << 20]),
+            Err(Rejection::PayloadTooLarge { limit: 10 })
+        );
+        assert!(big.into_bytes().is_empty());
+    }
 }

@@ -1,34 +1,31 @@
-//! The Cloudflare Workers layer: converts requests and responses, reads bindings, and moves events through
-//! the queue. Every decision (routing, verification, retry schedule, admin authorization) is made by the pure
-//! core; this module only does the IO.
+//! The Cloudflare Workers layer: converts requests and responses, reads bindings, and performs the IO the
+//! core decides on (queue, Durable Objects, fetch). Every decision — routing, body limit, verification,
+//! claims, retry schedule, admin authorization, log lines — is made by the pure core.
 
+mod admin;
+mod consumer;
 mod durable;
+mod intake;
 
-use std::sync::atomic::{AtomicBool, Ordering};
-
+use futures_util::StreamExt;
 use http::{HeaderMap, HeaderName, HeaderValue};
 use wasm_bindgen::JsCast;
 use worker::{
-    console_error, console_log, console_warn, event, Context, Date, Env, Fetch,
-    ForwardableEmailMessage, Headers, MessageBatch, MessageBuilder, MessageExt, Method,
-    ObjectNamespace, Queue, QueueContentType, Request, RequestInit, Response, SendMessage,
+    console_error, console_log, console_warn, event, Context, Date, Env, ForwardableEmailMessage,
+    Headers, Method, QueueContentType, MessageBuilder, Request, RequestInit, Response,
+    SendMessage,
 };
 
-use crate::admin::{self, AdminAction};
-use crate::channels::email;
+use crate::channels::email::{self, EmailAnswer};
 use crate::channels::EdgeResponse;
 use crate::config::Bindings;
-use crate::delivery::{
-    batches, decide, requested_wait, AttemptOutcome, DeadLetter, Next, QueuedDelivery, RetryPolicy,
-};
-use crate::forward::{self, Delivery};
-use crate::gateway::{self, Accepted, Inbound, Refusal};
+use crate::gateway::{self, Admitted, BodyBuffer, ChannelTarget, Inbound, Refusal};
+use crate::log::{self, Level, Line};
 use crate::Rejection;
-use durable::{DeadLetterRequest, DedupAnswer, DedupRequest};
 
-const QUEUE_BINDING: &str = "EVENTS";
-const DEDUP_BINDING: &str = "DEDUP";
-const DEAD_LETTER_BINDING: &str = "DEAD_LETTERS";
+pub(crate) const QUEUE_BINDING: &str = "EVENTS";
+pub(crate) const DEDUP_BINDING: &str = "DEDUP";
+pub(crate) const DEAD_LETTER_BINDING: &str = "DEAD_LETTERS";
 
 pub(crate) struct EnvBindings<'a>(pub(crate) &'a Env);
 
@@ -51,29 +48,27 @@ fn start() {
     console_error_panic_hook::set_once();
 }
 
-static MODE_LOGGED: AtomicBool = AtomicBool::new(false);
+pub(crate) fn emit(line: &Line) {
+    match line.level {
+        Level::Info => console_log!("{line}"),
+        Level::Warn => console_warn!("{line}"),
+        Level::Error => console_error!("{line}"),
+    }
+}
 
 #[event(fetch)]
 async fn fetch(mut req: Request, env: Env, ctx: Context) -> worker::Result<Response> {
     let bindings = EnvBindings(&env);
-    let declared_length = req.headers().get("content-length").ok().flatten();
-    if let Err(rejection) = gateway::check_declared_length(declared_length.as_deref(), &bindings) {
-        return respond_refused(&Refusal {
-            rejection,
-            channel: None,
-            account: None,
-        });
-    }
     let url = req.url()?;
     let method =
         http::Method::from_bytes(req.method().to_string().as_bytes()).unwrap_or(http::Method::GET);
     let headers = header_map(req.headers());
-    if let Some(action) = admin::route(&method, url.path()) {
-        let authorization = headers.get("authorization").and_then(|v| v.to_str().ok());
-        return match action
-            .and_then(|action| admin::authorize(authorization, &bindings).map(|()| action))
-        {
-            Ok(action) => run_admin(action, &env).await,
+    let authorization = headers.get("authorization").and_then(|v| v.to_str().ok());
+    if let Some(admitted) =
+        crate::admin::admit(&method, url.path(), url.query(), authorization, &bindings)
+    {
+        return match admitted {
+            Ok(action) => admin::run(action, &env).await,
             Err(rejection) => respond_refused(&Refusal {
                 rejection,
                 channel: None,
@@ -81,9 +76,23 @@ async fn fetch(mut req: Request, env: Env, ctx: Context) -> worker::Result<Respo
             }),
         };
     }
-    let body = match req.method() {
-        Method::Get | Method::Head => Vec::new(),
-        _ => req.bytes().await.unwrap_or_default(),
+    // Route, account and declared size first: nothing is read for a request that is refused anyway.
+    let target = match gateway::admit(&method, url.path(), url.query(), &headers, &bindings) {
+        Ok(Admitted::Health) => return to_response(&EdgeResponse::text("ok")),
+        Ok(Admitted::Channel(target)) => target,
+        Err(refusal) => return respond_refused(&refusal),
+    };
+    let body = if ChannelTarget::reads_body(&method) {
+        let declared = headers
+            .get(http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse().ok());
+        match read_body(&mut req, target.body_limit, declared).await {
+            Ok(body) => body,
+            Err(rejection) => return respond_refused(&target.refusal(rejection)),
+        }
+    } else {
+        Vec::new()
     };
     let inbound = Inbound {
         method: &method,
@@ -92,68 +101,40 @@ async fn fetch(mut req: Request, env: Env, ctx: Context) -> worker::Result<Respo
         headers: &headers,
         body: &body,
     };
-    let accepted = match gateway::handle(&inbound, &bindings, now_ms()) {
+    let accepted = match gateway::handle_admitted(&target, &inbound, &bindings, now_ms()) {
         Ok(accepted) => accepted,
         Err(refusal) => return respond_refused(&refusal),
     };
-    match dispatch(&env, &ctx, &accepted).await {
+    match intake::dispatch(&env, &ctx, &accepted).await {
         Ok(()) => to_response(&accepted.response),
         Err(refusal) => respond_refused(&refusal),
     }
 }
 
-/// Moves accepted events onward: through the queue (claiming their ids for de-duplication first), or, with
-/// no queue bound, best-effort after the response. Refuses when the queue would not take them, so the
-/// sender retries.
-async fn dispatch(env: &Env, ctx: &Context, accepted: &Accepted) -> Result<(), Refusal> {
-    if accepted.deliveries.is_empty() {
-        return Ok(());
+/// Reads the body from the stream, refusing it as soon as it passes `limit`.
+async fn read_body(
+    req: &mut Request,
+    limit: usize,
+    declared: Option<u64>,
+) -> Result<Vec<u8>, Rejection> {
+    let mut buffer = BodyBuffer::new(limit, declared);
+    // A request without a body has no stream.
+    let Ok(mut stream) = req.stream() else {
+        return Ok(Vec::new());
+    };
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|_| Rejection::MalformedBody {
+            expected: "a complete request body",
+        })?;
+        buffer.push(&chunk)?;
     }
-    let source = format!(
-        "/{}/{}",
-        accepted.channel.unwrap_or_default(),
-        accepted.account.as_deref().unwrap_or_default()
-    );
-    match env.queue(QUEUE_BINDING) {
-        Ok(queue) => match enqueue(env, &queue, &source, &accepted.deliveries).await {
-            Ok(duplicates) => {
-                log_accepted(accepted, Some(duplicates));
-                Ok(())
-            }
-            Err(error) => {
-                console_error!(
-                    "{}",
-                    serde_json::json!({"level": "error", "msg": "enqueue failed", "source": source, "error": error.to_string()})
-                );
-                Err(Refusal {
-                    rejection: Rejection::EnqueueFailed,
-                    channel: accepted.channel,
-                    account: accepted.account.clone(),
-                })
-            }
-        },
-        Err(_) => {
-            if !MODE_LOGGED.swap(true, Ordering::Relaxed) {
-                console_warn!(
-                    "{}",
-                    serde_json::json!({"level": "warn", "msg": "no EVENTS queue binding: best-effort mode, events are forwarded once after the response and lost if the backend is down"})
-                );
-            }
-            log_accepted(accepted, None);
-            ctx.wait_until(forward_best_effort(
-                accepted.deliveries.clone(),
-                env.clone(),
-            ));
-            Ok(())
-        }
-    }
+    Ok(buffer.into_bytes())
 }
 
 /// Cloudflare Email Routing → `email` handler. Written by hand rather than with `#[event(email)]`, whose glue
 /// panics when the handler returns an error: a panic would reset the Wasm instance and fail other requests in
-/// flight. Here a temporary failure (queue down, configuration missing) throws a JavaScript error, which Email
-/// Routing answers with a temporary SMTP failure so the sending server retries; a permanent one (unknown
-/// recipient, too large) is refused with `setReject`, which bounces with the reason.
+/// flight. The core decides between a bounce (`setReject`) and a temporary failure (a thrown error, which
+/// Email Routing answers with a temporary SMTP failure so the sending server retries).
 #[wasm_bindgen::prelude::wasm_bindgen]
 pub async fn email(
     message: ForwardableEmailMessage,
@@ -182,10 +163,10 @@ pub async fn email(
     let raw = match message.raw_bytes().await {
         Ok(raw) => raw,
         Err(error) => {
-            console_error!(
-                "{}",
-                serde_json::json!({"level": "error", "msg": "could not read the e-mail stream", "channel": email::CHANNEL, "error": error.to_string()})
-            );
+            emit(&log::operation_failed(
+                "could not read the e-mail stream",
+                &error.to_string(),
+            ));
             return Err(js_sys::Error::new("temporary failure: could not read the message").into());
         }
     };
@@ -198,7 +179,7 @@ pub async fn email(
         Ok(accepted) => accepted,
         Err(refusal) => return answer_email(&message, &refusal).await,
     };
-    match dispatch(&env, &ctx, &accepted).await {
+    match intake::dispatch(&env, &ctx, &accepted).await {
         Ok(()) => Ok(wasm_bindgen::JsValue::UNDEFINED),
         Err(refusal) => answer_email(&message, &refusal).await,
     }
@@ -218,79 +199,23 @@ async fn answer_email(
     message: &ForwardableEmailMessage,
     refusal: &Refusal,
 ) -> Result<wasm_bindgen::JsValue, wasm_bindgen::JsValue> {
-    if refusal.rejection.status().is_server_error() {
-        console_error!("{}", refusal.log_line());
-        let reason = format!("temporary failure: {}", refusal.rejection.reason());
-        return Err(js_sys::Error::new(&reason).into());
-    }
-    console_warn!("{}", refusal.log_line());
-    let returned = message
-        .unchecked_ref::<RejectableEmail>()
-        .set_reject(&format!(
-            "{}: {}",
-            refusal.rejection.reason(),
-            refusal.rejection
-        ));
-    wasm_bindgen_futures::JsFuture::from(js_sys::Promise::resolve(&returned))
-        .await
-        .map(|_| wasm_bindgen::JsValue::UNDEFINED)
-}
-
-fn log_accepted(accepted: &Accepted, duplicates: Option<usize>) {
-    if accepted.warnings.is_empty() {
-        console_log!("{}", accepted.log_line(duplicates));
-    } else {
-        console_warn!("{}", accepted.log_line(duplicates));
-    }
-}
-
-/// Claims the event ids in the account's de-duplication object, then enqueues the fresh ones. Returns how
-/// many were duplicates. If enqueueing fails the claims are released, so the provider's retry is not taken
-/// for a duplicate.
-async fn enqueue(
-    env: &Env,
-    queue: &Queue,
-    source: &str,
-    deliveries: &[Delivery],
-) -> worker::Result<usize> {
-    let dedup = env.durable_object(DEDUP_BINDING).ok();
-    let ids: Vec<String> = deliveries.iter().map(|d| d.webhook_id.clone()).collect();
-    let fresh = match &dedup {
-        Some(namespace) => dedup_call(namespace, source, ids.clone(), false).await?,
-        None => vec![true; ids.len()],
-    };
-    let mut messages = Vec::new();
-    let mut claimed = Vec::new();
-    for (delivery, is_fresh) in deliveries
-        .iter()
-        .zip(fresh.iter().chain(std::iter::repeat(&true)))
-    {
-        if *is_fresh {
-            messages.push(QueuedDelivery::first(delivery.clone()).to_message());
-            claimed.push(delivery.webhook_id.clone());
+    emit(&log::request_rejected(refusal));
+    match email::answer_for(&refusal.rejection) {
+        EmailAnswer::TemporaryFailure(reason) => Err(js_sys::Error::new(&reason).into()),
+        EmailAnswer::Bounce(reason) => {
+            let returned = message
+                .unchecked_ref::<RejectableEmail>()
+                .set_reject(&reason);
+            wasm_bindgen_futures::JsFuture::from(js_sys::Promise::resolve(&returned))
+                .await
+                .map(|_| wasm_bindgen::JsValue::UNDEFINED)
         }
     }
-    let duplicates = deliveries.len() - messages.len();
-    for batch in batches(messages) {
-        let batch = batch
-            .into_iter()
-            .map(|body| queue_message(body, None))
-            .collect::<Vec<_>>();
-        if let Err(error) = queue.send_batch(batch).await {
-            // Release every claim: the provider's retry must not be taken for a duplicate. Batches already
-            // sent are then sent again; the backend de-duplicates on webhook-id.
-            if let Some(namespace) = &dedup {
-                let _ = dedup_call(namespace, source, claimed, true).await;
-            }
-            return Err(error);
-        }
-    }
-    Ok(duplicates)
 }
 
 /// Queue messages go as text: with the default JSON content type the already-JSON body would be escaped a
 /// second time and outgrow the size the planner measured.
-fn queue_message(body: String, delay_s: Option<u32>) -> SendMessage<String> {
+pub(crate) fn queue_message(body: String, delay_s: Option<u32>) -> SendMessage<String> {
     let builder = MessageBuilder::new(body).content_type(QueueContentType::Text);
     match delay_s {
         Some(delay_s) => builder.delay_seconds(delay_s).build(),
@@ -298,201 +223,30 @@ fn queue_message(body: String, delay_s: Option<u32>) -> SendMessage<String> {
     }
 }
 
-async fn dedup_call(
-    namespace: &ObjectNamespace,
-    source: &str,
-    ids: Vec<String>,
-    release: bool,
-) -> worker::Result<Vec<bool>> {
-    let stub = namespace.id_from_name(source)?.get_stub()?;
-    let request = json_request(&DedupRequest {
-        release,
-        ids,
-        now_ms: now_ms(),
-    })?;
-    let answer: DedupAnswer = stub.fetch_with_request(request).await?.json().await?;
-    Ok(answer.fresh)
-}
-
-fn json_request<T: serde::Serialize>(body: &T) -> worker::Result<Request> {
+/// A JSON POST to a Durable Object stub.
+pub(crate) async fn call_object<T: serde::Serialize, R: serde::de::DeserializeOwned>(
+    stub: &worker::Stub,
+    body: &T,
+) -> worker::Result<R> {
     let headers = Headers::new();
     headers.set("content-type", "application/json")?;
     let mut init = RequestInit::new();
     init.with_method(Method::Post)
         .with_headers(headers)
         .with_body(Some(serde_json::to_string(body)?.into()));
-    Request::new_with_init("https://sekisho.internal/", &init)
-}
-
-async fn dead_letters(env: &Env, request: &DeadLetterRequest) -> worker::Result<Vec<DeadLetter>> {
-    let stub = env
-        .durable_object(DEAD_LETTER_BINDING)?
-        .id_from_name("dead-letters")?
-        .get_stub()?;
-    stub.fetch_with_request(json_request(request)?)
-        .await?
-        .json()
-        .await
-}
-
-#[event(queue)]
-async fn consume(batch: MessageBatch<String>, env: Env, _ctx: Context) -> worker::Result<()> {
-    let bindings = EnvBindings(&env);
-    let policy = RetryPolicy::from_bindings(&bindings);
-    let queue = env.queue(QUEUE_BINDING)?;
-    for message in batch.messages()? {
-        let Ok(mut queued) = serde_json::from_str::<QueuedDelivery>(message.body()) else {
-            console_error!(
-                "{}",
-                serde_json::json!({"level": "error", "msg": "unreadable queue message dropped", "queue_message_id": message.id()})
-            );
-            message.ack();
-            continue;
-        };
-        let outcome = attempt(&queued.delivery, &bindings).await;
-        queued.attempts += 1;
-        match &outcome {
-            AttemptOutcome::Status { status, .. } => {
-                queued.last_status = Some(*status);
-                queued.last_error = None;
-            }
-            AttemptOutcome::NetworkError(error) | AttemptOutcome::NotSent { error, .. } => {
-                queued.set_last_error(error)
-            }
-        }
-        let next = decide(&policy, queued.attempts, &outcome, js_sys::Math::random());
-        let kept = match next {
-            Next::Delivered => Ok(()),
-            Next::Retry { delay_s } => {
-                log_attempt(&queued, &format!("retry in {delay_s} s"));
-                queue
-                    .send(queue_message(queued.to_message(), Some(delay_s)))
-                    .await
-            }
-            Next::DeadLetter => {
-                log_attempt(&queued, "dead-lettered");
-                let letter = DeadLetter {
-                    webhook_id: queued.delivery.webhook_id.clone(),
-                    delivery: queued.delivery.clone(),
-                    attempts: queued.attempts,
-                    last_status: queued.last_status,
-                    last_error: queued.last_error.clone(),
-                    dead_at_ms: now_ms(),
-                };
-                dead_letters(&env, &DeadLetterRequest::Put(letter))
-                    .await
-                    .map(|_| ())
-            }
-        };
-        match kept {
-            Ok(()) => message.ack(),
-            Err(error) => {
-                // The next step could not be recorded: let the queue hand this message back as it is.
-                console_error!(
-                    "{}",
-                    serde_json::json!({"level": "error", "msg": "could not requeue or dead-letter; the queue will retry", "event_id": queued.delivery.webhook_id, "error": error.to_string()})
-                );
-                message.retry();
-            }
-        }
+    let request = Request::new_with_init("https://sekisho.internal/", &init)?;
+    let mut response = stub.fetch_with_request(request).await?;
+    if response.status_code() != 200 {
+        return Err(worker::Error::RustError(format!(
+            "durable object answered {}",
+            response.status_code()
+        )));
     }
-    Ok(())
+    response.json().await
 }
 
-fn log_attempt(queued: &QueuedDelivery, next: &str) {
-    console_warn!(
-        "{}",
-        serde_json::json!({
-            "level": "warn",
-            "msg": "delivery attempt failed",
-            "event_id": queued.delivery.webhook_id,
-            "event_type": queued.delivery.event_type,
-            "attempts": queued.attempts,
-            "status": queued.last_status,
-            "error": queued.last_error,
-            "next": next,
-        })
-    );
-}
-
-async fn attempt(delivery: &Delivery, bindings: &dyn Bindings) -> AttemptOutcome {
-    let outgoing = match forward::outgoing(delivery, bindings, now_ms() / 1000) {
-        Ok(outgoing) => outgoing,
-        Err(error) => {
-            return AttemptOutcome::NotSent {
-                error: error.to_string(),
-                permanent: error.is_permanent(),
-            }
-        }
-    };
-    match send(&outgoing).await {
-        Ok(response) => AttemptOutcome::Status {
-            status: response.status_code(),
-            retry_after: requested_wait(
-                response
-                    .headers()
-                    .get("retry-after")
-                    .ok()
-                    .flatten()
-                    .as_deref(),
-                response
-                    .headers()
-                    .get("x-ratelimit-reset")
-                    .ok()
-                    .flatten()
-                    .as_deref(),
-                now_ms() / 1000,
-            ),
-        },
-        Err(error) => AttemptOutcome::NetworkError(error.to_string()),
-    }
-}
-
-async fn run_admin(action: AdminAction, env: &Env) -> worker::Result<Response> {
-    let result = match action {
-        AdminAction::ListDeadLetters => dead_letters(env, &DeadLetterRequest::List)
-            .await
-            .map(|letters| serde_json::json!({ "dead_letters": letters })),
-        AdminAction::ReplayAll => replay(env, None).await,
-        AdminAction::ReplayOne(id) => replay(env, Some(id)).await,
-    };
-    match result {
-        Ok(body) => to_response(&EdgeResponse::json(200, body.to_string())),
-        Err(error) => {
-            console_error!(
-                "{}",
-                serde_json::json!({"level": "error", "msg": "admin action failed", "error": error.to_string()})
-            );
-            to_response(&EdgeResponse::json(
-                503,
-                "{\"error\":\"unavailable\"}".to_owned(),
-            ))
-        }
-    }
-}
-
-/// Moves dead letters back into the queue as fresh deliveries; any that cannot be enqueued are put back.
-async fn replay(env: &Env, id: Option<String>) -> worker::Result<serde_json::Value> {
-    let queue = env.queue(QUEUE_BINDING)?;
-    let letters = dead_letters(env, &DeadLetterRequest::Take(id)).await?;
-    let mut replayed = 0usize;
-    for letter in letters {
-        let body = QueuedDelivery::first(letter.delivery.clone()).to_message();
-        if queue.send(queue_message(body, None)).await.is_ok() {
-            replayed += 1;
-        } else {
-            dead_letters(env, &DeadLetterRequest::Put(letter)).await?;
-        }
-    }
-    Ok(serde_json::json!({ "replayed": replayed }))
-}
-
-fn respond_refused(refusal: &Refusal) -> worker::Result<Response> {
-    if refusal.rejection.status().is_server_error() {
-        console_error!("{}", refusal.log_line());
-    } else {
-        console_warn!("{}", refusal.log_line());
-    }
+pub(crate) fn respond_refused(refusal: &Refusal) -> worker::Result<Response> {
+    emit(&log::request_rejected(refusal));
     to_response(&refusal.response())
 }
 
@@ -509,7 +263,7 @@ fn header_map(headers: &Headers) -> HeaderMap {
     map
 }
 
-fn to_response(edge: &EdgeResponse) -> worker::Result<Response> {
+pub(crate) fn to_response(edge: &EdgeResponse) -> worker::Result<Response> {
     let headers = Headers::new();
     headers.set("content-type", edge.content_type)?;
     Ok(Response::from_bytes(edge.body.clone())?
@@ -517,35 +271,6 @@ fn to_response(edge: &EdgeResponse) -> worker::Result<Response> {
         .with_headers(headers))
 }
 
-fn now_ms() -> u64 {
+pub(crate) fn now_ms() -> u64 {
     Date::now().as_millis()
-}
-
-async fn forward_best_effort(deliveries: Vec<Delivery>, env: Env) {
-    let bindings = EnvBindings(&env);
-    for delivery in deliveries {
-        let failure = match attempt(&delivery, &bindings).await {
-            AttemptOutcome::Status { status, .. } if (200..300).contains(&status) => continue,
-            AttemptOutcome::Status { status, .. } => format!("destination answered {status}"),
-            AttemptOutcome::NetworkError(error) | AttemptOutcome::NotSent { error, .. } => error,
-        };
-        console_error!(
-            "{}",
-            serde_json::json!({"level": "error", "msg": "forward failed", "event_id": delivery.webhook_id, "event_type": delivery.event_type, "error": failure})
-        );
-    }
-}
-
-async fn send(outgoing: &forward::Outgoing) -> worker::Result<Response> {
-    let headers = Headers::new();
-    for (name, value) in &outgoing.headers {
-        headers.set(name, value)?;
-    }
-    let mut init = RequestInit::new();
-    init.with_method(Method::Post)
-        .with_headers(headers)
-        .with_body(Some(outgoing.body.clone().into()));
-    Fetch::Request(Request::new_with_init(&outgoing.url, &init)?)
-        .send()
-        .await
 }

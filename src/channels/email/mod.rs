@@ -150,6 +150,24 @@ pub fn handle(
     accept(inbound, &account, bindings, now_ms)
 }
 
+/// How a refused message is answered to Email Routing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EmailAnswer {
+    /// The sender's own problem (unknown recipient, too large, unreadable): a bounce with `<reason>: <detail>`.
+    Bounce(String),
+    /// Sekisho's own trouble (configuration, queue): a temporary SMTP failure, so the sending server retries
+    /// and nothing is bounced for it.
+    TemporaryFailure(String),
+}
+
+pub fn answer_for(rejection: &Rejection) -> EmailAnswer {
+    if rejection.status().is_server_error() {
+        EmailAnswer::TemporaryFailure(format!("temporary failure: {}", rejection.reason()))
+    } else {
+        EmailAnswer::Bounce(format!("{}: {}", rejection.reason(), rejection))
+    }
+}
+
 /// What is decided before the message is read: its announced size, and the account of its recipient.
 pub fn admit(
     envelope_to: &str,
@@ -426,6 +444,34 @@ fn clean_id(id: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn our_own_trouble_is_a_temporary_failure_and_the_senders_a_bounce() {
+        use super::{answer_for, EmailAnswer};
+        use crate::Rejection;
+        assert_eq!(
+            answer_for(&Rejection::EnqueueFailed),
+            EmailAnswer::TemporaryFailure("temporary failure: enqueue_failed".into())
+        );
+        assert_eq!(
+            answer_for(&Rejection::Misconfigured {
+                binding: "BACKEND_URL".into()
+            }),
+            EmailAnswer::TemporaryFailure("temporary failure: misconfigured".into())
+        );
+        assert_eq!(
+            answer_for(&Rejection::ClaimInProgress),
+            EmailAnswer::TemporaryFailure("temporary failure: claim_in_progress".into())
+        );
+        assert!(matches!(
+            answer_for(&Rejection::UnknownRecipient),
+            EmailAnswer::Bounce(text) if text.starts_with("unknown_recipient: ")
+        ));
+        assert!(matches!(
+            answer_for(&Rejection::PayloadTooLarge { limit: 10 }),
+            EmailAnswer::Bounce(text) if text.starts_with("payload_too_large: ")
+        ));
+    }
+
     use std::collections::HashMap;
 
     use super::*;

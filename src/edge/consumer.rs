@@ -1,0 +1,192 @@
+//! The queue consumers: `EVENTS` (one attempt per message, all of a batch concurrently, each bounded by the
+//! attempt timeout, then the step [`record_attempt`] decides) and its dead-letter queue (whatever the queue
+//! gave up on goes into the dead-letter store). Redirects are never followed.
+
+use std::time::Duration;
+
+use futures_util::future::{join_all, select, Either};
+use worker::{
+    AbortController, Context, Delay, Env, Fetch, Headers, Message, MessageBatch, MessageExt,
+    Method, Queue, Request, RequestInit, RequestRedirect,
+};
+
+use super::durable::{DeadLetterCall, Deleted};
+use super::{call_object, emit, now_ms, queue_message, EnvBindings, DEAD_LETTER_BINDING, QUEUE_BINDING};
+use crate::config::Bindings;
+use crate::delivery::attempt::ResponseHeaders;
+use crate::delivery::policy::{classify, StatusClass};
+use crate::delivery::queue::is_dead_letter_queue;
+use crate::delivery::{
+    record_attempt, AttemptOutcome, DeadLetter, QueuedDelivery, RetryPolicy, Step,
+};
+use crate::forward::{self, Delivery};
+use crate::log;
+
+#[worker::event(queue)]
+async fn consume(batch: MessageBatch<String>, env: Env, _ctx: Context) -> worker::Result<()> {
+    let bindings = EnvBindings(&env);
+    let messages = batch.messages()?;
+    if is_dead_letter_queue(&batch.queue(), &bindings) {
+        for message in &messages {
+            keep_from_dead_letter_queue(message, &env).await;
+        }
+        return Ok(());
+    }
+    let policy = RetryPolicy::from_bindings(&bindings);
+    let queue = env.queue(QUEUE_BINDING)?;
+    join_all(
+        messages
+            .iter()
+            .map(|message| deliver_one(message, &env, &queue, &policy)),
+    )
+    .await;
+    Ok(())
+}
+
+async fn deliver_one(message: &Message<String>, env: &Env, queue: &Queue, policy: &RetryPolicy) {
+    let Ok(queued) = serde_json::from_str::<QueuedDelivery>(message.body()) else {
+        emit(&log::unreadable_queue_message(&message.id()));
+        message.ack();
+        return;
+    };
+    let bindings = EnvBindings(env);
+    let outcome = attempt(&queued.delivery, &bindings, policy.attempt_timeout_s).await;
+    let event_id = queued.delivery.webhook_id.clone();
+    let recorded = match record_attempt(queued, &outcome, policy, now_ms(), js_sys::Math::random()) {
+        Step::Delivered => Ok(()),
+        Step::Retry { message, delay_s } => {
+            emit(&log::attempt_failed(&message, &format!("retry in {delay_s} s")));
+            queue
+                .send(queue_message(message.to_message(), Some(delay_s)))
+                .await
+        }
+        Step::DeadLetter(letter) => {
+            emit(&log::dead_lettered(&letter));
+            put_dead_letter(env, letter).await
+        }
+    };
+    match recorded {
+        Ok(()) => message.ack(),
+        Err(error) => {
+            // The next step could not be recorded: the queue hands this message back as it is, and after its
+            // own retries moves it to the dead-letter queue, whose consumer keeps it.
+            emit(&log::step_not_recorded(&event_id, &error.to_string()));
+            message.retry();
+        }
+    }
+}
+
+async fn keep_from_dead_letter_queue(message: &Message<String>, env: &Env) {
+    let Ok(queued) = serde_json::from_str::<QueuedDelivery>(message.body()) else {
+        emit(&log::unreadable_queue_message(&message.id()));
+        message.ack();
+        return;
+    };
+    let letter = DeadLetter::from_dead_letter_queue(queued, now_ms());
+    emit(&log::dead_lettered(&letter));
+    match put_dead_letter(env, letter).await {
+        Ok(()) => message.ack(),
+        Err(error) => {
+            emit(&log::step_not_recorded(&message.id(), &error.to_string()));
+            message.retry();
+        }
+    }
+}
+
+pub(super) async fn put_dead_letter(env: &Env, letter: DeadLetter) -> worker::Result<()> {
+    call_object::<_, Deleted>(&dead_letter_stub(env)?, &DeadLetterCall::Put { letter })
+        .await
+        .map(|_| ())
+}
+
+pub(super) fn dead_letter_stub(env: &Env) -> worker::Result<worker::Stub> {
+    env.durable_object(DEAD_LETTER_BINDING)?
+        .id_from_name("dead-letters")?
+        .get_stub()
+}
+
+/// One attempt: prepared by the core, sent without following redirects, aborted after `timeout_s`.
+pub(super) async fn attempt(
+    delivery: &Delivery,
+    bindings: &dyn Bindings,
+    timeout_s: u32,
+) -> AttemptOutcome {
+    let outgoing = match forward::outgoing(delivery, bindings, now_ms() / 1000) {
+        Ok(outgoing) => outgoing,
+        Err(error) => {
+            return AttemptOutcome::NotSent {
+                error: error.to_string(),
+                permanent: error.is_permanent(),
+            }
+        }
+    };
+    let request = match build_request(&outgoing) {
+        Ok(request) => request,
+        Err(error) => return AttemptOutcome::NetworkError(error.to_string()),
+    };
+    let controller = AbortController::default();
+    let signal = controller.signal();
+    let fetch = Fetch::Request(request);
+    let sending = fetch.send_with_signal(&signal);
+    let timeout = Delay::from(Duration::from_secs(u64::from(timeout_s)));
+    futures_util::pin_mut!(sending);
+    futures_util::pin_mut!(timeout);
+    match select(sending, timeout).await {
+        Either::Left((Ok(response), _)) => {
+            let headers = response.headers();
+            let read = |name: &str| headers.get(name).ok().flatten();
+            let (retry_after, ratelimit_reset, location) =
+                (read("retry-after"), read("x-ratelimit-reset"), read("location"));
+            AttemptOutcome::answered(
+                response.status_code(),
+                ResponseHeaders {
+                    retry_after: retry_after.as_deref(),
+                    ratelimit_reset: ratelimit_reset.as_deref(),
+                    location: location.as_deref(),
+                },
+                now_ms() / 1000,
+            )
+        }
+        Either::Left((Err(error), _)) => AttemptOutcome::NetworkError(error.to_string()),
+        Either::Right(_) => {
+            controller.abort();
+            AttemptOutcome::TimedOut { after_s: timeout_s }
+        }
+    }
+}
+
+fn build_request(outgoing: &forward::Outgoing) -> worker::Result<Request> {
+    let headers = Headers::new();
+    for (name, value) in &outgoing.headers {
+        headers.set(name, value)?;
+    }
+    let mut init = RequestInit::new();
+    init.with_method(Method::Post)
+        .with_headers(headers)
+        .with_redirect(RequestRedirect::Manual)
+        .with_body(Some(outgoing.body.clone().into()));
+    Request::new_with_init(&outgoing.url, &init)
+}
+
+/// Without a queue: one attempt per event after the response; failures are logged with the event id.
+pub(super) async fn forward_best_effort(deliveries: Vec<Delivery>, env: Env) {
+    let bindings = EnvBindings(&env);
+    let timeout_s = RetryPolicy::from_bindings(&bindings).attempt_timeout_s;
+    for delivery in deliveries {
+        let outcome = attempt(&delivery, &bindings, timeout_s).await;
+        let failure = match &outcome {
+            AttemptOutcome::Status { status, .. } if classify(*status) == StatusClass::Delivered => {
+                continue
+            }
+            AttemptOutcome::Status { status, .. } => outcome
+                .error()
+                .unwrap_or_else(|| format!("destination answered {status}")),
+            _ => outcome.error().unwrap_or_default(),
+        };
+        emit(&log::forward_failed(
+            &delivery.webhook_id,
+            &delivery.event_type,
+            &failure,
+        ));
+    }
+}

@@ -1,0 +1,229 @@
+//! Every structured log line, built in one place: one JSON object per line, with a level the edge maps to
+//! `console.log`/`warn`/`error`. Lines name events, bindings and reasons — never a body or a secret.
+
+use serde_json::{json, Value};
+
+use crate::delivery::{DeadLetter, QueuedDelivery};
+use crate::gateway::{Accepted, Refusal};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Level {
+    Info,
+    Warn,
+    Error,
+}
+
+impl Level {
+    fn as_str(self) -> &'static str {
+        match self {
+            Level::Info => "info",
+            Level::Warn => "warn",
+            Level::Error => "error",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Line {
+    pub level: Level,
+    fields: Value,
+}
+
+impl std::fmt::Display for Line {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.fields)
+    }
+}
+
+fn line(level: Level, msg: &str, mut fields: Value) -> Line {
+    if let Value::Object(map) = &mut fields {
+        map.insert("level".into(), level.as_str().into());
+        map.insert("msg".into(), msg.into());
+    }
+    Line { level, fields }
+}
+
+/// A refused request: reason, status, channel, account and the operator-facing detail (which names a
+/// misconfigured binding, never its value).
+pub fn request_rejected(refusal: &Refusal) -> Line {
+    let status = refusal.rejection.status();
+    let level = if status.is_server_error() {
+        Level::Error
+    } else {
+        Level::Warn
+    };
+    line(
+        level,
+        "request rejected",
+        json!({
+            "reason": refusal.rejection.reason(),
+            "status": status.as_u16(),
+            "channel": refusal.channel,
+            "account": refusal.account,
+            "detail": refusal.rejection.to_string(),
+        }),
+    )
+}
+
+/// How an accepted request's events were kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kept {
+    Queued,
+    /// The queue refused; the events are in the de-duplication object's spill and drain by alarm.
+    Spilled,
+    /// No queue bound: forwarded once after the response.
+    BestEffort,
+}
+
+/// An accepted request; `warn` with the configuration problems when there are any, or when spilled.
+pub fn request_accepted(accepted: &Accepted, duplicates: Option<usize>, kept: Kept) -> Line {
+    let level = if accepted.warnings.is_empty() && kept != Kept::Spilled {
+        Level::Info
+    } else {
+        Level::Warn
+    };
+    let mut fields = json!({
+        "channel": accepted.channel,
+        "account": accepted.account,
+        "events": accepted.deliveries.iter().map(|d| d.webhook_id.as_str()).collect::<Vec<_>>(),
+    });
+    if let Some(duplicates) = duplicates {
+        fields["duplicates"] = duplicates.into();
+    }
+    if kept == Kept::Spilled {
+        fields["spilled"] = true.into();
+    }
+    if !accepted.warnings.is_empty() {
+        fields["warnings"] = accepted
+            .warnings
+            .iter()
+            .map(|w| json!({"reason": w.reason(), "detail": w.to_string()}))
+            .collect();
+    }
+    line(level, "request accepted", fields)
+}
+
+pub fn enqueue_failed(source: &str, error: &str, spilled: bool) -> Line {
+    line(
+        if spilled { Level::Warn } else { Level::Error },
+        if spilled {
+            "queue refused the events; kept in the spill store, drained by alarm"
+        } else {
+            "enqueue failed and the spill store did not take the events"
+        },
+        json!({"source": source, "error": error}),
+    )
+}
+
+pub fn attempt_failed(queued: &QueuedDelivery, next: &str) -> Line {
+    line(
+        Level::Warn,
+        "delivery attempt failed",
+        json!({
+            "event_id": queued.delivery.webhook_id,
+            "event_type": queued.delivery.event_type,
+            "attempts": queued.attempts,
+            "status": queued.last_status,
+            "error": queued.last_error,
+            "next": next,
+        }),
+    )
+}
+
+pub fn dead_lettered(letter: &DeadLetter) -> Line {
+    line(
+        Level::Warn,
+        "delivery dead-lettered",
+        json!({
+            "event_id": letter.webhook_id,
+            "event_type": letter.delivery.event_type,
+            "attempts": letter.attempts,
+            "status": letter.last_status,
+            "error": letter.last_error,
+        }),
+    )
+}
+
+pub fn step_not_recorded(event_id: &str, error: &str) -> Line {
+    line(
+        Level::Error,
+        "could not requeue or dead-letter; the queue will retry (then its dead-letter queue)",
+        json!({"event_id": event_id, "error": error}),
+    )
+}
+
+pub fn unreadable_queue_message(queue_message_id: &str) -> Line {
+    line(
+        Level::Error,
+        "unreadable queue message dropped",
+        json!({"queue_message_id": queue_message_id}),
+    )
+}
+
+pub fn best_effort_mode() -> Line {
+    line(
+        Level::Warn,
+        "no EVENTS queue binding: best-effort mode, events are forwarded once after the response and lost if the backend is down",
+        json!({}),
+    )
+}
+
+pub fn forward_failed(event_id: &str, event_type: &str, error: &str) -> Line {
+    line(
+        Level::Error,
+        "forward failed",
+        json!({"event_id": event_id, "event_type": event_type, "error": error}),
+    )
+}
+
+pub fn spill_drain_failed(source: &str, waiting: usize, error: &str) -> Line {
+    line(
+        Level::Warn,
+        "spill drain failed; retrying by alarm",
+        json!({"source": source, "waiting": waiting, "error": error}),
+    )
+}
+
+pub fn no_dedup_store(source: &str) -> Line {
+    line(
+        Level::Warn,
+        "no DEDUP binding: events are not de-duplicated, replay guards are not kept and nothing can be spilled",
+        json!({"source": source}),
+    )
+}
+
+pub fn operation_failed(what: &str, error: &str) -> Line {
+    line(Level::Error, what, json!({"error": error}))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Rejection;
+
+    #[test]
+    fn lines_are_json_with_level_and_message_and_no_body() {
+        let refusal = Refusal {
+            rejection: Rejection::Misconfigured {
+                binding: "LINE_ACME_CHANNEL_SECRET".into(),
+            },
+            channel: Some("line"),
+            account: Some("acme".into()),
+        };
+        let line = request_rejected(&refusal);
+        assert_eq!(line.level, Level::Error);
+        let value: Value = serde_json::from_str(&line.to_string()).unwrap();
+        assert_eq!(value["msg"], "request rejected");
+        assert_eq!(value["level"], "error");
+        assert_eq!(value["reason"], "misconfigured");
+        assert_eq!(value["status"], 500);
+        assert!(value["detail"]
+            .as_str()
+            .unwrap()
+            .contains("LINE_ACME_CHANNEL_SECRET"));
+
+        let spilled = enqueue_failed("/line/acme", "queue down", true);
+        assert_eq!(spilled.level, Level::Warn);
+        assert_eq!(enqueue_failed("/line/acme", "x", false).level, Level::Error);
+    }
+}
