@@ -34,23 +34,27 @@ after(async () => {
 });
 
 /**
- * POSTs `total` bytes with transfer-encoding chunked, 64 KiB at a time, honouring backpressure, and stops
- * writing as soon as the response head arrives. Resolves with the status, the response body, how many bytes
- * had been written when the answer came, and the peak workerd RSS sampled meanwhile. Bounded by `ms`.
+ * POSTs `total` bytes with transfer-encoding chunked on a fresh connection, 64 KiB at a time, honouring
+ * backpressure, and stops writing as soon as the response head arrives. At each of `pauses` (bytes written) it
+ * stops and waits up to `pauseMs` for an answer before going on: a server that answers and closes without
+ * reading the rest resets the connection, and a write into that reset would destroy the socket before the
+ * answer is read (a client artefact, not the gateway's). Resolves with the status, the response body, how many
+ * bytes had been written when the answer came, and the peak workerd RSS sampled meanwhile. Bounded by `ms`.
  */
-function chunkedUpload(path, { total = UPLOAD, headers = {}, ms = 90000 } = {}) {
+function chunkedUploadOnce(path, { total, pauses, pauseMs, headers, ms }) {
   return new Promise((resolve, reject) => {
     const chunk = Buffer.alloc(64 * 1024, 0x61); // "aaaa…": also a LINE body that would not verify
     let sent = 0;
     let answered = false;
     let peakRss = 0;
-    const sampler = setInterval(() => {
+    const sample = () => {
       try {
         peakRss = Math.max(peakRss, workerdRss());
       } catch {
         // between processes
       }
-    }, 100);
+    };
+    const sampler = setInterval(sample, 50);
     const finish = (fn, value) => {
       clearInterval(sampler);
       clearTimeout(timer);
@@ -61,11 +65,14 @@ function chunkedUpload(path, { total = UPLOAD, headers = {}, ms = 90000 } = {}) 
       finish(reject, new Error(`no answer within ${ms} ms (${sent} bytes written)`));
     }, ms);
     const req = httpRequest({
-      host: "127.0.0.1", port, path, method: "POST",
+      host: "127.0.0.1", port, path, method: "POST", agent: false,
       headers: { "content-type": "application/json", "transfer-encoding": "chunked", ...headers },
     });
+    let waitForAnswer = () => {};
     req.on("response", (res) => {
       answered = true;
+      waitForAnswer();
+      sample();
       const sentAtAnswer = sent;
       const chunks = [];
       res.on("data", (c) => chunks.push(c));
@@ -76,11 +83,22 @@ function chunkedUpload(path, { total = UPLOAD, headers = {}, ms = 90000 } = {}) 
       res.on("error", (e) => finish(reject, e));
     });
     req.on("error", (e) => {
-      // Writing into a connection the server closed after answering is expected; before an answer it is not.
-      if (!answered) finish(reject, new Error(`upload failed after ${sent} bytes without an answer: ${e.message}`));
+      if (!answered) finish(reject, Object.assign(new Error(`upload failed after ${sent} bytes without an answer: ${e.message}`), { reset: true, sent }));
     });
     (async () => {
-      while (sent < total && !answered) {
+      const pending = [...pauses];
+      while (sent < total && !answered && !req.destroyed) {
+        if (pending.length && sent >= pending[0]) {
+          pending.shift();
+          await new Promise((r) => {
+            const t = setTimeout(r, pauseMs);
+            waitForAnswer = () => {
+              clearTimeout(t);
+              r();
+            };
+          });
+          continue;
+        }
         const ok = req.write(chunk);
         sent += chunk.length;
         if (!ok) {
@@ -91,13 +109,27 @@ function chunkedUpload(path, { total = UPLOAD, headers = {}, ms = 90000 } = {}) 
               r();
             };
             req.on("drain", done);
-            const poll = setInterval(() => answered && done(), 20);
+            const poll = setInterval(() => (answered || req.destroyed) && done(), 20);
           });
         }
       }
       if (!answered && !req.destroyed) req.end();
     })();
   });
+}
+
+/** chunkedUploadOnce, again on a fresh connection (up to 3 tries) when the connection was reset before the
+ * answer could be read; every reset is kept in `resets` (bytes written until then). */
+async function chunkedUpload(path, { total = UPLOAD, pauses = [64 * 1024, 2 * MiB], pauseMs = 2000, headers = {}, ms = 90000 } = {}) {
+  const resets = [];
+  for (let i = 0; ; i++) {
+    try {
+      return { ...(await chunkedUploadOnce(path, { total, pauses, pauseMs, headers, ms })), resets };
+    } catch (e) {
+      if (!e.reset || i === 2) throw new Error(`${e.message}; earlier resets after ${resets.join(", ") || "none"} bytes`);
+      resets.push(e.sent);
+    }
+  }
 }
 
 async function signedLine(id, text) {
@@ -115,7 +147,7 @@ test("64 MiB chunked upload (no content-length) to a known account: 413 payload_
   const result = await chunkedUpload("/line/big");
   const end = workerdRss();
   const growth = (end - before) / MiB;
-  const diag = `sent ${(result.sentAtAnswer / MiB).toFixed(1)} MiB before the answer, RSS ${(before / MiB).toFixed(0)} → ${(end / MiB).toFixed(0)} MiB (peak ${(result.peakRss / MiB).toFixed(0)} MiB)`;
+  const diag = `sent ${(result.sentAtAnswer / MiB).toFixed(1)} MiB before the answer, RSS ${(before / MiB).toFixed(0)} → ${(end / MiB).toFixed(0)} MiB (peak ${(result.peakRss / MiB).toFixed(0)} MiB)${result.resets.length ? `, connection resets before an answer after ${result.resets} bytes` : ""}`;
   console.log(`chunked upload to /line/big: ${result.status} ${result.body}; ${diag}`);
   assert.equal(result.status, 413, diag);
   assert.deepEqual(JSON.parse(result.body), { error: "payload_too_large" });
@@ -134,7 +166,7 @@ test("64 MiB chunked upload (no content-length) to a known account: 413 payload_
 for (const [what, path] of [["an unknown route", "/nope/x"], ["an unknown account", "/line/nobody"]]) {
   test(`64 MiB chunked upload to ${what} (${path}): 404 not_found without the body being read`, async () => {
     const result = await chunkedUpload(path);
-    const diag = `sent ${(result.sentAtAnswer / MiB).toFixed(1)} MiB before the answer`;
+    const diag = `sent ${(result.sentAtAnswer / MiB).toFixed(1)} MiB before the answer${result.resets.length ? `, connection resets before an answer after ${result.resets} bytes` : ""}`;
     console.log(`chunked upload to ${path}: ${result.status} ${result.body}; ${diag}`);
     assert.equal(result.status, 404, diag);
     assert.deepEqual(JSON.parse(result.body), { error: "not_found" });
