@@ -49,8 +49,10 @@ function flap(id, k, trapUrl) {
   return "hang";
 }
 
-export async function runFaults({ requests = 600, concurrency = 16, settleMs, log = console.log } = {}) {
-  settleMs ??= 60000 + requests * 200;
+export async function runFaults({ requests = 600, concurrency = 16, settleMs, quietMs = 20000, log = console.log } = {}) {
+  // The drain is slow by design (hangs hold an attempt for 2 s): allow 0.5 s per request, and stop early once
+  // everything is accounted for, or once nothing has happened for `quietMs` (then what is missing is lost).
+  settleMs ??= 60000 + requests * 500;
   const trap = await startBackend({ respond: () => 200 });
   const attemptsOf = new Map();
   const backend = await startBackend({
@@ -142,6 +144,7 @@ export async function runFaults({ requests = 600, concurrency = 16, settleMs, lo
     const settleStart = performance.now();
     let lastChange = Date.now();
     let lastSignature = "";
+    let stopped;
     for (;;) {
       await new Promise((r) => setTimeout(r, 500));
       await readDead();
@@ -152,8 +155,18 @@ export async function runFaults({ requests = 600, concurrency = 16, settleMs, lo
         lastChange = Date.now();
       }
       const covered = [...accepted].every((k) => delivered.has(k) || dead.has(k));
-      if (covered && Date.now() - lastChange >= 3000) break;
-      if (performance.now() - settleStart > settleMs) break;
+      if (covered && Date.now() - lastChange >= 3000) {
+        stopped = "accounted_for";
+        break;
+      }
+      if (Date.now() - lastChange >= quietMs) {
+        stopped = `quiet_${quietMs / 1000}s`;
+        break;
+      }
+      if (performance.now() - settleStart > settleMs) {
+        stopped = "deadline";
+        break;
+      }
     }
     const settleS = (performance.now() - settleStart) / 1000;
     await readDead();
@@ -190,6 +203,8 @@ export async function runFaults({ requests = 600, concurrency = 16, settleMs, lo
       dead_by_status: Object.fromEntries([...dead.values()].reduce((m, l) => m.set(String(l.last_status ?? "none"), (m.get(String(l.last_status ?? "none")) ?? 0) + 1), new Map())),
       dead_letter_error: deadError,
       settle_s: Number(settleS.toFixed(1)),
+      stopped,
+      last_activity_s_ago: Number(((Date.now() - lastChange) / 1000).toFixed(1)),
       requests_per_s: Math.round(requests / elapsed),
       ack_p50_ms: Number(pct(50).toFixed(1)),
       ack_p99_ms: Number(pct(99).toFixed(1)),

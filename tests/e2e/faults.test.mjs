@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import { runFaults } from "./faults.mjs";
 
 test("150 signed requests, 10% duplicates, backends flapping 200/500/302/hang and one refusing connections: every accepted event exactly delivered or dead-lettered", async () => {
-  const r = await runFaults({ requests: 150, concurrency: 16, settleMs: 120000, log: (line) => console.log(line) });
+  const r = await runFaults({ requests: 150, concurrency: 16, settleMs: 150000, log: (line) => console.log(line) });
   // Every violation at once, so one run shows all that is wrong.
   const violations = [];
   const expect = (ok, what) => ok || violations.push(what);
@@ -12,6 +12,7 @@ test("150 signed requests, 10% duplicates, backends flapping 200/500/302/hang an
   expect(Object.keys(r.statuses).join() === "200", `provider answers all 200: ${JSON.stringify(r.statuses)}`);
   expect(r.accepted === r.distinct, `every distinct event accepted: ${r.accepted} of ${r.distinct}`);
   expect(r.redirects_followed === 0, `no redirect followed: ${r.redirects_followed} requests reached the Location`);
+  expect(r.stopped === "accounted_for", `the run ended ${r.stopped} (last activity ${r.last_activity_s_ago} s before)`);
   expect(r.missing === 0, `${r.missing} accepted events neither delivered nor dead-lettered (e.g. ${r.missing_sample})`);
   expect(r.delivered_and_dead === 0, `${r.delivered_and_dead} events both delivered and dead-lettered (e.g. ${r.both_sample})`);
   expect(r.unexpected === 0, `${r.unexpected} delivered or dead events that were never accepted`);
