@@ -159,7 +159,10 @@ fn bench_wechat(c: &mut Criterion) {
     let forged_query = query.replace("msg%5Fsignature=", "msg%5Fsignature=0");
     for size in [64 * 1024 - 200, 1_000_000] {
         let mut bindings = bindings.clone();
-        bindings.insert("WECHAT_BENCH_MAX_BODY_BYTES".to_owned(), "2000000".to_owned());
+        bindings.insert(
+            "WECHAT_BENCH_MAX_BODY_BYTES".to_owned(),
+            "2000000".to_owned(),
+        );
         let mut garbage = String::from("<xml><ToUserName><![CDATA[gh_10f6c3c3ac5a]]></ToUserName>");
         while garbage.len() < size - 200 {
             garbage.push_str("<a x=\"1\"><b>text &amp; more</b><c/></a>");

@@ -147,12 +147,19 @@ pub fn max_body_bytes(bindings: &dyn Bindings) -> usize {
 
 /// An account's body limit: its own `{CHANNEL}_{ACCOUNT}_MAX_BODY_BYTES`, else the channel's default, never above
 /// the gateway-wide [`max_body_bytes`].
-pub fn body_limit(account: &Account<'_>, channel_default: Option<usize>) -> Result<usize, Rejection> {
+pub fn body_limit(
+    account: &Account<'_>,
+    channel_default: Option<usize>,
+) -> Result<usize, Rejection> {
     let global = max_body_bytes(account.bindings());
     let own = match account.field("MAX_BODY_BYTES") {
-        Some(value) => Some(value.parse::<usize>().map_err(|_| Rejection::Misconfigured {
-            binding: account.binding_name("MAX_BODY_BYTES"),
-        })?),
+        Some(value) => Some(
+            value
+                .parse::<usize>()
+                .map_err(|_| Rejection::Misconfigured {
+                    binding: account.binding_name("MAX_BODY_BYTES"),
+                })?,
+        ),
         None => channel_default,
     };
     Ok(own.map_or(global, |own| own.min(global)))
