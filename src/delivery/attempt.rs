@@ -138,6 +138,7 @@ mod tests {
             event_type: "message.received".into(),
             body: "{}".into(),
             target: Default::default(),
+            origin: None,
         })
     }
 
