@@ -152,6 +152,52 @@ fn bench_wechat(c: &mut Criterion) {
         })
     });
     group.finish();
+
+    // Unauthenticated garbage before `<Encrypt>`, with a wrong msg_signature: only what the signature needs
+    // may be read before it is checked. At the channel's default 64 KiB body limit, and at 1 MB for an account
+    // that raised its limit. The reference is a full quick-xml pass over the same bytes (the old first step).
+    let forged_query = query.replace("msg%5Fsignature=", "msg%5Fsignature=0");
+    for size in [64 * 1024 - 200, 1_000_000] {
+        let mut bindings = bindings.clone();
+        bindings.insert(
+            "WECHAT_BENCH_MAX_BODY_BYTES".to_owned(),
+            "2000000".to_owned(),
+        );
+        let mut garbage = String::from("<xml><ToUserName><![CDATA[gh_10f6c3c3ac5a]]></ToUserName>");
+        while garbage.len() < size - 200 {
+            garbage.push_str("<a x=\"1\"><b>text &amp; more</b><c/></a>");
+        }
+        garbage.push_str(&format!("<Encrypt><![CDATA[{encrypt}]]></Encrypt></xml>"));
+        let mut group = c.benchmark_group(format!("wechat_forged_{}B", garbage.len()));
+        group.sample_size(20);
+        group.bench_function("refused_before_parsing", |b| {
+            b.iter(|| {
+                let inbound = Inbound {
+                    method: &Method::POST,
+                    path: "/wechat/bench",
+                    query: Some(&forged_query),
+                    headers: &headers,
+                    body: black_box(garbage.as_bytes()),
+                };
+                let refused = gateway::handle(&inbound, &bindings, 1_700_000_000_000).unwrap_err();
+                assert_eq!(refused.rejection.reason(), "invalid_signature");
+            })
+        });
+        group.bench_function("reference_full_xml_parse", |b| {
+            b.iter(|| {
+                let mut reader = quick_xml::Reader::from_str(black_box(&garbage));
+                let mut events = 0usize;
+                loop {
+                    match reader.read_event() {
+                        Ok(quick_xml::events::Event::Eof) | Err(_) => break,
+                        Ok(_) => events += 1,
+                    }
+                }
+                black_box(events)
+            })
+        });
+        group.finish();
+    }
 }
 
 const BACKEND_URL: &str = "https://backend.example/events";

@@ -145,8 +145,48 @@ pub fn max_body_bytes(bindings: &dyn Bindings) -> usize {
         .unwrap_or(DEFAULT_MAX_BODY_BYTES)
 }
 
+/// An account's body limit: its own `{CHANNEL}_{ACCOUNT}_MAX_BODY_BYTES`, else the channel's default, never above
+/// the gateway-wide [`max_body_bytes`].
+pub fn body_limit(
+    account: &Account<'_>,
+    channel_default: Option<usize>,
+) -> Result<usize, Rejection> {
+    let global = max_body_bytes(account.bindings());
+    let own = match account.field("MAX_BODY_BYTES") {
+        Some(value) => Some(
+            value
+                .parse::<usize>()
+                .map_err(|_| Rejection::Misconfigured {
+                    binding: account.binding_name("MAX_BODY_BYTES"),
+                })?,
+        ),
+        None => channel_default,
+    };
+    Ok(own.map_or(global, |own| own.min(global)))
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn body_limits_per_account_channel_and_gateway() {
+        let bindings = HashMap::from([
+            ("WECHAT_A_MAX_BODY_BYTES".to_owned(), "1000".to_owned()),
+            ("WECHAT_B_MAX_BODY_BYTES".to_owned(), "lots".to_owned()),
+            ("MAX_BODY_BYTES".to_owned(), "50000".to_owned()),
+        ]);
+        let account = |name| Account::new("wechat", name, &bindings);
+        assert_eq!(body_limit(&account("a"), Some(65536)), Ok(1000));
+        assert_eq!(body_limit(&account("c"), Some(65536)), Ok(50000));
+        assert_eq!(body_limit(&account("c"), Some(100)), Ok(100));
+        assert_eq!(body_limit(&account("c"), None), Ok(50000));
+        assert_eq!(
+            body_limit(&account("b"), None),
+            Err(Rejection::Misconfigured {
+                binding: "WECHAT_B_MAX_BODY_BYTES".into()
+            })
+        );
+    }
+
     use super::*;
 
     #[test]

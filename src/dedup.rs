@@ -59,7 +59,10 @@ pub fn claim(existing: Option<Claim>, now_ms: u64) -> (ClaimAnswer, Option<Claim
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ClaimDecision {
     /// Enqueue the deliveries at these indices; the others are duplicates.
-    Enqueue { fresh: Vec<usize>, duplicates: usize },
+    Enqueue {
+        fresh: Vec<usize>,
+        duplicates: usize,
+    },
     /// Some event is being accepted by another request right now: release what this request claimed (`fresh`)
     /// and answer [`crate::Rejection::ClaimInProgress`] so the provider retries.
     Busy { fresh: Vec<usize> },
@@ -302,10 +305,22 @@ mod tests {
             body_digest: "a".into(),
             expires_at_ms: 2_000,
         };
-        assert_eq!(check_replay(Some(&stored), &guard("a"), 1_000), ReplayCheck::SameBody);
-        assert_eq!(check_replay(Some(&stored), &guard("b"), 1_000), ReplayCheck::OtherBody);
-        assert_eq!(check_replay(Some(&stored), &guard("b"), 2_000), ReplayCheck::OtherBody);
-        assert_eq!(check_replay(Some(&stored), &guard("b"), 2_001), ReplayCheck::First);
+        assert_eq!(
+            check_replay(Some(&stored), &guard("a"), 1_000),
+            ReplayCheck::SameBody
+        );
+        assert_eq!(
+            check_replay(Some(&stored), &guard("b"), 1_000),
+            ReplayCheck::OtherBody
+        );
+        assert_eq!(
+            check_replay(Some(&stored), &guard("b"), 2_000),
+            ReplayCheck::OtherBody
+        );
+        assert_eq!(
+            check_replay(Some(&stored), &guard("b"), 2_001),
+            ReplayCheck::First
+        );
     }
 
     #[test]
@@ -315,8 +330,14 @@ mod tests {
         assert_eq!(drain_delay_ms(30), SPILL_MAX_DRAIN_DELAY_MS);
         assert_eq!(next_alarm_ms(100, false, 0, false), None);
         assert_eq!(next_alarm_ms(100, true, 0, true), Some(1_100));
-        assert_eq!(next_alarm_ms(100, false, 0, true), Some(100 + PURGE_EVERY_MS));
-        assert_eq!(next_alarm_ms(100, true, 40, false), Some(100 + SPILL_MAX_DRAIN_DELAY_MS));
+        assert_eq!(
+            next_alarm_ms(100, false, 0, true),
+            Some(100 + PURGE_EVERY_MS)
+        );
+        assert_eq!(
+            next_alarm_ms(100, true, 40, false),
+            Some(100 + SPILL_MAX_DRAIN_DELAY_MS)
+        );
     }
 
     #[test]

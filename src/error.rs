@@ -28,7 +28,9 @@ pub enum Rejection {
     MissingParameter(&'static str),
     #[error("parameter `{0}` is not valid")]
     InvalidParameter(&'static str),
-    #[error("this signed query was already used with another body (it does not authenticate the body)")]
+    #[error(
+        "this signed query was already used with another body (it does not authenticate the body)"
+    )]
     ReplayedSignature,
     #[error("another request is accepting the same event right now; the provider should retry")]
     ClaimInProgress,

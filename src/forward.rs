@@ -30,6 +30,35 @@ pub struct Delivery {
     /// Absent in queue messages written before notifications existed: those are backend deliveries.
     #[serde(default, skip_serializing_if = "Target::is_backend")]
     pub target: Target,
+    /// The event's channel and account, so every attempt (and every replay) of a backend delivery goes to the
+    /// backend configured *now*: an admin who fixes `BACKEND_URL` after a redirect or an outage does not have
+    /// to wait for the queued events to die first. `url` is the fallback when no binding is set any more.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<Origin>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Origin {
+    pub channel: String,
+    pub account: String,
+}
+
+impl Delivery {
+    /// The URL an attempt at this moment goes to.
+    pub fn current_url(&self, bindings: &dyn Bindings) -> String {
+        let read = |name: &str| {
+            bindings
+                .get(name)
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+        };
+        let configured = self.origin.as_ref().and_then(|origin| {
+            let own =
+                crate::config::binding_name(&origin.channel, &origin.account, BACKEND_URL_FIELD);
+            read(&own).or_else(|| read(BACKEND_URL_FIELD))
+        });
+        configured.unwrap_or_else(|| self.url.clone())
+    }
 }
 
 /// Where a delivery goes.
@@ -58,6 +87,10 @@ impl Delivery {
             // Serializing our own struct of strings, numbers and JSON values cannot fail.
             body: serde_json::to_string(event).unwrap_or_default(),
             target: Target::Backend,
+            origin: Some(Origin {
+                channel: event.channel.clone(),
+                account: event.account.clone(),
+            }),
         }
     }
 
@@ -68,6 +101,7 @@ impl Delivery {
             event_type: backend.event_type.clone(),
             body: backend.body.clone(),
             target: Target::ChatworkRoom(notice),
+            origin: None,
         }
     }
 }
@@ -175,7 +209,7 @@ pub fn outgoing(
         Target::Backend => {
             let keys = SigningKeys::from_bindings(bindings).map_err(PrepareError::Signing)?;
             Ok(Outgoing {
-                url: delivery.url.clone(),
+                url: delivery.current_url(bindings),
                 headers: keys.headers(delivery, now_s).into_iter().collect(),
                 body: delivery.body.clone(),
             })
@@ -324,6 +358,39 @@ pub enum ReceiveError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn attempts_go_to_the_backend_configured_now() {
+        let delivery = Delivery {
+            webhook_id: "evt_1".into(),
+            url: "https://old.example/events".into(),
+            event_type: "message.received".into(),
+            body: "{}".into(),
+            target: Target::Backend,
+            origin: Some(Origin {
+                channel: "line".into(),
+                account: "acme-jp".into(),
+            }),
+        };
+        let none = std::collections::HashMap::<String, String>::new();
+        assert_eq!(delivery.current_url(&none), "https://old.example/events");
+        let global = std::collections::HashMap::from([(
+            "BACKEND_URL".to_owned(),
+            "https://new.example/events".to_owned(),
+        )]);
+        assert_eq!(delivery.current_url(&global), "https://new.example/events");
+        let mut own = global.clone();
+        own.insert(
+            "LINE_ACME_JP_BACKEND_URL".to_owned(),
+            "https://acme.example/events".to_owned(),
+        );
+        assert_eq!(delivery.current_url(&own), "https://acme.example/events");
+        let legacy = Delivery {
+            origin: None,
+            ..delivery
+        };
+        assert_eq!(legacy.current_url(&own), "https://old.example/events");
+    }
 
     #[test]
     fn secrets_without_prefix_or_not_base64() {

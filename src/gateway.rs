@@ -132,7 +132,8 @@ pub fn admit<'a>(
             Some(account_name),
         ));
     }
-    let body_limit = config::max_body_bytes(bindings);
+    let body_limit = config::body_limit(&account, channel.default_max_body_bytes())
+        .map_err(|rejection| refuse(rejection, Some(channel.name()), Some(account_name)))?;
     let declared = headers
         .get(http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())

@@ -3,7 +3,7 @@
 //!   sekisho sign <channel> --secret S --body FILE [--option value …]   print a request the channel accepts
 //!   sekisho send <channel> <URL> --secret S --body FILE [--option …]    send it to URL (…/<channel>/<account>)
 //!   sekisho receive --port P --secret whsec_… [--status N] [--jsonl]   a backend that verifies and prints events
-//!   sekisho dlq list|replay [ID] --url https://gw --token T            the dead-letter admin API
+//!   sekisho dlq list|replay [ID]|delete ID --url https://gw --token T  the dead-letter admin API
 
 #[cfg(not(target_arch = "wasm32"))]
 fn main() {
@@ -27,7 +27,8 @@ mod cli {
   sekisho sign <channel> --secret S --body FILE [--option value ...]
   sekisho send <channel> <URL> --secret S --body FILE [--option value ...]
   sekisho receive --port P --secret whsec_... [--host 127.0.0.1] [--status 204] [--jsonl]
-  sekisho dlq list --url https://gateway --token ADMIN_TOKEN
+  sekisho dlq list --url https://gateway --token ADMIN_TOKEN [--limit N] [--cursor C]
+  sekisho dlq delete WEBHOOK_ID --url https://gateway --token ADMIN_TOKEN
   sekisho dlq replay [WEBHOOK_ID] --url https://gateway --token ADMIN_TOKEN
 
 FILE may be - for standard input. Channel options are listed in docs/channels/<channel>.md.";
@@ -184,7 +185,23 @@ FILE may be - for standard input. Channel options are listed in docs/channels/<c
             args.positional.get(1).map(String::as_str),
             args.positional.get(2),
         ) {
-            (Some("list"), None) => ("GET", "/admin/dead-letters".to_owned()),
+            (Some("list"), None) => {
+                let mut query = Vec::new();
+                for option in ["limit", "cursor"] {
+                    if let Some(value) = args.options.get(option) {
+                        let value: String =
+                            form_urlencoded::byte_serialize(value.as_bytes()).collect();
+                        query.push(format!("{option}={value}"));
+                    }
+                }
+                let query = if query.is_empty() {
+                    String::new()
+                } else {
+                    format!("?{}", query.join("&"))
+                };
+                ("GET", format!("/admin/dead-letters{query}"))
+            }
+            (Some("delete"), Some(id)) => ("DELETE", format!("/admin/dead-letters/{id}")),
             (Some("replay"), None) => ("POST", "/admin/dead-letters/replay".to_owned()),
             (Some("replay"), Some(id)) => ("POST", format!("/admin/dead-letters/{id}/replay")),
             _ => return Err(USAGE.to_owned()),

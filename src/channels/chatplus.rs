@@ -111,7 +111,8 @@ impl Channel for ChatPlus {
         let events = vec![Event::new("chatplus", account.name, parts)];
         Ok(Handled {
             response: EdgeResponse::accepted(events.len()),
-            events, replay_guard: None,
+            events,
+            replay_guard: None,
         })
     }
 

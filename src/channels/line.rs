@@ -70,7 +70,8 @@ impl Channel for Line {
             .collect();
         Ok(Handled {
             response: EdgeResponse::accepted(events.len()),
-            events, replay_guard: None,
+            events,
+            replay_guard: None,
         })
     }
 

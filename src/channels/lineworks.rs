@@ -73,7 +73,8 @@ impl Channel for LineWorks {
         let events = vec![Event::new("lineworks", account.name, parts)];
         Ok(Handled {
             response: EdgeResponse::accepted(events.len()),
-            events, replay_guard: None,
+            events,
+            replay_guard: None,
         })
     }
 

@@ -93,7 +93,8 @@ impl Channel for Meta {
             .collect();
         Ok(Handled {
             response: EdgeResponse::accepted(events.len()),
-            events, replay_guard: None,
+            events,
+            replay_guard: None,
         })
     }
 
@@ -161,7 +162,8 @@ fn handshake(request: &ChannelRequest<'_>, account: &Account<'_>) -> Result<Hand
         .ok_or(Rejection::MissingParameter("hub.challenge"))?;
     Ok(Handled {
         response: EdgeResponse::text(challenge),
-        events: Vec::new(), replay_guard: None,
+        events: Vec::new(),
+        replay_guard: None,
     })
 }
 

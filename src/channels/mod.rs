@@ -151,6 +151,13 @@ pub trait Channel: Sync {
         account: &Account<'_>,
     ) -> Result<Handled, Rejection>;
 
+    /// The body limit of this channel's requests when the account sets none (`{CHANNEL}_{ACCOUNT}_MAX_BODY_BYTES`);
+    /// never above the gateway-wide `MAX_BODY_BYTES`. Channels whose messages are known to be small declare one,
+    /// so an unauthenticated request costs little to refuse.
+    fn default_max_body_bytes(&self) -> Option<usize> {
+        None
+    }
+
     /// Called instead of [`handle`](Channel::handle) when the account does not exist. Channels whose secret
     /// is part of the URL override it to spend the same work as a wrong secret.
     fn unknown_account(&self, _request: &ChannelRequest<'_>) -> Rejection {

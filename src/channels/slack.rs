@@ -98,7 +98,11 @@ impl Channel for Slack {
             // a `response_action`: an empty 200 is the neutral acknowledgement for both.
             Response::Empty => EdgeResponse::text(Vec::new()),
         };
-        Ok(Handled { response, events, replay_guard: None })
+        Ok(Handled {
+            response,
+            events,
+            replay_guard: None,
+        })
     }
 
     fn sign(&self, params: &SignParams) -> Result<SignedRequest, ToolingError> {

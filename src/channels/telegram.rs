@@ -82,7 +82,8 @@ impl Channel for Telegram {
         let events = vec![Event::new("telegram", account.name, parts)];
         Ok(Handled {
             response: EdgeResponse::accepted(events.len()),
-            events, replay_guard: None,
+            events,
+            replay_guard: None,
         })
     }
 

@@ -62,7 +62,9 @@ impl AttemptOutcome {
             AttemptOutcome::Status {
                 location: Some(location),
                 ..
-            } => Some(format!("redirected to `{location}` (redirects are not followed)")),
+            } => Some(format!(
+                "redirected to `{location}` (redirects are not followed)"
+            )),
             AttemptOutcome::Status { .. } => None,
             AttemptOutcome::TimedOut { after_s } => {
                 Some(format!("no answer within {after_s} s (attempt aborted)"))
@@ -136,6 +138,7 @@ mod tests {
             event_type: "message.received".into(),
             body: "{}".into(),
             target: Default::default(),
+            origin: None,
         })
     }
 
@@ -295,8 +298,7 @@ mod tests {
 
     #[test]
     fn the_last_status_and_error_describe_the_last_attempt_only() {
-        let Step::Retry { message, .. } =
-            run(&AttemptOutcome::NetworkError("refused".into()), 0)
+        let Step::Retry { message, .. } = run(&AttemptOutcome::NetworkError("refused".into()), 0)
         else {
             panic!()
         };

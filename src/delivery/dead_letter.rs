@@ -175,6 +175,7 @@ mod tests {
                 event_type: "message.received".into(),
                 body: "{}".into(),
                 target: Default::default(),
+                origin: None,
             },
             attempts: 1,
             last_status: Some(400),

@@ -165,17 +165,17 @@ mod tests {
             requested_wait_s(Some("Tue, 14 Nov 2023 22:00:00 GMT"), None, now),
             Some(0)
         );
-        assert_eq!(
-            requested_wait_s(None, Some("1700000100"), now),
-            Some(100)
-        );
+        assert_eq!(requested_wait_s(None, Some("1700000100"), now), Some(100));
         assert_eq!(
             requested_wait_s(Some("30"), Some("1700000100"), now),
             Some(30)
         );
         assert_eq!(requested_wait_s(None, Some("1600000000"), now), Some(0));
         assert_eq!(requested_wait_s(Some("soon"), Some("later"), now), None);
-        assert_eq!(requested_wait_s(Some("soon"), Some("1700000010"), now), Some(10));
+        assert_eq!(
+            requested_wait_s(Some("soon"), Some("1700000010"), now),
+            Some(10)
+        );
         assert_eq!(requested_wait_s(None, None, now), None);
         assert_eq!(
             requested_wait_s(Some("99999999999999"), None, now),

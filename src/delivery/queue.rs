@@ -188,6 +188,7 @@ mod tests {
             event_type: "message.received".into(),
             body: "{\"text\":\"こんにちは \\\"quoted\\\"\"}".into(),
             target: Default::default(),
+            origin: None,
         };
         assert_eq!(
             first_message_len(&delivery),
@@ -203,6 +204,7 @@ mod tests {
             event_type: "message.received".into(),
             body: "\"".repeat(body_len),
             target: Default::default(),
+            origin: None,
         };
         assert!(check_fits_queue(&delivery(1000)).is_ok());
         // Every `"` is escaped once more inside the queue message: 70,000 of them need 140,000 bytes.

@@ -20,9 +20,9 @@ const REPLAY_MAX_PAGES: usize = 20;
 
 pub(super) async fn run(action: AdminAction, env: &Env) -> worker::Result<Response> {
     let result = match action {
-        AdminAction::ListDeadLetters(page) => list(env, page).await.map(|page| {
-            serde_json::to_value(page).unwrap_or_default()
-        }),
+        AdminAction::ListDeadLetters(page) => list(env, page)
+            .await
+            .map(|page| serde_json::to_value(page).unwrap_or_default()),
         AdminAction::ReplayAll => replay_all(env).await,
         AdminAction::ReplayOne(id) => match get(env, &id).await {
             Ok(letters) if letters.is_empty() => return not_found(),
@@ -43,7 +43,10 @@ pub(super) async fn run(action: AdminAction, env: &Env) -> worker::Result<Respon
     match result {
         Ok(body) => to_response(&EdgeResponse::json(200, body.to_string())),
         Err(error) => {
-            emit(&log::operation_failed("admin action failed", &error.to_string()));
+            emit(&log::operation_failed(
+                "admin action failed",
+                &error.to_string(),
+            ));
             to_response(&EdgeResponse::json(
                 503,
                 "{\"error\":\"unavailable\"}".to_owned(),
@@ -76,15 +79,22 @@ async fn replay(env: &Env, letters: Vec<DeadLetter>) -> worker::Result<usize> {
     let queue = env.queue(QUEUE_BINDING)?;
     let mut replayed = 0;
     let mut remaining = letters.into_iter();
-    let messages: Vec<String> = remaining.as_slice().iter().map(DeadLetter::replay_message).collect();
+    let messages: Vec<String> = remaining
+        .as_slice()
+        .iter()
+        .map(DeadLetter::replay_message)
+        .collect();
     for batch in batches(messages) {
         let letters: Vec<DeadLetter> = remaining.by_ref().take(batch.len()).collect();
         let batch: Vec<_> = batch.into_iter().map(|m| queue_message(m, None)).collect();
         queue.send_batch(batch).await?;
         let sent: Vec<Cursor> = letters.iter().map(DeadLetter::cursor).collect();
         replayed += sent.len();
-        call_object::<_, Deleted>(&dead_letter_stub(env)?, &DeadLetterCall::Delete { letters: sent })
-            .await?;
+        call_object::<_, Deleted>(
+            &dead_letter_stub(env)?,
+            &DeadLetterCall::Delete { letters: sent },
+        )
+        .await?;
     }
     Ok(replayed)
 }
@@ -108,6 +118,14 @@ async fn replay_all(env: &Env) -> worker::Result<serde_json::Value> {
             break;
         }
     }
-    let left = list(env, PageRequest { limit: 1, after: None }).await?.total;
+    let left = list(
+        env,
+        PageRequest {
+            limit: 1,
+            after: None,
+        },
+    )
+    .await?
+    .total;
     Ok(serde_json::json!({ "replayed": replayed, "remaining": left }))
 }

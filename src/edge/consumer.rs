@@ -11,7 +11,9 @@ use worker::{
 };
 
 use super::durable::{DeadLetterCall, Deleted};
-use super::{call_object, emit, now_ms, queue_message, EnvBindings, DEAD_LETTER_BINDING, QUEUE_BINDING};
+use super::{
+    call_object, emit, now_ms, queue_message, EnvBindings, DEAD_LETTER_BINDING, QUEUE_BINDING,
+};
 use crate::config::Bindings;
 use crate::delivery::attempt::ResponseHeaders;
 use crate::delivery::policy::{classify, StatusClass};
@@ -52,10 +54,14 @@ async fn deliver_one(message: &Message<String>, env: &Env, queue: &Queue, policy
     let bindings = EnvBindings(env);
     let outcome = attempt(&queued.delivery, &bindings, policy.attempt_timeout_s).await;
     let event_id = queued.delivery.webhook_id.clone();
-    let recorded = match record_attempt(queued, &outcome, policy, now_ms(), js_sys::Math::random()) {
+    let recorded = match record_attempt(queued, &outcome, policy, now_ms(), js_sys::Math::random())
+    {
         Step::Delivered => Ok(()),
         Step::Retry { message, delay_s } => {
-            emit(&log::attempt_failed(&message, &format!("retry in {delay_s} s")));
+            emit(&log::attempt_failed(
+                &message,
+                &format!("retry in {delay_s} s"),
+            ));
             queue
                 .send(queue_message(message.to_message(), Some(delay_s)))
                 .await
@@ -135,8 +141,11 @@ pub(super) async fn attempt(
         Either::Left((Ok(response), _)) => {
             let headers = response.headers();
             let read = |name: &str| headers.get(name).ok().flatten();
-            let (retry_after, ratelimit_reset, location) =
-                (read("retry-after"), read("x-ratelimit-reset"), read("location"));
+            let (retry_after, ratelimit_reset, location) = (
+                read("retry-after"),
+                read("x-ratelimit-reset"),
+                read("location"),
+            );
             AttemptOutcome::answered(
                 response.status_code(),
                 ResponseHeaders {
@@ -175,7 +184,9 @@ pub(super) async fn forward_best_effort(deliveries: Vec<Delivery>, env: Env) {
     for delivery in deliveries {
         let outcome = attempt(&delivery, &bindings, timeout_s).await;
         let failure = match &outcome {
-            AttemptOutcome::Status { status, .. } if classify(*status) == StatusClass::Delivered => {
+            AttemptOutcome::Status { status, .. }
+                if classify(*status) == StatusClass::Delivered =>
+            {
                 continue
             }
             AttemptOutcome::Status { status, .. } => outcome

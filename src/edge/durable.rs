@@ -150,10 +150,7 @@ impl DurableObject for Deduper {
         let sql = self.state.storage().sql();
         let failures = self.drain(&sql).await?;
         let oldest_kept = now.saturating_sub(dedup::retention_ms(&bindings)) as i64;
-        sql.exec(
-            "DELETE FROM claims WHERE at < ?",
-            vec![oldest_kept.into()],
-        )?;
+        sql.exec("DELETE FROM claims WHERE at < ?", vec![oldest_kept.into()])?;
         sql.exec(
             "DELETE FROM guards WHERE expires_at < ?",
             vec![(now as i64).into()],
@@ -262,20 +259,32 @@ impl Deduper {
         let rows: Vec<Count> = sql
             .exec("SELECT failures AS n FROM drain WHERE id = 0", None)?
             .to_array()?;
-        Ok(rows.first().map_or(0, |c| c.n.clamp(0, i64::from(u32::MAX)) as u32))
+        Ok(rows
+            .first()
+            .map_or(0, |c| c.n.clamp(0, i64::from(u32::MAX)) as u32))
     }
 }
 
 #[derive(Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub(super) enum DeadLetterCall {
-    Put { letter: DeadLetter },
-    Page { page: PageRequest },
-    Get { webhook_id: String },
+    Put {
+        letter: DeadLetter,
+    },
+    Page {
+        page: PageRequest,
+    },
+    Get {
+        webhook_id: String,
+    },
     /// Deletes letters exactly as they were read (id and time of death), so a letter that died again after it
     /// was read — replayed, failed, dead-lettered anew — is kept.
-    Delete { letters: Vec<Cursor> },
-    DeleteId { webhook_id: String },
+    Delete {
+        letters: Vec<Cursor>,
+    },
+    DeleteId {
+        webhook_id: String,
+    },
 }
 
 #[derive(Serialize, Deserialize)]
@@ -307,13 +316,14 @@ impl DurableObject for DeadLetters {
 
     async fn fetch(&self, mut req: Request) -> Result<Response> {
         let sql = self.state.storage().sql();
-        let read = |query: &str, bindings: Vec<worker::SqlStorageValue>| -> Result<Vec<DeadLetter>> {
-            let rows: Vec<RecordRow> = sql.exec(query, bindings)?.to_array()?;
-            Ok(rows
-                .iter()
-                .filter_map(|row| serde_json::from_str(&row.record).ok())
-                .collect())
-        };
+        let read =
+            |query: &str, bindings: Vec<worker::SqlStorageValue>| -> Result<Vec<DeadLetter>> {
+                let rows: Vec<RecordRow> = sql.exec(query, bindings)?.to_array()?;
+                Ok(rows
+                    .iter()
+                    .filter_map(|row| serde_json::from_str(&row.record).ok())
+                    .collect())
+            };
         match req.json::<DeadLetterCall>().await? {
             DeadLetterCall::Put { letter } => {
                 let record = serde_json::to_string(&letter)?;

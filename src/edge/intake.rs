@@ -32,7 +32,9 @@ pub(super) async fn dispatch(env: &Env, ctx: &Context, accepted: &Accepted) -> R
     );
     let Ok(queue) = env.queue(QUEUE_BINDING) else {
         if let Some(guard) = &accepted.replay_guard {
-            check_guard_only(env, &source, guard).await.map_err(refuse)?;
+            check_guard_only(env, &source, guard)
+                .await
+                .map_err(refuse)?;
         }
         if !BEST_EFFORT_LOGGED.swap(true, Ordering::Relaxed) {
             emit(&log::best_effort_mode());
@@ -109,10 +111,17 @@ pub(super) async fn dispatch(env: &Env, ctx: &Context, accepted: &Accepted) -> R
                 // A failed commit leaves the claims pending: after the lease a provider retry is taken as
                 // fresh and queued again (a duplicate the backend drops by webhook-id), never a loss.
                 if let Err(error) = call_object::<_, DedupReply>(&stub, &commit).await {
-                    emit(&log::operation_failed("claim commit failed", &error.to_string()));
+                    emit(&log::operation_failed(
+                        "claim commit failed",
+                        &error.to_string(),
+                    ));
                 }
             }
-            emit(&log::request_accepted(accepted, Some(duplicates), Kept::Queued));
+            emit(&log::request_accepted(
+                accepted,
+                Some(duplicates),
+                Kept::Queued,
+            ));
             Ok(())
         }
         Err((unsent, error)) => {
@@ -124,7 +133,11 @@ pub(super) async fn dispatch(env: &Env, ctx: &Context, accepted: &Accepted) -> R
             match call_object::<_, DedupReply>(&stub, &spill).await {
                 Ok(_) => {
                     emit(&log::enqueue_failed(&source, &error, true));
-                    emit(&log::request_accepted(accepted, Some(duplicates), Kept::Spilled));
+                    emit(&log::request_accepted(
+                        accepted,
+                        Some(duplicates),
+                        Kept::Spilled,
+                    ));
                     Ok(())
                 }
                 Err(spill_error) => {
@@ -142,7 +155,10 @@ pub(super) async fn dispatch(env: &Env, ctx: &Context, accepted: &Accepted) -> R
 }
 
 fn pick(ids: &[String], indices: &[usize]) -> Vec<String> {
-    indices.iter().filter_map(|&i| ids.get(i).cloned()).collect()
+    indices
+        .iter()
+        .filter_map(|&i| ids.get(i).cloned())
+        .collect()
 }
 
 fn first_messages(accepted: &Accepted, indices: &[usize]) -> Vec<String> {
@@ -158,7 +174,11 @@ fn first_messages(accepted: &Accepted, indices: &[usize]) -> Vec<String> {
 async fn send_all(queue: &Queue, messages: Vec<String>) -> Result<(), (Vec<String>, String)> {
     let mut pending = batches(messages).into_iter();
     while let Some(batch) = pending.next() {
-        let sendable: Vec<_> = batch.iter().cloned().map(|m| queue_message(m, None)).collect();
+        let sendable: Vec<_> = batch
+            .iter()
+            .cloned()
+            .map(|m| queue_message(m, None))
+            .collect();
         if let Err(error) = queue.send_batch(sendable).await {
             let unsent = batch.into_iter().chain(pending.flatten()).collect();
             return Err((unsent, error.to_string()));
@@ -174,7 +194,10 @@ async fn release(stub: &Stub, ids: Vec<String>) {
         return;
     }
     if let Err(error) = call_object::<_, DedupReply>(stub, &DedupCall::Release { ids }).await {
-        emit(&log::operation_failed("claim release failed", &error.to_string()));
+        emit(&log::operation_failed(
+            "claim release failed",
+            &error.to_string(),
+        ));
     }
 }
 

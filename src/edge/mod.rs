@@ -12,8 +12,7 @@ use http::{HeaderMap, HeaderName, HeaderValue};
 use wasm_bindgen::JsCast;
 use worker::{
     console_error, console_log, console_warn, event, Context, Date, Env, ForwardableEmailMessage,
-    Headers, Method, QueueContentType, MessageBuilder, Request, RequestInit, Response,
-    SendMessage,
+    Headers, MessageBuilder, Method, QueueContentType, Request, RequestInit, Response, SendMessage,
 };
 
 use crate::channels::email::{self, EmailAnswer};

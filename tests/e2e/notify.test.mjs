@@ -11,7 +11,7 @@ import {
 const BASE = "http://gateway.test";
 const FORM_SECRET = "satori-form-bearer-secret-0123456789";
 const CHATWORK_TOKEN = "cw-api-token-for-e2e-only";
-const ADMIN_TOKEN = "admin-token-for-e2e-only";
+const ADMIN_TOKEN = "admin-token-for-e2e-only-0123456789";
 let backend;
 let gateway;
 let chatwork;
