@@ -6,7 +6,9 @@
 //!   purged after their retention.
 
 use serde::{Deserialize, Serialize};
-use worker::{durable_object, DurableObject, Env, Request, Response, Result, SqlStorage, State};
+use worker::{
+    durable_object, DurableObject, Env, Request, Response, Result, ScheduledTime, SqlStorage, State,
+};
 
 use super::{emit, queue_message, EnvBindings, QUEUE_BINDING};
 use crate::dedup::{
@@ -44,6 +46,14 @@ struct Count {
 pub struct Deduper {
     state: State,
     env: Env,
+}
+
+/// An alarm at an absolute time. `set_alarm` reads a bare number as an offset from now (workers-rs
+/// `From<i64> for ScheduledTime`), so absolute times must be passed as a date.
+fn at_epoch_ms(epoch_ms: u64) -> ScheduledTime {
+    ScheduledTime::new(js_sys::Date::new(&wasm_bindgen::JsValue::from_f64(
+        epoch_ms as f64,
+    )))
 }
 
 fn count(sql: &SqlStorage, query: &str) -> Result<i64> {
@@ -161,7 +171,7 @@ impl DurableObject for Deduper {
             "SELECT (SELECT COUNT(*) FROM claims) + (SELECT COUNT(*) FROM guards) AS n",
         )? > 0;
         if let Some(at) = dedup::next_alarm_ms(now, spill_waiting, failures, rows) {
-            self.state.storage().set_alarm(at as i64).await?;
+            self.state.storage().set_alarm(at_epoch_ms(at)).await?;
         }
         Response::ok("")
     }
@@ -211,7 +221,7 @@ impl Deduper {
         let storage = self.state.storage();
         match storage.get_alarm().await? {
             Some(current) if current <= wanted => Ok(()),
-            _ => storage.set_alarm(wanted).await,
+            _ => storage.set_alarm(at_epoch_ms(wanted as u64)).await,
         }
     }
 
@@ -338,7 +348,9 @@ impl DurableObject for DeadLetters {
                 let storage = self.state.storage();
                 if storage.get_alarm().await?.is_none() {
                     storage
-                        .set_alarm(letter.dead_at_ms as i64 + DEAD_LETTER_PURGE_EVERY_MS)
+                        .set_alarm(at_epoch_ms(
+                            (letter.dead_at_ms as i64 + DEAD_LETTER_PURGE_EVERY_MS) as u64,
+                        ))
                         .await?;
                 }
                 Response::from_json(&Deleted { deleted: 0 })
@@ -408,7 +420,9 @@ impl DurableObject for DeadLetters {
         if count(&sql, "SELECT COUNT(*) AS n FROM dead")? > 0 {
             self.state
                 .storage()
-                .set_alarm(now as i64 + DEAD_LETTER_PURGE_EVERY_MS)
+                .set_alarm(at_epoch_ms(
+                    (now as i64 + DEAD_LETTER_PURGE_EVERY_MS) as u64,
+                ))
                 .await?;
         }
         Response::ok("")
