@@ -1,7 +1,7 @@
 # The two commands a newcomer needs:  make dev  (run it)  and  make test  (test it).
 SHELL := /bin/bash
 
-.PHONY: setup build dev test test-native test-e2e bench bench-load size fmt lint
+.PHONY: setup build dev test test-native test-e2e bench bench-load bench-faults size fmt lint
 
 setup:
 	bash scripts/setup.sh
@@ -31,6 +31,11 @@ bench:
 # 2,000 signed requests over three channels, 10% duplicates, 32 concurrent, through workerd on 127.0.0.1.
 bench-load: build
 	node tests/e2e/load.mjs 2000 32
+
+# Fault injection: backends flapping between 200, 500, 302, hangs and a refused port while 600 signed requests
+# (10% duplicates) arrive; every accepted event must end delivered or dead-lettered, counted exactly.
+bench-faults: build
+	node tests/e2e/faults.mjs 600 16
 
 size:
 	bash scripts/size.sh
