@@ -132,6 +132,8 @@ pub enum DedupCall {
         ids: Vec<String>,
         messages: Vec<String>,
         now_ms: u64,
+        /// `/{channel}/{account}`, for the drain's log lines.
+        source: String,
     },
 }
 
@@ -346,6 +348,7 @@ mod tests {
             ids: vec!["evt_1".into()],
             messages: vec!["{}".into()],
             now_ms: 5,
+            source: "/line/acme".into(),
         };
         let text = serde_json::to_string(&call).unwrap();
         assert!(text.contains("\"op\":\"spill\""));

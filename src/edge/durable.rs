@@ -68,7 +68,7 @@ impl DurableObject for Deduper {
             "CREATE TABLE IF NOT EXISTS claims (id TEXT PRIMARY KEY, committed INTEGER NOT NULL, at INTEGER NOT NULL)",
             "CREATE TABLE IF NOT EXISTS guards (key TEXT PRIMARY KEY, digest TEXT NOT NULL, expires_at INTEGER NOT NULL)",
             "CREATE TABLE IF NOT EXISTS spill (seq INTEGER PRIMARY KEY AUTOINCREMENT, message TEXT NOT NULL)",
-            "CREATE TABLE IF NOT EXISTS drain (id INTEGER PRIMARY KEY CHECK (id = 0), failures INTEGER NOT NULL)",
+            "CREATE TABLE IF NOT EXISTS drain (id INTEGER PRIMARY KEY CHECK (id = 0), failures INTEGER NOT NULL, source TEXT NOT NULL)",
             // Objects created before two-phase claims kept committed ids in `seen`.
             "CREATE TABLE IF NOT EXISTS seen (id TEXT PRIMARY KEY, seen_at INTEGER NOT NULL)",
             "INSERT OR IGNORE INTO claims (id, committed, at) SELECT id, 1, seen_at FROM seen",
@@ -136,7 +136,12 @@ impl DurableObject for Deduper {
                 ids,
                 messages,
                 now_ms,
+                source,
             } => {
+                sql.exec(
+                    "INSERT OR IGNORE INTO drain (id, failures, source) VALUES (0, 0, ?)",
+                    vec![source.as_str().into()],
+                )?;
                 for message in &messages {
                     sql.exec(
                         "INSERT INTO spill (message) VALUES (?)",
@@ -246,12 +251,12 @@ impl Deduper {
             if let Err(error) = queue.send_batch(batch).await {
                 let failures = self.drain_failures(sql)?.saturating_add(1);
                 sql.exec(
-                    "INSERT OR REPLACE INTO drain (id, failures) VALUES (0, ?)",
+                    "UPDATE drain SET failures = ? WHERE id = 0",
                     vec![i64::from(failures).into()],
                 )?;
                 let waiting = count(sql, "SELECT COUNT(*) AS n FROM spill")?;
                 emit(&log::spill_drain_failed(
-                    &self.state.id().to_string(),
+                    &self.drain_source(sql)?,
                     waiting.max(0) as usize,
                     &error.to_string(),
                 ));
@@ -263,6 +268,21 @@ impl Deduper {
         }
         sql.exec("DELETE FROM drain", None)?;
         Ok(0)
+    }
+
+    fn drain_source(&self, sql: &SqlStorage) -> Result<String> {
+        #[derive(Deserialize)]
+        struct Source {
+            source: String,
+        }
+        let rows: Vec<Source> = sql
+            .exec("SELECT source FROM drain WHERE id = 0", None)?
+            .to_array()?;
+        Ok(rows
+            .into_iter()
+            .next()
+            .map(|r| r.source)
+            .unwrap_or_default())
     }
 
     fn drain_failures(&self, sql: &SqlStorage) -> Result<u32> {

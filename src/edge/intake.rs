@@ -129,6 +129,7 @@ pub(super) async fn dispatch(env: &Env, ctx: &Context, accepted: &Accepted) -> R
                 ids: fresh_ids.clone(),
                 messages: unsent,
                 now_ms: now_ms(),
+                source: source.clone(),
             };
             match call_object::<_, DedupReply>(&stub, &spill).await {
                 Ok(_) => {
