@@ -18,6 +18,7 @@ pub mod gateway;
 pub mod log;
 pub mod notify;
 pub mod query;
+#[cfg(not(target_arch = "wasm32"))]
 pub mod tooling;
 
 #[cfg(target_arch = "wasm32")]

@@ -1,11 +1,17 @@
 //! Building requests that channels accept: what `sekisho sign` and `sekisho send` use, and what tests use to
-//! produce signed requests from fixtures.
+//! produce signed requests from fixtures. Compiled only natively (not into the Worker).
 
 use std::collections::BTreeMap;
 
 use http::Method;
 
-/// Inputs for [`Channel::sign`](crate::channels::Channel::sign): the body and named options
+/// Building a request a channel accepts, signed with the given secrets: what `sekisho sign`/`send` and the
+/// tests use. Native only: the Worker carries no request-signing code.
+pub trait Sign {
+    fn sign(&self, params: &SignParams) -> Result<SignedRequest, ToolingError>;
+}
+
+/// Inputs for [`Sign::sign`]: the body and named options
 /// (`secret`, `timestamp`, `bot-id`, …), exactly as given on the command line.
 #[derive(Debug, Default, Clone)]
 pub struct SignParams {

@@ -19,7 +19,8 @@ use crate::envelope::{
     Conversation, ConversationKind, Event, EventData, EventParts, Message, Sender, Verification,
     UNRECOGNIZED_TYPE,
 };
-use crate::tooling::{SignParams, SignedRequest, ToolingError};
+#[cfg(not(target_arch = "wasm32"))]
+use crate::tooling::{Sign, SignParams, SignedRequest, ToolingError};
 use crate::Rejection;
 
 pub struct ChatPlus;
@@ -120,7 +121,10 @@ impl Channel for ChatPlus {
         std::hint::black_box(secret_index(&[DUMMY_SECRET], presented_secret(request)));
         Rejection::UnknownAccount
     }
+}
 
+#[cfg(not(target_arch = "wasm32"))]
+impl Sign for ChatPlus {
     /// `--secret` is the path secret; it becomes the last path segment.
     fn sign(&self, params: &SignParams) -> Result<SignedRequest, ToolingError> {
         let secret = params.required("secret")?;

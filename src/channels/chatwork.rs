@@ -15,7 +15,8 @@ use crate::envelope::{
     Conversation, ConversationKind, Event, EventData, EventParts, Message, Sender, Verification,
     UNRECOGNIZED_TYPE,
 };
-use crate::tooling::{SignParams, SignedRequest, ToolingError};
+#[cfg(not(target_arch = "wasm32"))]
+use crate::tooling::{Sign, SignParams, SignedRequest, ToolingError};
 use crate::Rejection;
 
 pub struct Chatwork;
@@ -70,7 +71,10 @@ impl Channel for Chatwork {
             replay_guard: None,
         })
     }
+}
 
+#[cfg(not(target_arch = "wasm32"))]
+impl Sign for Chatwork {
     /// `--secret` is the webhook token exactly as Chatwork shows it (base64).
     fn sign(&self, params: &SignParams) -> Result<SignedRequest, ToolingError> {
         let token = params.required("secret")?;

@@ -14,11 +14,14 @@ use http::Method;
 use serde_json::{Map, Value};
 
 use super::{text_at, Channel, ChannelRequest, EdgeResponse, Handled};
-use crate::config::{split_values, Account};
+use crate::config::Account;
+#[cfg(not(target_arch = "wasm32"))]
+use crate::config::split_values;
 use crate::crypto;
 use crate::envelope::{Event, EventData, EventParts, Verification};
 use crate::forward::{ReceiveError, SigningKeys};
-use crate::tooling::{SignParams, SignedRequest, ToolingError};
+#[cfg(not(target_arch = "wasm32"))]
+use crate::tooling::{Sign, SignParams, SignedRequest, ToolingError};
 use crate::Rejection;
 
 pub struct Generic;
@@ -108,7 +111,10 @@ impl Channel for Generic {
             replay_guard: None,
         })
     }
+}
 
+#[cfg(not(target_arch = "wasm32"))]
+impl Sign for Generic {
     fn sign(&self, params: &SignParams) -> Result<SignedRequest, ToolingError> {
         let secret = params.required("secret")?;
         let content_type = params
@@ -284,6 +290,7 @@ pub(crate) fn is_form(content_type: Option<&str>) -> bool {
     })
 }
 
+#[cfg(not(target_arch = "wasm32"))]
 fn sniff_content_type(body: &[u8]) -> &'static str {
     match body.iter().find(|b| !b.is_ascii_whitespace()) {
         Some(b'{') | Some(b'[') => "application/json",

@@ -10,12 +10,14 @@ use serde_json::Value;
 
 use super::{f64_at, text_at, u64_at, value_at, Channel, ChannelRequest, EdgeResponse, Handled};
 use crate::config::Account;
+#[cfg(not(target_arch = "wasm32"))]
 use crate::crypto;
 use crate::envelope::{
     Attachment, Conversation, ConversationKind, Event, EventData, EventParts, Location, Message,
     Postback, Reply, Sender, Sticker, Verification, UNRECOGNIZED_TYPE,
 };
-use crate::tooling::{SignParams, SignedRequest, ToolingError};
+#[cfg(not(target_arch = "wasm32"))]
+use crate::tooling::{Sign, SignParams, SignedRequest, ToolingError};
 use crate::Rejection;
 
 pub struct Line;
@@ -74,7 +76,10 @@ impl Channel for Line {
             replay_guard: None,
         })
     }
+}
 
+#[cfg(not(target_arch = "wasm32"))]
+impl Sign for Line {
     fn sign(&self, params: &SignParams) -> Result<SignedRequest, ToolingError> {
         let secret = params.required("secret")?;
         let signature =

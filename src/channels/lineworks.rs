@@ -16,7 +16,8 @@ use crate::envelope::{
     Attachment, Conversation, ConversationKind, Event, EventData, EventParts, Location, Message,
     Postback, Sender, Sticker, Verification, UNRECOGNIZED_TYPE,
 };
-use crate::tooling::{SignParams, SignedRequest, ToolingError};
+#[cfg(not(target_arch = "wasm32"))]
+use crate::tooling::{Sign, SignParams, SignedRequest, ToolingError};
 use crate::Rejection;
 
 pub struct LineWorks;
@@ -77,7 +78,10 @@ impl Channel for LineWorks {
             replay_guard: None,
         })
     }
+}
 
+#[cfg(not(target_arch = "wasm32"))]
+impl Sign for LineWorks {
     fn sign(&self, params: &SignParams) -> Result<SignedRequest, ToolingError> {
         let secret = params.required("secret")?;
         let bot_id = params.required("bot-id")?;

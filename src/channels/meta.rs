@@ -20,7 +20,8 @@ use crate::envelope::{
     Attachment, Conversation, ConversationKind, Event, EventData, EventParts, Location, Message,
     Postback, Sender, Sticker, Verification, UNRECOGNIZED_TYPE,
 };
-use crate::tooling::{SignParams, SignedRequest, ToolingError};
+#[cfg(not(target_arch = "wasm32"))]
+use crate::tooling::{Sign, SignParams, SignedRequest, ToolingError};
 use crate::Rejection;
 
 pub const SIGNATURE_HEADER: &str = "x-hub-signature-256";
@@ -97,7 +98,10 @@ impl Channel for Meta {
             replay_guard: None,
         })
     }
+}
 
+#[cfg(not(target_arch = "wasm32"))]
+impl Sign for Meta {
     fn sign(&self, params: &SignParams) -> Result<SignedRequest, ToolingError> {
         if let Some(token) = params.option("verify-token") {
             let challenge = params

@@ -7,7 +7,6 @@ use serde_json::Value;
 use crate::config::Account;
 use crate::envelope::Event;
 use crate::query::Query;
-use crate::tooling::{SignParams, SignedRequest, ToolingError};
 use crate::Rejection;
 
 pub mod chatplus;
@@ -137,7 +136,16 @@ pub struct ReplayGuard {
     pub expires_at_ms: u64,
 }
 
-pub trait Channel: Sync {
+/// Natively every channel also signs requests for the CLI and tests ([`crate::tooling::Sign`]); in the
+/// Worker that code is not compiled at all.
+#[cfg(not(target_arch = "wasm32"))]
+pub use crate::tooling::Sign as Tooling;
+#[cfg(target_arch = "wasm32")]
+pub trait Tooling {}
+#[cfg(target_arch = "wasm32")]
+impl<T: ?Sized> Tooling for T {}
+
+pub trait Channel: Sync + Tooling {
     /// The route segment, e.g. `line`.
     fn name(&self) -> &'static str;
 
@@ -163,9 +171,6 @@ pub trait Channel: Sync {
     fn unknown_account(&self, _request: &ChannelRequest<'_>) -> Rejection {
         Rejection::UnknownAccount
     }
-
-    /// For `sekisho sign`/`send`: build a request this channel accepts, signed with the given secrets.
-    fn sign(&self, params: &SignParams) -> Result<SignedRequest, ToolingError>;
 }
 
 /// The common scheme of LINE, LINE WORKS and Chatwork: `base64(HMAC-SHA256(key, raw body))` in a header.

@@ -20,7 +20,8 @@ use crate::envelope::{
     Attachment, Conversation, ConversationKind, Event, EventData, EventParts, Message, Postback,
     Reply, Sender, Verification, UNRECOGNIZED_TYPE,
 };
-use crate::tooling::{SignParams, SignedRequest, ToolingError};
+#[cfg(not(target_arch = "wasm32"))]
+use crate::tooling::{Sign, SignParams, SignedRequest, ToolingError};
 use crate::Rejection;
 
 pub struct Slack;
@@ -104,7 +105,10 @@ impl Channel for Slack {
             replay_guard: None,
         })
     }
+}
 
+#[cfg(not(target_arch = "wasm32"))]
+impl Sign for Slack {
     fn sign(&self, params: &SignParams) -> Result<SignedRequest, ToolingError> {
         let secret = params.required("secret")?;
         let timestamp = match params.option("timestamp") {

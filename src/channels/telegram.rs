@@ -17,7 +17,8 @@ use crate::envelope::{
     Attachment, Conversation, ConversationKind, Event, EventData, EventParts, Location, Message,
     Postback, Reply, Sender, Sticker, Verification, UNRECOGNIZED_TYPE,
 };
-use crate::tooling::{SignParams, SignedRequest, ToolingError};
+#[cfg(not(target_arch = "wasm32"))]
+use crate::tooling::{Sign, SignParams, SignedRequest, ToolingError};
 use crate::Rejection;
 
 pub struct Telegram;
@@ -86,7 +87,10 @@ impl Channel for Telegram {
             replay_guard: None,
         })
     }
+}
 
+#[cfg(not(target_arch = "wasm32"))]
+impl Sign for Telegram {
     fn sign(&self, params: &SignParams) -> Result<SignedRequest, ToolingError> {
         let secret = params.required("secret")?;
         if !is_valid_secret_token(secret) {

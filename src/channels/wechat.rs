@@ -22,7 +22,8 @@ use super::{wxenvelope, wxxml, Channel, ChannelRequest, EdgeResponse, Handled, R
 use crate::config::Account;
 use crate::crypto::wxbiz::{self, AesKey};
 use crate::envelope::{Event, Verification};
-use crate::tooling::{SignParams, SignedRequest, ToolingError};
+#[cfg(not(target_arch = "wasm32"))]
+use crate::tooling::{Sign, SignParams, SignedRequest, ToolingError};
 use crate::Rejection;
 
 pub struct WeChat;
@@ -72,7 +73,10 @@ impl Channel for WeChat {
             Err(Rejection::MethodNotAllowed)
         }
     }
+}
 
+#[cfg(not(target_arch = "wasm32"))]
+impl Sign for WeChat {
     fn sign(&self, params: &SignParams) -> Result<SignedRequest, ToolingError> {
         sign(params)
     }
@@ -201,6 +205,7 @@ fn decrypt(
 
 /// `sekisho sign wechat`: options `token`, `timestamp`, `nonce`, `method` (POST|GET), `echostr` (GET),
 /// `mode` (plain|compat|safe; safe when `aes-key` is given), `aes-key`, `app-id`, `random`, `openid`.
+#[cfg(not(target_arch = "wasm32"))]
 fn sign(params: &SignParams) -> Result<SignedRequest, ToolingError> {
     let token = wxsettings::sign_token(params)?;
     let defaults = wxsettings::sign_defaults(params)?;

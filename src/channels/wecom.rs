@@ -22,7 +22,8 @@ use crate::envelope::{
     Attachment, Conversation, ConversationKind, Event, EventData, EventParts, Message, Postback,
     Reply, Sender, Verification, UNRECOGNIZED_TYPE,
 };
-use crate::tooling::{SignParams, SignedRequest, ToolingError};
+#[cfg(not(target_arch = "wasm32"))]
+use crate::tooling::{Sign, SignParams, SignedRequest, ToolingError};
 use crate::Rejection;
 
 pub struct WeCom;
@@ -146,7 +147,10 @@ impl Channel for WeCom {
             Err(Rejection::MethodNotAllowed)
         }
     }
+}
 
+#[cfg(not(target_arch = "wasm32"))]
+impl Sign for WeCom {
     fn sign(&self, params: &SignParams) -> Result<SignedRequest, ToolingError> {
         sign(params)
     }
@@ -317,6 +321,7 @@ fn aibot_message(msg_type: &str, raw: &Value) -> Message {
 /// `sekisho sign wecom`: options `token`, `aes-key`, `corp-id` (not for `mode=aibot`), `mode` (app|aibot),
 /// `timestamp`, `nonce`, `random`, `method` (POST|GET), `echostr` (the plaintext the GET must echo),
 /// `agent-id` (default: the body's AgentID).
+#[cfg(not(target_arch = "wasm32"))]
 fn sign(params: &SignParams) -> Result<SignedRequest, ToolingError> {
     let token = wxsettings::sign_token(params)?;
     let key = wxsettings::sign_key(params)?;

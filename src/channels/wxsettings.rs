@@ -6,6 +6,7 @@ use crate::config::Account;
 use crate::crypto;
 use crate::crypto::wxbiz::AesKey;
 use crate::query::Query;
+#[cfg(not(target_arch = "wasm32"))]
 use crate::tooling::{SignParams, ToolingError};
 use crate::Rejection;
 
@@ -101,6 +102,7 @@ pub fn query_replay_guard(
     })
 }
 
+#[cfg(not(target_arch = "wasm32"))]
 /// What `sign` uses when an option is not given: derived from the body and timestamp, so the same command
 /// always produces the same request.
 pub struct SignDefaults {
@@ -111,6 +113,7 @@ pub struct SignDefaults {
     pub echo: String,
 }
 
+#[cfg(not(target_arch = "wasm32"))]
 pub fn sign_defaults(params: &SignParams) -> Result<SignDefaults, ToolingError> {
     let timestamp = params
         .option("timestamp")
@@ -150,6 +153,7 @@ pub fn sign_defaults(params: &SignParams) -> Result<SignDefaults, ToolingError> 
     })
 }
 
+#[cfg(not(target_arch = "wasm32"))]
 /// `--token`, or the CLI's generic `--secret`.
 pub fn sign_token(params: &SignParams) -> Result<&str, ToolingError> {
     params
@@ -158,6 +162,7 @@ pub fn sign_token(params: &SignParams) -> Result<&str, ToolingError> {
         .ok_or(ToolingError::MissingOption("token"))
 }
 
+#[cfg(not(target_arch = "wasm32"))]
 pub fn sign_key(params: &SignParams) -> Result<AesKey, ToolingError> {
     AesKey::from_encoding_aes_key(params.required("aes-key")?).map_err(|_| {
         ToolingError::InvalidOption {
