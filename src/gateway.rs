@@ -132,6 +132,8 @@ pub fn admit<'a>(
             Some(account_name),
         ));
     }
+    channels::check_route(channel, method, &extra_path)
+        .map_err(|rejection| refuse(rejection, Some(channel.name()), Some(account_name)))?;
     let body_limit = config::body_limit(&account, channel.default_max_body_bytes())
         .map_err(|rejection| refuse(rejection, Some(channel.name()), Some(account_name)))?;
     let declared = headers

@@ -87,6 +87,17 @@ impl Channel for ChatPlus {
         "PATH_SECRET"
     }
 
+    /// The path secret is the segment after the account.
+    fn takes_extra_path(&self) -> bool {
+        true
+    }
+
+    /// Every method reaches [`handle`](Channel::handle), which checks the path secret first: a 405 for a wrong
+    /// secret would tell an existing account from a guessed one.
+    fn allows(&self, _method: &Method) -> bool {
+        true
+    }
+
     fn handle(
         &self,
         request: &ChannelRequest<'_>,
@@ -101,7 +112,9 @@ impl Channel for ChatPlus {
         // The secret is checked before anything else: a 405 or 400 for a wrong secret would confirm the account.
         let key_index =
             secret_index(&secrets, presented_secret(request)).ok_or(Rejection::UnknownAccount)?;
-        request.require_method(Method::POST)?;
+        if *request.method != Method::POST {
+            return Err(Rejection::MethodNotAllowed);
+        }
 
         let payload = parse_body(request.body, request.header("content-type"))?;
         let verification = Verification {

@@ -10,13 +10,14 @@
 //! A JSON body becomes one `webhook.received` event, a form body one `form.submitted` event whose `raw` is an
 //! object of the form's fields.
 
+#[cfg(test)]
 use http::Method;
 use serde_json::{Map, Value};
 
 use super::{text_at, Channel, ChannelRequest, EdgeResponse, Handled};
-use crate::config::Account;
 #[cfg(not(target_arch = "wasm32"))]
 use crate::config::split_values;
+use crate::config::Account;
 use crate::crypto;
 use crate::envelope::{Event, EventData, EventParts, Verification};
 use crate::forward::{ReceiveError, SigningKeys};
@@ -51,8 +52,6 @@ impl Channel for Generic {
         request: &ChannelRequest<'_>,
         account: &Account<'_>,
     ) -> Result<Handled, Rejection> {
-        request.require_no_extra_path()?;
-        request.require_method(Method::POST)?;
         let secrets = account.required_values(SECRET)?;
         let (verification, webhook) = match AuthScheme::of(account, &secrets)? {
             AuthScheme::StandardWebhooks => {

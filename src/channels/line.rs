@@ -4,7 +4,6 @@
 //! hex but is used as text. The body is `{"destination":…,"events":[…]}`; the console's Verify button sends a
 //! signed body with `"events":[]`, which is answered 200 and forwards nothing.
 
-use http::Method;
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -44,8 +43,6 @@ impl Channel for Line {
         request: &ChannelRequest<'_>,
         account: &Account<'_>,
     ) -> Result<Handled, Rejection> {
-        request.require_no_extra_path()?;
-        request.require_method(Method::POST)?;
         let secrets = account.required_values("CHANNEL_SECRET")?;
         let key_index = super::verify_base64_body_hmac(
             &secrets,

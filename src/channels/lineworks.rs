@@ -6,6 +6,7 @@
 
 use std::time::UNIX_EPOCH;
 
+#[cfg(test)]
 use http::Method;
 use serde_json::Value;
 
@@ -40,8 +41,6 @@ impl Channel for LineWorks {
         request: &ChannelRequest<'_>,
         account: &Account<'_>,
     ) -> Result<Handled, Rejection> {
-        request.require_no_extra_path()?;
-        request.require_method(Method::POST)?;
         let secrets = account.required_values("BOT_SECRET")?;
         let bot_id = account.required_field("BOT_ID")?;
         let key_index = super::verify_base64_body_hmac(

@@ -65,16 +65,19 @@ impl Channel for Meta {
         APP_SECRET
     }
 
+    /// `GET` is the URL-verification handshake.
+    fn allows(&self, method: &Method) -> bool {
+        *method == Method::GET || *method == Method::POST
+    }
+
     fn handle(
         &self,
         request: &ChannelRequest<'_>,
         account: &Account<'_>,
     ) -> Result<Handled, Rejection> {
-        request.require_no_extra_path()?;
         if *request.method == Method::GET {
             return handshake(request, account);
         }
-        request.require_method(Method::POST)?;
         let secrets = account.required_values(APP_SECRET)?;
         let key_index = verify_signature(&secrets, request.header(SIGNATURE_HEADER), request.body)?;
 

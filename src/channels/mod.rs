@@ -63,23 +63,22 @@ impl ChannelRequest<'_> {
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).and_then(|value| value.to_str().ok())
     }
+}
 
-    /// Routes without extra segments answer 404 for `/{channel}/{account}/anything`.
-    pub fn require_no_extra_path(&self) -> Result<(), Rejection> {
-        if self.extra_path.is_empty() {
-            Ok(())
-        } else {
-            Err(Rejection::RouteNotFound)
-        }
+/// What the gateway checks for every channel before its own code runs: extra path segments (404), then the
+/// method (405).
+pub fn check_route(
+    channel: &dyn Channel,
+    method: &Method,
+    extra_path: &[&str],
+) -> Result<(), Rejection> {
+    if !extra_path.is_empty() && !channel.takes_extra_path() {
+        return Err(Rejection::RouteNotFound);
     }
-
-    pub fn require_method(&self, method: Method) -> Result<(), Rejection> {
-        if *self.method == method {
-            Ok(())
-        } else {
-            Err(Rejection::MethodNotAllowed)
-        }
+    if !channel.allows(method) {
+        return Err(Rejection::MethodNotAllowed);
     }
+    Ok(())
 }
 
 /// What the gateway answers the provider.
@@ -152,7 +151,19 @@ pub trait Channel: Sync + Tooling {
     /// The field whose binding makes an account exist, e.g. `CHANNEL_SECRET` for `LINE_{ACCOUNT}_CHANNEL_SECRET`.
     fn account_field(&self) -> &'static str;
 
-    /// Verify, answer handshakes, and normalize. Must never panic on any input.
+    /// The methods this channel answers; the gateway refuses any other with 405 before reading the body.
+    fn allows(&self, method: &Method) -> bool {
+        *method == Method::POST
+    }
+
+    /// Whether `/{channel}/{account}/…` may carry more segments (ChatPlus's path secret); otherwise the
+    /// gateway answers 404.
+    fn takes_extra_path(&self) -> bool {
+        false
+    }
+
+    /// Verify, answer handshakes, and normalize; the gateway has checked the route, the account's existence
+    /// and the method. Must never panic on any input.
     fn handle(
         &self,
         request: &ChannelRequest<'_>,
@@ -266,6 +277,7 @@ pub(crate) mod test_support {
             body: demo.body,
             now_ms: demo.now_ms,
         };
+        super::check_route(channel, &demo.method, demo.extra_path)?;
         channel.handle(&request, &Account::new(channel.name(), "demo", bindings))
     }
 }

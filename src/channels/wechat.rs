@@ -53,12 +53,16 @@ impl Channel for WeChat {
         Some(64 * 1024)
     }
 
+    /// `GET` is the URL-verification handshake.
+    fn allows(&self, method: &Method) -> bool {
+        *method == Method::GET || *method == Method::POST
+    }
+
     fn handle(
         &self,
         request: &ChannelRequest<'_>,
         account: &Account<'_>,
     ) -> Result<Handled, Rejection> {
-        request.require_no_extra_path()?;
         let settings = Settings {
             tokens: account.required_values("TOKEN")?,
             keys: wxsettings::aes_keys(account)?,

@@ -120,12 +120,16 @@ impl Channel for WeCom {
         Some(64 * 1024)
     }
 
+    /// `GET` is the URL-verification handshake.
+    fn allows(&self, method: &Method) -> bool {
+        *method == Method::GET || *method == Method::POST
+    }
+
     fn handle(
         &self,
         request: &ChannelRequest<'_>,
         account: &Account<'_>,
     ) -> Result<Handled, Rejection> {
-        request.require_no_extra_path()?;
         let settings = Settings::load(account)?;
         wxsettings::check_body_limit(account, request.body)?;
         if *request.method == Method::GET {
