@@ -1,8 +1,6 @@
 //! Event envelope v1: a CloudEvents 1.0 JSON event with Sekisho's `data` shape.
 //! The published JSON Schema is `schema/event-v1.schema.json`; tests validate every event against it.
 
-use std::time::{Duration, UNIX_EPOCH};
-
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -263,9 +261,7 @@ pub fn event_id(channel: &str, account: &str, dedupe_key: &str) -> String {
 
 /// `2024-01-02T03:04:05.678Z`.
 pub fn rfc3339_millis(unix_ms: u64) -> String {
-    // Past year 9999 humantime cannot format; providers never send that, but clamp rather than misformat.
-    let clamped = unix_ms.min(253_402_300_799_000);
-    humantime::format_rfc3339_millis(UNIX_EPOCH + Duration::from_millis(clamped)).to_string()
+    crate::datetime::format_rfc3339_ms(unix_ms)
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@ pub mod channels;
 pub mod config;
 pub mod control_chars;
 pub mod crypto;
+pub mod datetime;
 pub mod dedup;
 pub mod delivery;
 pub mod envelope;

@@ -11,7 +11,6 @@ use http::Method;
 use percent_encoding::percent_decode_str;
 use serde_json::{Map, Value};
 
-use super::lineworks::rfc3339_ms;
 use super::{content_hash_key, text_at, Channel, ChannelRequest, EdgeResponse, Handled};
 use crate::config::Account;
 use crate::crypto;
@@ -504,7 +503,7 @@ fn time_ms(text: &str) -> Option<u64> {
             Some(number)
         };
     }
-    rfc3339_ms(text)
+    crate::datetime::parse_rfc3339_ms(text)
 }
 
 #[cfg(test)]

@@ -12,8 +12,10 @@
 
 #[cfg(test)]
 use http::Method;
-use serde_json::{Map, Value};
 
+#[cfg(not(target_arch = "wasm32"))]
+use super::form::FORM_CONTENT_TYPE;
+use super::form::{form_object, is_form};
 use super::{text_at, Channel, ChannelRequest, EdgeResponse, Handled};
 #[cfg(not(target_arch = "wasm32"))]
 use crate::config::split_values;
@@ -36,7 +38,6 @@ pub const SCHEME_FIELD: &str = "SCHEME";
 const SIGNING_SECRET_PREFIX: &str = "whsec_";
 const STANDARD_WEBHOOKS_SCHEME: &str = "standard-webhooks";
 const BEARER_SCHEME: &str = "bearer";
-const FORM_CONTENT_TYPE: &str = "application/x-www-form-urlencoded";
 
 impl Channel for Generic {
     fn name(&self) -> &'static str {
@@ -280,41 +281,12 @@ fn verify_bearer(
     })
 }
 
-pub(crate) fn is_form(content_type: Option<&str>) -> bool {
-    content_type.is_some_and(|value| {
-        value
-            .split(';')
-            .next()
-            .is_some_and(|mime| mime.trim().eq_ignore_ascii_case(FORM_CONTENT_TYPE))
-    })
-}
-
 #[cfg(not(target_arch = "wasm32"))]
 fn sniff_content_type(body: &[u8]) -> &'static str {
     match body.iter().find(|b| !b.is_ascii_whitespace()) {
         Some(b'{') | Some(b'[') => "application/json",
         _ => FORM_CONTENT_TYPE,
     }
-}
-
-/// A form body as a JSON object of its fields (`+` is a space here: this is HTML form encoding). A field given
-/// more than once becomes an array of its values, in order.
-pub(crate) fn form_object(body: &[u8]) -> Value {
-    let mut fields = Map::new();
-    for (name, value) in form_urlencoded::parse(body) {
-        let value = Value::String(value.into_owned());
-        match fields.get_mut(name.as_ref()) {
-            None => {
-                fields.insert(name.into_owned(), value);
-            }
-            Some(Value::Array(values)) => values.push(value),
-            Some(existing) => {
-                let first = existing.take();
-                *existing = Value::Array(vec![first, value]);
-            }
-        }
-    }
-    Value::Object(fields)
 }
 
 #[cfg(test)]

@@ -4,8 +4,6 @@
 //! configured bot id. The body is one event object, not an array. LINE WORKS sends no event id and never
 //! retries, so the de-duplication key is a hash of the raw body.
 
-use std::time::UNIX_EPOCH;
-
 #[cfg(test)]
 use http::Method;
 use serde_json::Value;
@@ -118,7 +116,7 @@ fn normalize(
 ) -> EventParts {
     let works_type = text_at(&raw, &["type"]).unwrap_or_default();
     let time_ms = text_at(&raw, &["issuedTime"])
-        .and_then(|t| rfc3339_ms(&t))
+        .and_then(|t| crate::datetime::parse_rfc3339_ms(&t))
         .unwrap_or(now_ms);
     let postback = match works_type.as_str() {
         "postback" => text_at(&raw, &["data"]),
@@ -221,32 +219,6 @@ fn message_content(content: &Value) -> Message {
         _ => {}
     }
     message
-}
-
-/// Milliseconds since the epoch of an RFC 3339 time (`2022-01-10T08:20:59.312Z`, or with a `+09:00` offset).
-pub(crate) fn rfc3339_ms(text: &str) -> Option<u64> {
-    let text = text.trim();
-    let (utc_text, offset_s) = split_offset(text)?;
-    let utc = humantime::parse_rfc3339(&format!("{utc_text}Z")).ok()?;
-    let ms = i128::try_from(utc.duration_since(UNIX_EPOCH).ok()?.as_millis()).ok()?;
-    u64::try_from(ms - i128::from(offset_s) * 1000).ok()
-}
-
-/// `…Z` → (`…`, 0); `…+09:00` → (`…`, 32400).
-fn split_offset(text: &str) -> Option<(&str, i64)> {
-    if let Some(utc) = text.strip_suffix('Z').or_else(|| text.strip_suffix('z')) {
-        return Some((utc, 0));
-    }
-    let split = text.len().checked_sub(6)?;
-    let (local, offset) = (text.get(..split)?, text.get(split..)?);
-    let sign = match offset.get(..1)? {
-        "+" => 1,
-        "-" => -1,
-        _ => return None,
-    };
-    let (hours, minutes) = offset.get(1..)?.split_once(':')?;
-    let (hours, minutes): (i64, i64) = (hours.parse().ok()?, minutes.parse().ok()?);
-    Some((local, sign * (hours * 3600 + minutes * 60)))
 }
 
 #[cfg(test)]
@@ -448,25 +420,6 @@ mod tests {
         assert_eq!(unknown.event_type, UNRECOGNIZED_TYPE);
         assert_eq!(unknown.data.provider_type, "reaction");
         assert_eq!(unknown.data.raw["type"], "reaction");
-    }
-
-    #[test]
-    fn rfc3339_with_offsets() {
-        assert_eq!(
-            rfc3339_ms("2022-01-10T08:20:59.312Z"),
-            Some(1_641_802_859_312)
-        );
-        assert_eq!(
-            rfc3339_ms("2022-01-10T17:20:59.312+09:00"),
-            Some(1_641_802_859_312)
-        );
-        assert_eq!(
-            rfc3339_ms("2022-01-10T03:20:59.312-05:00"),
-            Some(1_641_802_859_312)
-        );
-        assert_eq!(rfc3339_ms("2022-01-10 08:20"), None);
-        assert_eq!(rfc3339_ms("+09:00"), None);
-        assert_eq!(rfc3339_ms("1970-01-01T00:00:00+01:00"), None);
     }
 
     #[test]

@@ -12,6 +12,7 @@ use crate::Rejection;
 pub mod chatplus;
 pub mod chatwork;
 pub mod email;
+mod form;
 pub mod generic;
 pub mod line;
 pub mod lineworks;

@@ -13,7 +13,7 @@
 use http::Method;
 use serde_json::Value;
 
-use super::generic::{form_object, is_form};
+use super::form::{form_object, is_form};
 use super::{text_at, u64_at, value_at, Channel, ChannelRequest, EdgeResponse, Handled};
 use crate::config::Account;
 use crate::crypto;
