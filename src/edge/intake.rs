@@ -108,14 +108,29 @@ pub(super) async fn dispatch(env: &Env, ctx: &Context, accepted: &Accepted) -> R
                     ids: fresh_ids,
                     now_ms: now_ms(),
                 };
-                // A failed commit leaves the claims pending: after the lease a provider retry is taken as
-                // fresh and queued again (a duplicate the backend drops by webhook-id), never a loss.
-                if let Err(error) = call_object::<_, DedupReply>(&stub, &commit).await {
-                    emit(&log::operation_failed(
-                        "claim commit failed",
-                        &error.to_string(),
-                    ));
-                }
+                // Committed after the answer: the events are already queued, so the provider need not wait
+                // for it. Until then (a few ms) a retry of the same event is told to come back; a commit that
+                // fails leaves the claims pending, and after the lease a retry is queued again (a duplicate the
+                // backend drops by webhook-id), never a loss.
+                let env = env.clone();
+                let source = source.clone();
+                ctx.wait_until(async move {
+                    let committed = match env
+                        .durable_object(DEDUP_BINDING)
+                        .and_then(|namespace| namespace.id_from_name(&source)?.get_stub())
+                    {
+                        Ok(stub) => call_object::<_, DedupReply>(&stub, &commit)
+                            .await
+                            .map(|_| ()),
+                        Err(error) => Err(error),
+                    };
+                    if let Err(error) = committed {
+                        emit(&log::operation_failed(
+                            "claim commit failed",
+                            &error.to_string(),
+                        ));
+                    }
+                });
             }
             emit(&log::request_accepted(
                 accepted,
