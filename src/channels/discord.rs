@@ -483,7 +483,10 @@ mod tests {
         assert_eq!(event.id, event_id("discord", "demo", "1180000000000000000"));
         assert_eq!(event.event_type, "command.invoked");
         assert_eq!(event.data.verification.key_index, 1);
-        assert_eq!(event.data.sender.as_ref().unwrap().name.as_deref(), Some("Nick"));
+        assert_eq!(
+            event.data.sender.as_ref().unwrap().name.as_deref(),
+            Some("Nick")
+        );
         assert_eq!(event.data.reply.as_ref().unwrap().token, "tok");
         // (1180000000000000000 >> 22) ms after 2015-01-01, independently computed in Python.
         assert_eq!(event.time, "2023-12-01T04:18:43.339Z");
