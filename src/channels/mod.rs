@@ -11,6 +11,7 @@ use crate::Rejection;
 
 pub mod chatplus;
 pub mod chatwork;
+pub mod discord;
 pub mod email;
 mod form;
 pub mod generic;
@@ -39,6 +40,7 @@ pub static CHANNELS: &[&dyn Channel] = &[
     &chatplus::ChatPlus,
     &wechat::WeChat,
     &wecom::WeCom,
+    &discord::Discord,
 ];
 
 pub fn find(name: &str) -> Option<&'static dyn Channel> {
