@@ -58,7 +58,7 @@ impl fmt::Debug for ChatworkRequest {
 ///
 /// The template is read again from the binding named in the notice, so a template fixed since the event was
 /// accepted is used; if that binding is now unset, the next one up its chain is (account → channel →
-/// global → [`DEFAULT_TEMPLATE`]). A notice planned with the default template keeps it.
+/// global → [`DEFAULT_TEMPLATE`](super::DEFAULT_TEMPLATE)). A notice planned with the default template keeps it.
 pub fn request(
     notice: &ChatworkNotice,
     event_json: &str,

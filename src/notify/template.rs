@@ -83,7 +83,7 @@ impl Template {
     }
 
     /// The text with every placeholder replaced by its value in `event`, markup in values neutralised and
-    /// control characters too ([`MULTI_LINE_PATHS`] keep their line breaks, every other value is one line).
+    /// control characters too (`paths::MULTI_LINE_PATHS` keep their line breaks, every other value is one line).
     /// A path absent from this event renders as nothing. Values are inserted once: a value that looks like
     /// a placeholder stays text.
     pub fn render(&self, event: &Value) -> String {
