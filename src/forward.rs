@@ -239,7 +239,7 @@ impl std::fmt::Debug for SigningKeys {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum KeyError {
+pub enum SigningKeyError {
     #[error("no signing secret given")]
     Empty,
     #[error("a signing secret is not base64 after the whsec_ prefix")]
@@ -248,7 +248,7 @@ pub enum KeyError {
 
 impl SigningKeys {
     /// Parses `whsec_<base64>` values (the prefix is optional), newest first.
-    pub fn parse<S: AsRef<str>>(values: &[S]) -> Result<SigningKeys, KeyError> {
+    pub fn parse<S: AsRef<str>>(values: &[S]) -> Result<SigningKeys, SigningKeyError> {
         let keys = values
             .iter()
             .map(|value| {
@@ -256,11 +256,11 @@ impl SigningKeys {
                 let encoded = value.strip_prefix("whsec_").unwrap_or(value);
                 crypto::base64_decode(encoded)
                     .filter(|key| !key.is_empty())
-                    .ok_or(KeyError::NotBase64)
+                    .ok_or(SigningKeyError::NotBase64)
             })
             .collect::<Result<Vec<_>, _>>()?;
         if keys.is_empty() {
-            return Err(KeyError::Empty);
+            return Err(SigningKeyError::Empty);
         }
         Ok(SigningKeys { keys })
     }
@@ -397,11 +397,11 @@ mod tests {
         assert!(SigningKeys::parse(&["MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"]).is_ok());
         assert_eq!(
             SigningKeys::parse(&["whsec_not base64!"]).unwrap_err(),
-            KeyError::NotBase64
+            SigningKeyError::NotBase64
         );
         assert_eq!(
             SigningKeys::parse::<&str>(&[]).unwrap_err(),
-            KeyError::Empty
+            SigningKeyError::Empty
         );
     }
 

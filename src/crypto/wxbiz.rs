@@ -47,7 +47,7 @@ impl std::fmt::Debug for AesKey {
 
 /// Why an EncodingAESKey is unusable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum KeyError {
+pub enum AesKeyError {
     #[error("EncodingAESKey must be exactly 43 characters")]
     Length,
     #[error("EncodingAESKey is not base64")]
@@ -60,14 +60,14 @@ pub enum KeyError {
 pub struct MessageTooLong;
 
 impl AesKey {
-    pub fn from_encoding_aes_key(text: &str) -> Result<AesKey, KeyError> {
+    pub fn from_encoding_aes_key(text: &str) -> Result<AesKey, AesKeyError> {
         if text.len() != ENCODING_AES_KEY_LEN {
-            return Err(KeyError::Length);
+            return Err(AesKeyError::Length);
         }
         let bytes = LENIENT
             .decode(format!("{text}="))
-            .map_err(|_| KeyError::NotBase64)?;
-        let key: [u8; 32] = bytes.try_into().map_err(|_| KeyError::NotBase64)?;
+            .map_err(|_| AesKeyError::NotBase64)?;
+        let key: [u8; 32] = bytes.try_into().map_err(|_| AesKeyError::NotBase64)?;
         let mut iv = [0u8; 16];
         iv.iter_mut()
             .zip(key.iter())
@@ -318,17 +318,17 @@ mod tests {
     fn malformed_keys_are_refused() {
         assert_eq!(
             AesKey::from_encoding_aes_key(&OA_KEY[..42]),
-            Err(KeyError::Length)
+            Err(AesKeyError::Length)
         );
         assert_eq!(
             AesKey::from_encoding_aes_key(&format!("{OA_KEY}A")),
-            Err(KeyError::Length)
+            Err(AesKeyError::Length)
         );
         assert_eq!(
             AesKey::from_encoding_aes_key(&format!("{}!", &OA_KEY[..42])),
-            Err(KeyError::NotBase64)
+            Err(AesKeyError::NotBase64)
         );
-        assert_eq!(AesKey::from_encoding_aes_key(""), Err(KeyError::Length));
+        assert_eq!(AesKey::from_encoding_aes_key(""), Err(AesKeyError::Length));
     }
 
     /// wechat_oa.json `wechat-oa-plain-get-signature` (wechatpy tests/test_utils.py).
