@@ -116,6 +116,16 @@ async fn read_body(
     limit: usize,
     declared: Option<u64>,
 ) -> Result<Vec<u8>, Rejection> {
+    // With a declared length (already checked against the limit) HTTP framing bounds the body to it: read it
+    // in one call. Only a body of unknown length (chunked) is streamed and counted.
+    if declared.is_some() {
+        let body = req.bytes().await.map_err(|_| Rejection::MalformedBody {
+            expected: "a complete request body",
+        })?;
+        let mut buffer = BodyBuffer::new(limit, declared);
+        buffer.push(&body)?;
+        return Ok(buffer.into_bytes());
+    }
     let mut buffer = BodyBuffer::new(limit, declared);
     // A request without a body has no stream.
     let Ok(mut stream) = req.stream() else {
