@@ -160,7 +160,13 @@ test("sekisho send → gateway on a real port → sekisho receive (per-account b
   const receiverPort = await freePort();
   const receiver = spawn(CLI, ["receive", "--port", String(receiverPort), "--secret", SIGNING_SECRET, "--jsonl"]);
   const lines = [];
-  receiver.stdout.on("data", (d) => lines.push(...d.toString().split("\n").filter(Boolean)));
+  // One event per line; a long line can arrive in several chunks, so only complete lines count.
+  let pending = "";
+  receiver.stdout.on("data", (d) => {
+    const parts = (pending + d.toString()).split("\n");
+    pending = parts.pop();
+    lines.push(...parts.filter(Boolean));
+  });
   await once(receiver.stderr, "data"); // "listening on …"
   const gatewayPort = await freePort();
   const served = await startGateway({
@@ -175,7 +181,8 @@ test("sekisho send → gateway on a real port → sekisho receive (per-account b
     assert.match(sent.stdout, /^200 /);
     const deadline = Date.now() + 15000;
     while (lines.length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
-    assert.equal(lines.length, 1, "the receiver verified and printed one event");
+    await new Promise((r) => setTimeout(r, 300));
+    assert.equal(lines.length, 1, `the receiver verified and printed one event: ${lines.map((l) => l.slice(0, 120)).join(" | ")}`);
     const event = JSON.parse(lines[0]);
     assert.ok(validateEvent(event), JSON.stringify(validateEvent.errors));
     assert.equal(event.source, "/line/cli");
