@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::channels::ReplayGuard;
 use crate::config::Bindings;
+use crate::Rejection;
 
 /// How long a pending claim holds. Longer than a request takes from claim to commit (a few queue calls),
 /// shorter than providers' retry intervals (WeChat retries after 5 s, three times).
@@ -120,7 +121,7 @@ pub enum DedupCall {
     /// Checks the replay guard (if any) first — refused without claiming anything — then claims every id.
     Claim {
         ids: Vec<String>,
-        guard: Option<GuardRecord>,
+        guard: Option<ReplayGuard>,
         now_ms: u64,
     },
     /// The events are in the queue.
@@ -137,34 +138,6 @@ pub enum DedupCall {
     },
 }
 
-/// A [`ReplayGuard`] as sent to the object.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct GuardRecord {
-    pub key: String,
-    pub body_digest: String,
-    pub expires_at_ms: u64,
-}
-
-impl From<&ReplayGuard> for GuardRecord {
-    fn from(guard: &ReplayGuard) -> Self {
-        GuardRecord {
-            key: guard.key.clone(),
-            body_digest: guard.body_digest.clone(),
-            expires_at_ms: guard.expires_at_ms,
-        }
-    }
-}
-
-impl GuardRecord {
-    pub fn as_guard(&self) -> ReplayGuard {
-        ReplayGuard {
-            key: self.key.clone(),
-            body_digest: self.body_digest.clone(),
-            expires_at_ms: self.expires_at_ms,
-        }
-    }
-}
-
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "result", rename_all = "snake_case")]
 pub enum DedupReply {
@@ -172,6 +145,33 @@ pub enum DedupReply {
     ReplayRefused,
     Done,
 }
+
+/// What a claim reply means for the request: the answers (one per id asked), or the refusal.
+pub fn read_claim_reply(
+    reply: DedupReply,
+    ids_asked: usize,
+) -> Result<Vec<ClaimAnswer>, Rejection> {
+    match reply {
+        DedupReply::Claimed { answers } if answers.len() == ids_asked => Ok(answers),
+        DedupReply::ReplayRefused => Err(Rejection::ReplayedSignature),
+        // A reply that does not fit the call: nothing can be trusted, the provider retries.
+        DedupReply::Claimed { .. } | DedupReply::Done => Err(Rejection::EnqueueFailed),
+    }
+}
+
+/// Without a de-duplication object nothing can check a replay guard: a guarded request is refused (security
+/// first); any other is queued as is, and the backend de-duplicates on webhook-id.
+pub fn without_store(guard: Option<&ReplayGuard>) -> Result<(), Rejection> {
+    match guard {
+        Some(_) => Err(Rejection::Misconfigured {
+            binding: STORE_BINDING.to_owned(),
+        }),
+        None => Ok(()),
+    }
+}
+
+/// The binding of the de-duplication Durable Object namespace.
+pub const STORE_BINDING: &str = "DEDUP";
 
 /// When the first drain of a fresh spill runs.
 pub const SPILL_FIRST_DRAIN_MS: u64 = 1_000;
@@ -360,6 +360,40 @@ mod tests {
         assert_eq!(
             text,
             "{\"result\":\"claimed\",\"answers\":[\"fresh\",\"in_flight\"]}"
+        );
+    }
+
+    #[test]
+    fn claim_replies_are_read_into_answers_or_refusals() {
+        use ClaimAnswer::*;
+        let claimed = |answers: Vec<ClaimAnswer>| DedupReply::Claimed { answers };
+        assert_eq!(
+            read_claim_reply(claimed(vec![Fresh, Duplicate]), 2),
+            Ok(vec![Fresh, Duplicate])
+        );
+        assert_eq!(read_claim_reply(claimed(vec![]), 0), Ok(vec![]));
+        assert_eq!(
+            read_claim_reply(claimed(vec![Fresh]), 2),
+            Err(Rejection::EnqueueFailed)
+        );
+        assert_eq!(
+            read_claim_reply(DedupReply::Done, 1),
+            Err(Rejection::EnqueueFailed)
+        );
+        assert_eq!(
+            read_claim_reply(DedupReply::ReplayRefused, 1),
+            Err(Rejection::ReplayedSignature)
+        );
+    }
+
+    #[test]
+    fn without_a_store_only_guarded_requests_are_refused() {
+        assert_eq!(without_store(None), Ok(()));
+        assert_eq!(
+            without_store(Some(&guard("a"))),
+            Err(Rejection::Misconfigured {
+                binding: "DEDUP".into()
+            })
         );
     }
 

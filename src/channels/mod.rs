@@ -128,7 +128,7 @@ pub struct Handled {
 /// A signed query that authenticates no body. The gateway remembers the body digest it first came with until
 /// `expires_at_ms` (the end of the channel's timestamp window) and refuses the same query with another body; a
 /// provider retry carries the same body and stays an ordinary duplicate.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ReplayGuard {
     /// Identifies the signed query (e.g. a digest of timestamp, nonce and signature), scoped by the gateway
     /// to the channel and account.

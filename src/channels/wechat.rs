@@ -68,7 +68,6 @@ impl Channel for WeChat {
             keys: wxsettings::aes_keys(account)?,
             skew_s: wxsettings::timestamp_skew_s(account)?,
         };
-        wxsettings::check_body_limit(account, request.body)?;
         if *request.method == Method::GET {
             handshake(request, &settings)
         } else if *request.method == Method::POST {

@@ -131,7 +131,6 @@ impl Channel for WeCom {
         account: &Account<'_>,
     ) -> Result<Handled, Rejection> {
         let settings = Settings::load(account)?;
-        wxsettings::check_body_limit(account, request.body)?;
         if *request.method == Method::GET {
             // Verify before reading echostr's value, so a missing signature is reported as such.
             request

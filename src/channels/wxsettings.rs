@@ -35,20 +35,6 @@ pub fn timestamp_skew_s(account: &Account<'_>) -> Result<u64, Rejection> {
     }
 }
 
-/// `MAX_BODY_BYTES` on the account: an optional limit below the gateway-wide one.
-pub fn check_body_limit(account: &Account<'_>, body: &[u8]) -> Result<(), Rejection> {
-    let Some(value) = account.field("MAX_BODY_BYTES") else {
-        return Ok(());
-    };
-    let limit: usize = value.parse().map_err(|_| Rejection::Misconfigured {
-        binding: account.binding_name("MAX_BODY_BYTES"),
-    })?;
-    if body.len() > limit {
-        return Err(Rejection::PayloadTooLarge { limit });
-    }
-    Ok(())
-}
-
 pub fn param<'q>(query: &'q Query, name: &'static str) -> Result<&'q str, Rejection> {
     query.get(name).ok_or(Rejection::MissingParameter(name))
 }

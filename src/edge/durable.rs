@@ -11,8 +11,9 @@ use worker::{
 };
 
 use super::{emit, queue_message, EnvBindings, QUEUE_BINDING};
+use crate::channels::ReplayGuard;
 use crate::dedup::{
-    self, check_replay, Claim, DedupCall, DedupReply, GuardRecord, ReplayCheck, StoredGuard,
+    self, check_replay, Claim, DedupCall, DedupReply, ReplayCheck, StoredGuard,
     SPILL_DRAIN_MAX_MESSAGES, SPILL_FIRST_DRAIN_MS,
 };
 use crate::delivery::dead_letter::{self, Cursor, Page, PageRequest};
@@ -192,7 +193,7 @@ fn commit(sql: &SqlStorage, id: &str, now_ms: u64) -> Result<()> {
 
 impl Deduper {
     /// False when the signed query was already used with another body.
-    fn check_guard(&self, sql: &SqlStorage, guard: &GuardRecord, now_ms: u64) -> Result<bool> {
+    fn check_guard(&self, sql: &SqlStorage, guard: &ReplayGuard, now_ms: u64) -> Result<bool> {
         let rows: Vec<GuardRow> = sql
             .exec(
                 "SELECT digest, expires_at FROM guards WHERE key = ?",
@@ -203,7 +204,7 @@ impl Deduper {
             body_digest: row.digest.clone(),
             expires_at_ms: row.expires_at.max(0) as u64,
         });
-        match check_replay(stored.as_ref(), &guard.as_guard(), now_ms) {
+        match check_replay(stored.as_ref(), guard, now_ms) {
             ReplayCheck::OtherBody => Ok(false),
             ReplayCheck::SameBody => Ok(true),
             ReplayCheck::First => {

@@ -8,7 +8,7 @@ use worker::{Context, Env, Queue, Stub};
 
 use super::consumer::forward_best_effort;
 use super::{call_object, emit, now_ms, queue_message, DEDUP_BINDING, QUEUE_BINDING};
-use crate::dedup::{self, ClaimDecision, DedupCall, DedupReply, GuardRecord};
+use crate::dedup::{self, ClaimDecision, DedupCall, DedupReply};
 use crate::delivery::{batches, QueuedDelivery};
 use crate::gateway::{Accepted, Refusal};
 use crate::log::{self, Kept};
@@ -55,14 +55,8 @@ pub(super) async fn dispatch(env: &Env, ctx: &Context, accepted: &Accepted) -> R
         .durable_object(DEDUP_BINDING)
         .and_then(|namespace| namespace.id_from_name(&source)?.get_stub());
     let Ok(stub) = stub else {
-        // Without the de-duplication object nothing can check a replay guard: refuse those (security
-        // first); everything else is queued as is (the backend de-duplicates on webhook-id).
         emit(&log::no_dedup_store(&source));
-        if accepted.replay_guard.is_some() {
-            return Err(refuse(Rejection::Misconfigured {
-                binding: DEDUP_BINDING.to_owned(),
-            }));
-        }
+        dedup::without_store(accepted.replay_guard.as_ref()).map_err(refuse)?;
         let messages = first_messages(accepted, &(0..ids.len()).collect::<Vec<_>>());
         return match send_all(&queue, messages).await {
             Ok(()) => {
@@ -77,16 +71,11 @@ pub(super) async fn dispatch(env: &Env, ctx: &Context, accepted: &Accepted) -> R
     };
     let claim = DedupCall::Claim {
         ids: ids.clone(),
-        guard: accepted.replay_guard.as_ref().map(GuardRecord::from),
+        guard: accepted.replay_guard.clone(),
         now_ms: now_ms(),
     };
     let answers = match call_object::<_, DedupReply>(&stub, &claim).await {
-        Ok(DedupReply::Claimed { answers }) if answers.len() == ids.len() => answers,
-        Ok(DedupReply::ReplayRefused) => return Err(refuse(Rejection::ReplayedSignature)),
-        Ok(_) => {
-            emit(&log::operation_failed("unexpected claim reply", &source));
-            return Err(refuse(Rejection::EnqueueFailed));
-        }
+        Ok(reply) => dedup::read_claim_reply(reply, ids.len()).map_err(refuse)?,
         Err(error) => {
             emit(&log::enqueue_failed(&source, &error.to_string(), false));
             return Err(refuse(Rejection::EnqueueFailed));
@@ -224,21 +213,19 @@ async fn check_guard_only(
     source: &str,
     guard: &crate::channels::ReplayGuard,
 ) -> Result<(), Rejection> {
-    let misconfigured = || Rejection::Misconfigured {
-        binding: DEDUP_BINDING.to_owned(),
-    };
-    let stub = env
+    let Ok(stub) = env
         .durable_object(DEDUP_BINDING)
         .and_then(|namespace| namespace.id_from_name(source)?.get_stub())
-        .map_err(|_| misconfigured())?;
+    else {
+        return dedup::without_store(Some(guard));
+    };
     let claim = DedupCall::Claim {
         ids: Vec::new(),
-        guard: Some(GuardRecord::from(guard)),
+        guard: Some(guard.clone()),
         now_ms: now_ms(),
     };
     match call_object::<_, DedupReply>(&stub, &claim).await {
-        Ok(DedupReply::Claimed { .. }) => Ok(()),
-        Ok(DedupReply::ReplayRefused) => Err(Rejection::ReplayedSignature),
-        Ok(DedupReply::Done) | Err(_) => Err(Rejection::EnqueueFailed),
+        Ok(reply) => dedup::read_claim_reply(reply, 0).map(|_| ()),
+        Err(_) => Err(Rejection::EnqueueFailed),
     }
 }

@@ -23,7 +23,7 @@ use crate::log::{self, Level, Line};
 use crate::Rejection;
 
 pub(crate) const QUEUE_BINDING: &str = "EVENTS";
-pub(crate) const DEDUP_BINDING: &str = "DEDUP";
+pub(crate) const DEDUP_BINDING: &str = crate::dedup::STORE_BINDING;
 pub(crate) const DEAD_LETTER_BINDING: &str = "DEAD_LETTERS";
 
 pub(crate) struct EnvBindings<'a>(pub(crate) &'a Env);
@@ -122,9 +122,7 @@ async fn read_body(
         let body = req.bytes().await.map_err(|_| Rejection::MalformedBody {
             expected: "a complete request body",
         })?;
-        let mut buffer = BodyBuffer::new(limit, declared);
-        buffer.push(&body)?;
-        return Ok(buffer.into_bytes());
+        return BodyBuffer::whole(limit, body);
     }
     let mut buffer = BodyBuffer::new(limit, declared);
     // A request without a body has no stream.
