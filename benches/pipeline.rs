@@ -66,6 +66,7 @@ fn bench(c: &mut Criterion) {
         b.iter(|| {
             let inbound = Inbound {
                 method: &Method::POST,
+                origin: "https://gateway.test",
                 path: "/line/bench",
                 query: None,
                 headers: &headers,
@@ -140,6 +141,7 @@ fn bench_wechat(c: &mut Criterion) {
         b.iter(|| {
             let inbound = Inbound {
                 method: &Method::POST,
+                origin: "https://gateway.test",
                 path: "/wechat/bench",
                 query: Some(&query),
                 headers: &headers,
@@ -174,6 +176,7 @@ fn bench_wechat(c: &mut Criterion) {
             b.iter(|| {
                 let inbound = Inbound {
                     method: &Method::POST,
+                    origin: "https://gateway.test",
                     path: "/wechat/bench",
                     query: Some(&forged_query),
                     headers: &headers,
@@ -323,6 +326,7 @@ fn bench_notify(c: &mut Criterion) {
     let (headers, body, bindings) = satori_form();
     let inbound = |body| Inbound {
         method: &Method::POST,
+        origin: "https://gateway.test",
         path: "/generic/satori",
         query: None,
         headers: &headers,

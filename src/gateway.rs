@@ -13,6 +13,8 @@ use crate::Rejection;
 /// An incoming HTTP request, with the body already read as bytes.
 pub struct Inbound<'a> {
     pub method: &'a Method,
+    /// Scheme and host the provider called, e.g. `https://gate.example.com` (Twilio signs the full URL).
+    pub origin: &'a str,
     pub path: &'a str,
     pub query: Option<&'a str>,
     pub headers: &'a HeaderMap,
@@ -117,11 +119,14 @@ pub fn admit<'a>(
     let extra_path: Vec<&str> = segments.collect();
     let account = Account::new(channel.name(), account_name, bindings);
     if account.field(channel.account_field()).is_none() {
-        let query = Query::parse(query);
+        let parsed_query = Query::parse(query);
         let request = ChannelRequest {
             method,
+            origin: "",
+            path,
+            raw_query: query,
             extra_path: &extra_path,
-            query: &query,
+            query: &parsed_query,
             headers,
             body: &[],
             now_ms: 0,
@@ -216,6 +221,9 @@ pub fn handle_admitted(
     let query = Query::parse(inbound.query);
     let request = ChannelRequest {
         method: inbound.method,
+        origin: inbound.origin,
+        path: inbound.path,
+        raw_query: inbound.query,
         extra_path: &target.extra_path,
         query: &query,
         headers: inbound.headers,

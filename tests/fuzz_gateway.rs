@@ -72,7 +72,7 @@ proptest! {
         let path = match &extra { Some(extra) => format!("/{channel}/fz/{extra}"), None => format!("/{channel}/fz") };
         let body = if use_json { json_body.into_bytes() } else { body };
         let method = if get { Method::GET } else { Method::POST };
-        let inbound = Inbound { method: &method, path: &path, query: query.as_deref(), headers: &map, body: &body };
+        let inbound = Inbound { method: &method, origin: "https://gateway.test", path: &path, query: query.as_deref(), headers: &map, body: &body };
         let _ = gateway::handle(&inbound, &bindings, 1_700_000_000_000);
     }
 }

@@ -41,6 +41,7 @@ fn post(
     }
     let inbound = Inbound {
         method: &Method::POST,
+        origin: "https://gateway.test",
         path: "/line/acme",
         query: None,
         headers: &headers,
@@ -151,6 +152,7 @@ fn a_redelivery_keeps_the_event_id() {
         .collect();
         let inbound = Inbound {
             method: &Method::POST,
+            origin: "https://gateway.test",
             path: "/line/other",
             query: None,
             headers: &headers,

@@ -531,6 +531,9 @@ mod tests {
     ) -> ChannelRequest<'a> {
         ChannelRequest {
             method,
+            origin: "https://gateway.test",
+            path: "/chatplus/demo",
+            raw_query: None,
             extra_path,
             query,
             headers,

@@ -53,6 +53,12 @@ pub fn find(name: &str) -> Option<&'static dyn Channel> {
 /// A request as a channel sees it: raw bytes, decoded query, and the current time passed in.
 pub struct ChannelRequest<'a> {
     pub method: &'a Method,
+    /// Scheme and host the provider called (`https://gate.example.com`); see [`ChannelRequest::url`].
+    pub origin: &'a str,
+    /// The request path as received, e.g. `/twilio/acme`.
+    pub path: &'a str,
+    /// The query string as received, without `?`.
+    pub raw_query: Option<&'a str>,
     /// Path segments after `/{channel}/{account}` (ChatPlus carries its path secret there).
     pub extra_path: &'a [&'a str],
     pub query: &'a Query,
@@ -63,6 +69,14 @@ pub struct ChannelRequest<'a> {
 }
 
 impl ChannelRequest<'_> {
+    /// The full URL the provider called: origin, path and query exactly as received.
+    pub fn url(&self) -> String {
+        match self.raw_query {
+            Some(query) => format!("{}{}?{}", self.origin, self.path, query),
+            None => format!("{}{}", self.origin, self.path),
+        }
+    }
+
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).and_then(|value| value.to_str().ok())
     }
@@ -274,6 +288,9 @@ pub(crate) mod test_support {
         let query = Query::parse(demo.query);
         let request = ChannelRequest {
             method: &demo.method,
+            origin: "https://gateway.test",
+            path: "/demo",
+            raw_query: demo.query,
             extra_path: demo.extra_path,
             query: &query,
             headers: &headers,

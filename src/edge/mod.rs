@@ -93,8 +93,10 @@ async fn fetch(mut req: Request, env: Env, ctx: Context) -> worker::Result<Respo
     } else {
         Vec::new()
     };
+    let origin = url.origin().ascii_serialization();
     let inbound = Inbound {
         method: &method,
+        origin: &origin,
         path: url.path(),
         query: url.query(),
         headers: &headers,

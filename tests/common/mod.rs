@@ -133,6 +133,7 @@ pub fn run(
     let method = Method::from_bytes(fixture.request.method.as_bytes()).unwrap();
     let inbound = Inbound {
         method: &method,
+        origin: "https://gateway.test",
         path: &path,
         query: fixture.request.query.as_deref(),
         headers: &headers,
