@@ -2,6 +2,7 @@
 //! The published JSON Schema is `schema/event-v1.schema.json`; tests validate every event against it.
 
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use serde_json::Value;
 
 use crate::crypto;
@@ -52,7 +53,71 @@ pub struct EventData {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ordering: Option<Ordering>,
     /// The provider's event object, unchanged.
-    pub raw: Value,
+    pub raw: Raw,
+}
+
+impl EventData {
+    /// An event's data with only what every event has; a channel fills the rest with struct-update syntax
+    /// (`EventData { sender, message, ..EventData::new(..) }`).
+    pub fn new(
+        provider_type: impl Into<String>,
+        verification: Verification,
+        raw: Raw,
+    ) -> EventData {
+        EventData {
+            provider_type: provider_type.into(),
+            conversation: None,
+            sender: None,
+            message: None,
+            postback: None,
+            reply: None,
+            members: Vec::new(),
+            verification,
+            email: None,
+            ordering: None,
+            raw,
+        }
+    }
+}
+
+/// The provider's event as JSON text. Where the provider sent JSON, these are its very bytes (key order, every
+/// digit, escapes); where it sent XML or a form, the JSON rendering of what it sent.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Raw(Box<RawValue>);
+
+impl Raw {
+    /// The provider's own JSON text for this event.
+    pub fn verbatim(json: &RawValue) -> Raw {
+        Raw(json.to_owned())
+    }
+
+    /// A whole body that is one JSON document (already parsed once by the channel, so it is valid JSON).
+    pub fn from_body(body: &[u8]) -> Result<Raw, serde_json::Error> {
+        serde_json::from_slice::<Box<RawValue>>(body).map(Raw)
+    }
+
+    /// The JSON rendering of a value the channel built (XML fields, a form, a narrowed Meta change).
+    pub fn rendered(value: &Value) -> Raw {
+        // Rendering a `Value` cannot fail: its map keys are strings and its numbers finite.
+        Raw(serde_json::value::to_raw_value(value).unwrap_or_else(|_| RawValue::NULL.to_owned()))
+    }
+
+    /// The JSON text.
+    pub fn get(&self) -> &str {
+        self.0.get()
+    }
+
+    /// The text read as a value (numbers beyond `f64` read as `null`, see [`crate::json::parse`]).
+    pub fn value(&self) -> Value {
+        crate::json::parse(self.0.get()).unwrap_or(Value::Null)
+    }
+}
+
+impl PartialEq for Raw {
+    fn eq(&self, other: &Raw) -> bool {
+        self.0.get() == other.0.get()
+    }
 }
 
 /// An ordering hint: events with the same `key` belong to one conversation; `sequence` is the provider's own
@@ -213,6 +278,7 @@ pub struct Verification {
 }
 
 /// What a channel knows about one event before it becomes an [`Event`].
+#[derive(Debug)]
 pub struct EventParts {
     /// The provider's de-duplication key (e.g. LINE `webhookEventId`). Same key → same event id.
     pub dedupe_key: String,

@@ -231,7 +231,8 @@ pub fn handle_admitted(
         now_ms,
     };
     let account = Account::new(channel.name(), target.account, bindings);
-    let handled = channel.handle(&request, &account).map_err(refuse)?;
+    let verdict = channel.handle(&request, &account).map_err(refuse)?;
+    let handled = channels::Handled::new(channel.name(), target.account, verdict);
     let plan = forward::plan(&handled.events, &account).map_err(refuse)?;
     Ok(Accepted {
         channel: Some(channel.name()),

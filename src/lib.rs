@@ -16,6 +16,7 @@ pub mod envelope;
 pub mod error;
 pub mod forward;
 pub mod gateway;
+pub mod json;
 pub mod log;
 pub mod notify;
 pub mod query;

@@ -219,3 +219,29 @@ fn log_lines_name_the_reason_but_never_the_body_or_secret() {
     assert!(!refused.log_line().contains("topsecret"));
     assert!(!refused.log_line().contains("139.70"));
 }
+
+/// `data.raw` is the provider's event as it sent it: key order, every digit of a number no `f64` holds, escapes
+/// and spacing. A number beyond `f64`'s range is valid JSON, signed by LINE: accepted, not refused.
+#[test]
+fn raw_is_the_providers_bytes_unchanged() {
+    let event = concat!(
+        r#"{"type":"message","webhookEventId":"01HZRAW","mode":"active","timestamp":1700000000000,"#,
+        r#""source":{"type":"user","userId":"U1"},"replyToken":"r","#,
+        r#""message":{"type":"text","id":"1","text":"\u3042 \/ ok"},"#,
+        r#""zeta":123456789012345678901234567890, "alpha" : 1e400,"#,
+        r#""huge":-99999999999999999999999999999999999999999999999999999999999999999999999999999999999999999999999999999999999999999999999999999999999999999999999999999999999999999999999999999999999999999999999999999999999999999999999999999999999999999999999999999999999999999999999999999999999999999999999999999999999999999999999999}"#,
+    );
+    let body = format!(r#"{{"destination":"Uxx","events":[{event}]}}"#);
+    let accepted = post(&bindings("s"), &body, Some(&sign("s", &body))).unwrap();
+    assert_eq!(accepted.deliveries.len(), 1);
+    let delivered = &accepted.deliveries[0].body;
+    assert!(
+        delivered.contains(&format!(r#""raw":{event}"#)),
+        "raw must be the event's own bytes: {delivered}"
+    );
+    // The normalized fields still come from the event; the out-of-range numbers only live in raw.
+    let envelope = sekisho::json::parse(delivered).unwrap();
+    assert_eq!(envelope["data"]["raw"]["alpha"], Value::Null);
+    assert_eq!(envelope["data"]["message"]["text"], "あ / ok");
+    assert_eq!(envelope["type"], "message.received");
+}

@@ -11,11 +11,13 @@ use http::Method;
 use percent_encoding::percent_decode_str;
 use serde_json::{Map, Value};
 
-use super::{content_hash_key, text_at, Channel, ChannelRequest, EdgeResponse, Handled};
+use super::Verdict;
+use super::{content_hash_key, text_at, Channel, ChannelRequest};
 use crate::config::Account;
 use crate::crypto;
+use crate::envelope::Raw;
 use crate::envelope::{
-    Conversation, ConversationKind, Event, EventData, EventParts, Message, Sender, Verification,
+    Conversation, ConversationKind, EventData, EventParts, Message, Sender, Verification,
     UNRECOGNIZED_TYPE,
 };
 #[cfg(not(target_arch = "wasm32"))]
@@ -101,7 +103,7 @@ impl Channel for ChatPlus {
         &self,
         request: &ChannelRequest<'_>,
         account: &Account<'_>,
-    ) -> Result<Handled, Rejection> {
+    ) -> Result<Verdict, Rejection> {
         let secrets = account.required_values("PATH_SECRET")?;
         if !secrets.iter().all(|secret| is_valid_path_secret(secret)) {
             return Err(Rejection::Misconfigured {
@@ -115,18 +117,13 @@ impl Channel for ChatPlus {
             return Err(Rejection::MethodNotAllowed);
         }
 
-        let payload = parse_body(request.body, request.header("content-type"))?;
+        let (payload, raw) = parse_body(request.body, request.header("content-type"))?;
         let verification = Verification {
             scheme: SCHEME.to_owned(),
             key_index,
         };
-        let parts = normalize(payload, request.body, verification, request.now_ms);
-        let events = vec![Event::new("chatplus", account.name, parts)];
-        Ok(Handled {
-            response: EdgeResponse::accepted(events.len()),
-            events,
-            replay_guard: None,
-        })
+        let parts = normalize(&payload, raw, request.body, verification, request.now_ms);
+        Ok(Verdict::accepted(vec![parts]))
     }
 
     fn unknown_account(&self, request: &ChannelRequest<'_>) -> Rejection {
@@ -186,7 +183,8 @@ fn secret_index<S: AsRef<str>>(secrets: &[S], presented: &str) -> Option<usize> 
 }
 
 /// JSON, or `application/x-www-form-urlencoded` (as a JSON object of strings; a repeated key becomes an array).
-fn parse_body(body: &[u8], content_type: Option<&str>) -> Result<Value, Rejection> {
+/// The body's fields, and `data.raw`: the JSON text as sent, or the JSON rendering of a form.
+fn parse_body(body: &[u8], content_type: Option<&str>) -> Result<(Value, Raw), Rejection> {
     let malformed = Rejection::MalformedBody {
         expected: "JSON or form",
     };
@@ -195,8 +193,8 @@ fn parse_body(body: &[u8], content_type: Option<&str>) -> Result<Value, Rejectio
             .contains("application/x-www-form-urlencoded")
     });
     if !declared_form {
-        if let Ok(value) = serde_json::from_slice::<Value>(body) {
-            return Ok(value);
+        if let (Ok(value), Ok(raw)) = (crate::json::parse_slice(body), Raw::from_body(body)) {
+            return Ok((value, raw));
         }
     }
     let text = std::str::from_utf8(body)
@@ -205,7 +203,9 @@ fn parse_body(body: &[u8], content_type: Option<&str>) -> Result<Value, Rejectio
     if text.is_empty() || !text.contains('=') {
         return Err(malformed);
     }
-    Ok(Value::Object(form_fields(text)))
+    let fields = Value::Object(form_fields(text));
+    let raw = Raw::rendered(&fields);
+    Ok((fields, raw))
 }
 
 fn form_fields(text: &str) -> Map<String, Value> {
@@ -384,8 +384,14 @@ fn words(value: &str) -> Vec<String> {
     words
 }
 
-fn normalize(payload: Value, body: &[u8], verification: Verification, now_ms: u64) -> EventParts {
-    let entries = entries(&payload);
+fn normalize(
+    payload: &Value,
+    raw: Raw,
+    body: &[u8],
+    verification: Verification,
+    now_ms: u64,
+) -> EventParts {
+    let entries = entries(payload);
     let event_names: Vec<String> = EVENT_KEYS
         .iter()
         .chain(STATUS_KEYS)
@@ -417,9 +423,6 @@ fn normalize(payload: Value, body: &[u8], verification: Verification, now_ms: u6
         .unwrap_or(now_ms);
     let is_message = event_type.starts_with("message.");
     let data = EventData {
-        email: None,
-        ordering: None,
-        provider_type,
         conversation: scalar(&entries, CONVERSATION_ID_KEYS)
             .or_else(|| object(&entries, CONVERSATION_OBJECTS).and_then(|o| text_at(o, &["id"])))
             .map(|id| Conversation {
@@ -442,11 +445,7 @@ fn normalize(payload: Value, body: &[u8], verification: Verification, now_ms: u6
             )
         },
         message: is_message.then(|| message(&entries)),
-        postback: None,
-        reply: None,
-        members: Vec::new(),
-        verification,
-        raw: payload,
+        ..EventData::new(provider_type, verification, raw)
     };
     EventParts {
         dedupe_key,
@@ -508,6 +507,8 @@ fn time_ms(text: &str) -> Option<u64> {
 
 #[cfg(test)]
 mod tests {
+    use crate::channels::Handled;
+    use crate::envelope::Event;
     use std::collections::HashMap;
 
     use http::{HeaderMap, HeaderValue};
@@ -555,7 +556,8 @@ mod tests {
         }
         let query = Query::default();
         let request = request(&method, extra_path, &query, &headers, body);
-        ChatPlus.handle(&request, &Account::new("chatplus", "demo", bindings))
+        let verdict = ChatPlus.handle(&request, &Account::new("chatplus", "demo", bindings))?;
+        Ok(Handled::new("chatplus", "demo", verdict))
     }
 
     fn single(handled: Result<Handled, Rejection>) -> Event {
@@ -688,7 +690,7 @@ mod tests {
             (message.id.as_deref(), message.text.as_deref()),
             (Some("m-7"), Some("こんにちは"))
         );
-        assert_eq!(event.data.raw["visitor"]["name"], "Hanako");
+        assert_eq!(event.data.raw.value()["visitor"]["name"], "Hanako");
     }
 
     #[test]
@@ -710,7 +712,7 @@ mod tests {
             event.data.message.unwrap().text.as_deref(),
             Some("Thanks a lot!")
         );
-        assert_eq!(event.data.raw["tag"], serde_json::json!(["a", "b"]));
+        assert_eq!(event.data.raw.value()["tag"], serde_json::json!(["a", "b"]));
         assert_eq!(
             event.id,
             crate::envelope::event_id("chatplus", "demo", &content_hash_key(body))

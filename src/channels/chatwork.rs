@@ -9,11 +9,11 @@
 use http::Method;
 use serde_json::Value;
 
-use super::{text_at, u64_at, Channel, ChannelRequest, EdgeResponse, Handled};
+use super::{text_at, u64_at, Channel, ChannelRequest, Verdict};
 use crate::config::Account;
 use crate::crypto;
 use crate::envelope::{
-    Conversation, ConversationKind, Event, EventData, EventParts, Message, Sender, Verification,
+    Conversation, ConversationKind, EventData, EventParts, Message, Raw, Sender, Verification,
     UNRECOGNIZED_TYPE,
 };
 #[cfg(not(target_arch = "wasm32"))]
@@ -39,7 +39,7 @@ impl Channel for Chatwork {
         &self,
         request: &ChannelRequest<'_>,
         account: &Account<'_>,
-    ) -> Result<Handled, Rejection> {
+    ) -> Result<Verdict, Rejection> {
         let keys = account
             .required_values("WEBHOOK_TOKEN")?
             .iter()
@@ -53,22 +53,13 @@ impl Channel for Chatwork {
             .or_else(|| request.query.get(SIGNATURE_PARAMETER));
         let key_index = super::verify_base64_body_hmac(&keys, signature, request.body)?;
 
-        let payload: Value = serde_json::from_slice(request.body)
-            .map_err(|_| Rejection::MalformedBody { expected: "JSON" })?;
-        if !payload.is_object() {
-            return Err(Rejection::MalformedBody { expected: "JSON" });
-        }
+        let (payload, raw) = super::json_object_body(request.body)?;
         let verification = Verification {
             scheme: SCHEME.to_owned(),
             key_index,
         };
-        let parts = normalize(payload, request.body, verification, request.now_ms);
-        let events = vec![Event::new("chatwork", account.name, parts)];
-        Ok(Handled {
-            response: EdgeResponse::accepted(events.len()),
-            events,
-            replay_guard: None,
-        })
+        let parts = normalize(&payload, raw, request.body, verification, request.now_ms);
+        Ok(Verdict::accepted(vec![parts]))
     }
 }
 
@@ -134,11 +125,17 @@ fn dedupe_key(payload: &Value, chatwork_type: &str, body: &[u8]) -> String {
     }
 }
 
-fn normalize(payload: Value, body: &[u8], verification: Verification, now_ms: u64) -> EventParts {
-    let chatwork_type = text_at(&payload, &["webhook_event_type"]).unwrap_or_default();
-    let dedupe_key = dedupe_key(&payload, &chatwork_type, body);
+fn normalize(
+    payload: &Value,
+    raw: Raw,
+    body: &[u8],
+    verification: Verification,
+    now_ms: u64,
+) -> EventParts {
+    let chatwork_type = text_at(payload, &["webhook_event_type"]).unwrap_or_default();
+    let dedupe_key = dedupe_key(payload, &chatwork_type, body);
     let event = payload.get("webhook_event").cloned().unwrap_or(Value::Null);
-    let time_ms = u64_at(&payload, &["webhook_event_time"])
+    let time_ms = u64_at(payload, &["webhook_event_time"])
         .and_then(|seconds| seconds.checked_mul(1000))
         .unwrap_or(now_ms);
     let recognized = envelope_type(&chatwork_type) != UNRECOGNIZED_TYPE;
@@ -149,9 +146,6 @@ fn normalize(payload: Value, body: &[u8], verification: Verification, now_ms: u6
         ..Message::default()
     });
     let data = EventData {
-        email: None,
-        ordering: None,
-        provider_type: chatwork_type.clone(),
         conversation: text_at(&event, &["room_id"]).map(|id| Conversation {
             id,
             kind: ConversationKind::Room,
@@ -161,11 +155,7 @@ fn normalize(payload: Value, body: &[u8], verification: Verification, now_ms: u6
             .or_else(|| text_at(&event, &["account_id"]))
             .map(|id| Sender { id, name: None }),
         message,
-        postback: None,
-        reply: None,
-        members: Vec::new(),
-        verification,
-        raw: payload,
+        ..EventData::new(chatwork_type.clone(), verification, raw)
     };
     EventParts {
         dedupe_key,
@@ -266,6 +256,8 @@ fn block_break(inner: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use crate::channels::test_support::{self, DemoRequest};
+    use crate::channels::Handled;
+    use crate::envelope::Raw;
     use std::collections::HashMap;
 
     use proptest::prelude::*;
@@ -349,7 +341,7 @@ mod tests {
         assert_eq!(message.text.as_deref(), Some("sue445\ntest"));
         assert_eq!(message.id.as_deref(), Some("1007287971738591232"));
         assert_eq!(
-            event.data.raw["webhook_event"]["body"],
+            event.data.raw.value()["webhook_event"]["body"],
             "[rp aid=2739132 to=93207172-1007287785163345920] sue445\ntest"
         );
 
@@ -455,7 +447,8 @@ mod tests {
                 "body": "[To:1] fixed", "send_time": 1498028125, "update_time": 1498028130}
         });
         let parts = normalize(
-            payload,
+            &payload,
+            Raw::rendered(&payload),
             b"{}",
             Verification {
                 scheme: SCHEME.into(),

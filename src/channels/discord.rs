@@ -25,12 +25,14 @@ use ed25519_dalek::{Signer, SigningKey};
 use http::Method;
 use serde_json::{Map, Value};
 
-use super::{text_at, u64_at, value_at, Channel, ChannelRequest, EdgeResponse, Handled};
+use super::Verdict;
+use super::{text_at, u64_at, value_at, Channel, ChannelRequest, EdgeResponse};
 use crate::config::Account;
 use crate::crypto;
+use crate::envelope::Raw;
 use crate::envelope::{
-    Conversation, ConversationKind, Event, EventData, EventParts, Postback, Reply, Sender,
-    Verification, UNRECOGNIZED_TYPE,
+    Conversation, ConversationKind, EventData, EventParts, Postback, Reply, Sender, Verification,
+    UNRECOGNIZED_TYPE,
 };
 #[cfg(not(target_arch = "wasm32"))]
 use crate::tooling::{Sign, SignParams, SignedRequest, ToolingError};
@@ -65,7 +67,7 @@ impl Channel for Discord {
         &self,
         request: &ChannelRequest<'_>,
         account: &Account<'_>,
-    ) -> Result<Handled, Rejection> {
+    ) -> Result<Verdict, Rejection> {
         let keys = public_keys(account)?;
         let skew_s = timestamp_skew_s(account)?;
         let signature = request
@@ -84,7 +86,7 @@ impl Channel for Discord {
             return Err(Rejection::StaleTimestamp);
         }
 
-        let interaction: Value = serde_json::from_slice(request.body)
+        let interaction = crate::json::parse_slice(request.body)
             .map_err(|_| Rejection::MalformedBody { expected: "JSON" })?;
         let interaction_type = u64_at(&interaction, &["type"])
             .filter(|_| interaction.is_object())
@@ -92,11 +94,7 @@ impl Channel for Discord {
                 expected: "a Discord interaction with a type",
             })?;
         if interaction_type == 1 {
-            return Ok(Handled {
-                response: EdgeResponse::json(200, PONG.to_owned()),
-                events: Vec::new(),
-                replay_guard: None,
-            });
+            return Ok(Verdict::handshake(EdgeResponse::json(200, PONG.to_owned())));
         }
         let id = text_at(&interaction, &["id"]).ok_or(Rejection::MalformedBody {
             expected: "a Discord interaction with an id",
@@ -105,18 +103,19 @@ impl Channel for Discord {
             scheme: SCHEME.to_owned(),
             key_index,
         };
+        let raw = Raw::from_body(request.body)
+            .map_err(|_| Rejection::MalformedBody { expected: "JSON" })?;
         let (parts, answer) = normalize(
             interaction_type,
             id,
-            interaction,
+            (&interaction, raw),
             verification,
             sent_s.saturating_mul(1000),
         );
-        Ok(Handled {
-            response: EdgeResponse::json(200, answer.to_owned()),
-            events: vec![Event::new(self.name(), account.name, parts)],
-            replay_guard: None,
-        })
+        Ok(Verdict::respond(
+            EdgeResponse::json(200, answer.to_owned()),
+            vec![parts],
+        ))
     }
 }
 
@@ -245,7 +244,7 @@ fn provider_type(interaction_type: u64) -> String {
 fn normalize(
     interaction_type: u64,
     id: String,
-    interaction: Value,
+    (interaction, raw): (&Value, Raw),
     verification: Verification,
     signed_ms: u64,
 ) -> (EventParts, &'static str) {
@@ -307,17 +306,11 @@ fn normalize(
         event_type: event_type.to_owned(),
         time_ms,
         data: EventData {
-            email: None,
-            ordering: None,
-            provider_type: provider_type(interaction_type),
-            conversation: conversation(&interaction),
-            sender: sender(&interaction),
-            message: None,
+            conversation: conversation(interaction),
+            sender: sender(interaction),
             postback,
-            reply: text_at(&interaction, &["token"]).map(|token| Reply { token }),
-            members: Vec::new(),
-            verification,
-            raw: interaction,
+            reply: text_at(interaction, &["token"]).map(|token| Reply { token }),
+            ..EventData::new(provider_type(interaction_type), verification, raw)
         },
     };
     (parts, answer)
@@ -355,6 +348,7 @@ fn sender(interaction: &Value) -> Option<Sender> {
 
 #[cfg(test)]
 mod tests {
+    use crate::channels::Handled;
     use std::collections::HashMap;
 
     use proptest::prelude::*;

@@ -16,12 +16,14 @@ use http::Method;
 #[cfg(not(target_arch = "wasm32"))]
 use super::form::FORM_CONTENT_TYPE;
 use super::form::{form_object, is_form};
-use super::{text_at, Channel, ChannelRequest, EdgeResponse, Handled};
+use super::Verdict;
+use super::{text_at, Channel, ChannelRequest};
 #[cfg(not(target_arch = "wasm32"))]
 use crate::config::split_values;
 use crate::config::Account;
 use crate::crypto;
-use crate::envelope::{Event, EventData, EventParts, Verification};
+use crate::envelope::Raw;
+use crate::envelope::{EventData, EventParts, Verification};
 use crate::forward::{ReceiveError, SigningKeys};
 #[cfg(not(target_arch = "wasm32"))]
 use crate::tooling::{Sign, SignParams, SignedRequest, ToolingError};
@@ -52,7 +54,7 @@ impl Channel for Generic {
         &self,
         request: &ChannelRequest<'_>,
         account: &Account<'_>,
-    ) -> Result<Handled, Rejection> {
+    ) -> Result<Verdict, Rejection> {
         let secrets = account.required_values(SECRET)?;
         let (verification, webhook) = match AuthScheme::of(account, &secrets)? {
             AuthScheme::StandardWebhooks => {
@@ -63,17 +65,20 @@ impl Channel for Generic {
             AuthScheme::Bearer => (verify_bearer(request, &secrets)?, None),
         };
 
-        let (event_type, raw) = if is_form(request.header("content-type")) {
-            ("form.submitted", form_object(request.body))
+        let (event_type, body, raw) = if is_form(request.header("content-type")) {
+            let form = form_object(request.body);
+            let raw = Raw::rendered(&form);
+            ("form.submitted", form, raw)
         } else {
-            let json =
-                serde_json::from_slice(request.body).map_err(|_| Rejection::MalformedBody {
-                    expected: "JSON or form-urlencoded",
-                })?;
-            ("webhook.received", json)
+            let malformed = Rejection::MalformedBody {
+                expected: "JSON or form-urlencoded",
+            };
+            let json = crate::json::parse_slice(request.body).map_err(|_| malformed.clone())?;
+            let raw = Raw::from_body(request.body).map_err(|_| malformed)?;
+            ("webhook.received", json, raw)
         };
         // Standard Webhooks payloads carry their own `type` by convention.
-        let provider_type = text_at(&raw, &["type"]).unwrap_or_else(|| {
+        let provider_type = text_at(&body, &["type"]).unwrap_or_else(|| {
             if event_type == "form.submitted" {
                 "form"
             } else {
@@ -85,31 +90,12 @@ impl Channel for Generic {
             Some((id, sent_s)) => (id, sent_s.saturating_mul(1000)),
             None => (super::content_hash_key(request.body), request.now_ms),
         };
-        let data = EventData {
-            email: None,
-            ordering: None,
-            provider_type,
-            conversation: None,
-            sender: None,
-            message: None,
-            postback: None,
-            reply: None,
-            members: Vec::new(),
-            verification,
-            raw,
-        };
-        let parts = EventParts {
+        Ok(Verdict::accepted(vec![EventParts {
             dedupe_key,
             event_type: event_type.to_owned(),
             time_ms,
-            data,
-        };
-        let events = vec![Event::new(self.name(), account.name, parts)];
-        Ok(Handled {
-            response: EdgeResponse::accepted(events.len()),
-            events,
-            replay_guard: None,
-        })
+            data: EventData::new(provider_type, verification, raw),
+        }]))
     }
 }
 
@@ -292,6 +278,7 @@ fn sniff_content_type(body: &[u8]) -> &'static str {
 #[cfg(test)]
 mod tests {
     use crate::channels::test_support::{self, DemoRequest};
+    use crate::channels::Handled;
     use std::collections::HashMap;
 
     use proptest::prelude::*;
@@ -369,7 +356,7 @@ mod tests {
             }
         );
         assert_eq!(
-            event.data.raw,
+            event.data.raw.value(),
             serde_json::json!({ "test": 2_432_232_314_u64 })
         );
 
@@ -467,7 +454,7 @@ mod tests {
             }
         );
         assert_eq!(
-            event.data.raw,
+            event.data.raw.value(),
             serde_json::json!({ "name": "Taro Yamada", "email": "taro@example.jp", "tag": ["a", "b"] })
         );
 

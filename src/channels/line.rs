@@ -5,15 +5,16 @@
 //! signed body with `"events":[]`, which is answered 200 and forwards nothing.
 
 use serde::Deserialize;
+use serde_json::value::RawValue;
 use serde_json::Value;
 
-use super::{f64_at, text_at, u64_at, value_at, Channel, ChannelRequest, EdgeResponse, Handled};
+use super::{f64_at, text_at, u64_at, value_at, Channel, ChannelRequest, Verdict};
 use crate::config::Account;
 #[cfg(not(target_arch = "wasm32"))]
 use crate::crypto;
 use crate::envelope::{
-    Attachment, Conversation, ConversationKind, Event, EventData, EventParts, Location, Message,
-    Postback, Reply, Sender, Sticker, Verification, UNRECOGNIZED_TYPE,
+    Attachment, Conversation, ConversationKind, EventData, EventParts, Location, Message, Postback,
+    Raw, Reply, Sender, Sticker, Verification, UNRECOGNIZED_TYPE,
 };
 #[cfg(not(target_arch = "wasm32"))]
 use crate::tooling::{Sign, SignParams, SignedRequest, ToolingError};
@@ -25,8 +26,9 @@ pub const SIGNATURE_HEADER: &str = "x-line-signature";
 const SCHEME: &str = "line-hmac-sha256";
 
 #[derive(Deserialize)]
-struct Payload {
-    events: Vec<Value>,
+struct Payload<'a> {
+    #[serde(borrow)]
+    events: Vec<&'a RawValue>,
 }
 
 impl Channel for Line {
@@ -42,7 +44,7 @@ impl Channel for Line {
         &self,
         request: &ChannelRequest<'_>,
         account: &Account<'_>,
-    ) -> Result<Handled, Rejection> {
+    ) -> Result<Verdict, Rejection> {
         let secrets = account.required_values("CHANNEL_SECRET")?;
         let key_index = super::verify_base64_body_hmac(
             &secrets,
@@ -56,22 +58,12 @@ impl Channel for Line {
             scheme: SCHEME.to_owned(),
             key_index,
         };
-        let events: Vec<Event> = payload
+        let events = payload
             .events
             .into_iter()
-            .map(|raw| {
-                Event::new(
-                    "line",
-                    account.name,
-                    normalize(raw, &verification, request.now_ms),
-                )
-            })
-            .collect();
-        Ok(Handled {
-            response: EdgeResponse::accepted(events.len()),
-            events,
-            replay_guard: None,
-        })
+            .map(|raw| normalize(raw, &verification, request.now_ms))
+            .collect::<Result<_, _>>()?;
+        Ok(Verdict::accepted(events))
     }
 }
 
@@ -119,7 +111,13 @@ fn envelope_type(line_type: &str) -> &'static str {
     }
 }
 
-fn normalize(raw: Value, verification: &Verification, now_ms: u64) -> EventParts {
+fn normalize(
+    event: &RawValue,
+    verification: &Verification,
+    now_ms: u64,
+) -> Result<EventParts, Rejection> {
+    let raw = crate::json::parse(event.get())
+        .map_err(|_| Rejection::MalformedBody { expected: "JSON" })?;
     let line_type = text_at(&raw, &["type"]).unwrap_or_default();
     let dedupe_key = text_at(&raw, &["webhookEventId"]).unwrap_or_else(|| {
         // Older payloads (and the SDKs' fixtures) have no webhookEventId: fall back to the event's content.
@@ -128,9 +126,6 @@ fn normalize(raw: Value, verification: &Verification, now_ms: u64) -> EventParts
     });
     let time_ms = u64_at(&raw, &["timestamp"]).unwrap_or(now_ms);
     let data = EventData {
-        email: None,
-        ordering: None,
-        provider_type: line_type.clone(),
         conversation: conversation(&raw),
         sender: text_at(&raw, &["source", "userId"]).map(|id| Sender { id, name: None }),
         message: message(&line_type, &raw),
@@ -142,15 +137,18 @@ fn normalize(raw: Value, verification: &Verification, now_ms: u64) -> EventParts
         }),
         reply: text_at(&raw, &["replyToken"]).map(|token| Reply { token }),
         members: members(&line_type, &raw),
-        verification: verification.clone(),
-        raw,
+        ..EventData::new(
+            line_type.clone(),
+            verification.clone(),
+            Raw::verbatim(event),
+        )
     };
-    EventParts {
+    Ok(EventParts {
         dedupe_key,
         event_type: envelope_type(&line_type).to_owned(),
         time_ms,
         data,
-    }
+    })
 }
 
 fn conversation(raw: &Value) -> Option<Conversation> {

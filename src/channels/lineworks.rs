@@ -8,12 +8,14 @@
 use http::Method;
 use serde_json::Value;
 
-use super::{content_hash_key, f64_at, text_at, Channel, ChannelRequest, EdgeResponse, Handled};
+use super::Verdict;
+use super::{content_hash_key, f64_at, text_at, Channel, ChannelRequest};
 use crate::config::Account;
 use crate::crypto;
+use crate::envelope::Raw;
 use crate::envelope::{
-    Attachment, Conversation, ConversationKind, Event, EventData, EventParts, Location, Message,
-    Postback, Sender, Sticker, Verification, UNRECOGNIZED_TYPE,
+    Attachment, Conversation, ConversationKind, EventData, EventParts, Location, Message, Postback,
+    Sender, Sticker, Verification, UNRECOGNIZED_TYPE,
 };
 #[cfg(not(target_arch = "wasm32"))]
 use crate::tooling::{Sign, SignParams, SignedRequest, ToolingError};
@@ -38,7 +40,7 @@ impl Channel for LineWorks {
         &self,
         request: &ChannelRequest<'_>,
         account: &Account<'_>,
-    ) -> Result<Handled, Rejection> {
+    ) -> Result<Verdict, Rejection> {
         let secrets = account.required_values("BOT_SECRET")?;
         let bot_id = account.required_field("BOT_ID")?;
         let key_index = super::verify_base64_body_hmac(
@@ -53,27 +55,18 @@ impl Channel for LineWorks {
             return Err(Rejection::BotIdMismatch);
         }
 
-        let raw: Value = serde_json::from_slice(request.body)
-            .map_err(|_| Rejection::MalformedBody { expected: "JSON" })?;
-        if !raw.is_object() {
-            return Err(Rejection::MalformedBody { expected: "JSON" });
-        }
+        let (payload, raw) = super::json_object_body(request.body)?;
         let verification = Verification {
             scheme: SCHEME.to_owned(),
             key_index,
         };
         let parts = normalize(
-            raw,
+            (&payload, raw),
             content_hash_key(request.body),
             verification,
             request.now_ms,
         );
-        let events = vec![Event::new("lineworks", account.name, parts)];
-        Ok(Handled {
-            response: EdgeResponse::accepted(events.len()),
-            events,
-            replay_guard: None,
-        })
+        Ok(Verdict::accepted(vec![parts]))
     }
 }
 
@@ -109,39 +102,34 @@ fn envelope_type(works_type: &str) -> &'static str {
 }
 
 fn normalize(
-    raw: Value,
+    (payload, raw): (&Value, Raw),
     dedupe_key: String,
     verification: Verification,
     now_ms: u64,
 ) -> EventParts {
-    let works_type = text_at(&raw, &["type"]).unwrap_or_default();
-    let time_ms = text_at(&raw, &["issuedTime"])
+    let works_type = text_at(payload, &["type"]).unwrap_or_default();
+    let time_ms = text_at(payload, &["issuedTime"])
         .and_then(|t| crate::datetime::parse_rfc3339_ms(&t))
         .unwrap_or(now_ms);
     let postback = match works_type.as_str() {
-        "postback" => text_at(&raw, &["data"]),
+        "postback" => text_at(payload, &["data"]),
         // A message sent by tapping a quick-reply or button action carries the action's postback in its content.
-        "message" => text_at(&raw, &["content", "postback"]),
+        "message" => text_at(payload, &["content", "postback"]),
         _ => None,
     };
     let data = EventData {
-        email: None,
-        ordering: None,
-        provider_type: works_type.clone(),
-        conversation: conversation(&raw),
-        sender: text_at(&raw, &["source", "userId"]).map(|id| Sender { id, name: None }),
+        conversation: conversation(payload),
+        sender: text_at(payload, &["source", "userId"]).map(|id| Sender { id, name: None }),
         message: match works_type.as_str() {
-            "message" => raw.get("content").map(message_content),
+            "message" => payload.get("content").map(message_content),
             _ => None,
         },
         postback: postback.map(|data| Postback { data, params: None }),
-        reply: None,
         members: match works_type.as_str() {
-            "joined" | "left" => members(&raw),
+            "joined" | "left" => members(payload),
             _ => Vec::new(),
         },
-        verification,
-        raw,
+        ..EventData::new(works_type.clone(), verification, raw)
     };
     EventParts {
         dedupe_key,
@@ -224,6 +212,8 @@ fn message_content(content: &Value) -> Message {
 #[cfg(test)]
 mod tests {
     use crate::channels::test_support::{self, DemoRequest};
+    use crate::channels::Handled;
+    use crate::envelope::Raw;
     use std::collections::HashMap;
 
     use proptest::prelude::*;
@@ -355,9 +345,9 @@ mod tests {
     }
 
     fn normalized(body: &str) -> EventParts {
-        let raw: Value = serde_json::from_str(body).unwrap();
+        let payload: Value = serde_json::from_str(body).unwrap();
         normalize(
-            raw,
+            (&payload, Raw::from_body(body.as_bytes()).unwrap()),
             "k".into(),
             Verification {
                 scheme: SCHEME.into(),
@@ -419,7 +409,7 @@ mod tests {
         let unknown = normalized(r#"{"type":"reaction","source":{"userId":"u1"}}"#);
         assert_eq!(unknown.event_type, UNRECOGNIZED_TYPE);
         assert_eq!(unknown.data.provider_type, "reaction");
-        assert_eq!(unknown.data.raw["type"], "reaction");
+        assert_eq!(unknown.data.raw.value()["type"], "reaction");
     }
 
     #[test]

@@ -13,12 +13,14 @@
 use http::Method;
 use serde_json::Value;
 
-use super::{f64_at, text_at, u64_at, value_at, Channel, ChannelRequest, EdgeResponse, Handled};
+use super::Verdict;
+use super::{f64_at, text_at, u64_at, value_at, Channel, ChannelRequest, EdgeResponse};
 use crate::config::Account;
 use crate::crypto;
+use crate::envelope::Raw;
 use crate::envelope::{
-    Attachment, Conversation, ConversationKind, Event, EventData, EventParts, Location, Message,
-    Postback, Sender, Sticker, Verification, UNRECOGNIZED_TYPE,
+    Attachment, Conversation, ConversationKind, EventData, EventParts, Location, Message, Postback,
+    Sender, Sticker, Verification, UNRECOGNIZED_TYPE,
 };
 #[cfg(not(target_arch = "wasm32"))]
 use crate::tooling::{Sign, SignParams, SignedRequest, ToolingError};
@@ -74,14 +76,14 @@ impl Channel for Meta {
         &self,
         request: &ChannelRequest<'_>,
         account: &Account<'_>,
-    ) -> Result<Handled, Rejection> {
+    ) -> Result<Verdict, Rejection> {
         if *request.method == Method::GET {
             return handshake(request, account);
         }
         let secrets = account.required_values(APP_SECRET)?;
         let key_index = verify_signature(&secrets, request.header(SIGNATURE_HEADER), request.body)?;
 
-        let payload: Value = serde_json::from_slice(request.body)
+        let payload = crate::json::parse_slice(request.body)
             .map_err(|_| Rejection::MalformedBody { expected: "JSON" })?;
         let context = Context {
             product: self.product,
@@ -91,15 +93,7 @@ impl Channel for Meta {
             },
             now_ms: request.now_ms,
         };
-        let events: Vec<Event> = normalize_payload(&context, payload)
-            .into_iter()
-            .map(|parts| Event::new(self.name(), account.name, parts))
-            .collect();
-        Ok(Handled {
-            response: EdgeResponse::accepted(events.len()),
-            events,
-            replay_guard: None,
-        })
+        Ok(Verdict::accepted(normalize_payload(&context, payload)))
     }
 }
 
@@ -153,7 +147,7 @@ fn verify_signature(
     crypto::hmac_sha256_matches(secrets, &[body], &tag).ok_or(Rejection::InvalidSignature)
 }
 
-fn handshake(request: &ChannelRequest<'_>, account: &Account<'_>) -> Result<Handled, Rejection> {
+fn handshake(request: &ChannelRequest<'_>, account: &Account<'_>) -> Result<Verdict, Rejection> {
     let tokens = account.required_values(VERIFY_TOKEN)?;
     let presented = request
         .query
@@ -167,11 +161,7 @@ fn handshake(request: &ChannelRequest<'_>, account: &Account<'_>) -> Result<Hand
         .query
         .get("hub.challenge")
         .ok_or(Rejection::MissingParameter("hub.challenge"))?;
-    Ok(Handled {
-        response: EdgeResponse::text(challenge),
-        events: Vec::new(),
-        replay_guard: None,
-    })
+    Ok(Verdict::handshake(EdgeResponse::text(challenge)))
 }
 
 struct Context {
@@ -193,17 +183,15 @@ impl Context {
             event_type: event_type.to_owned(),
             time_ms: time_ms.unwrap_or(self.now_ms),
             data: EventData {
-                email: None,
-                ordering: None,
-                provider_type: data.provider_type,
                 conversation: data.conversation,
                 sender: data.sender,
                 message: data.message,
                 postback: data.postback,
-                reply: None,
-                members: Vec::new(),
-                verification: self.verification.clone(),
-                raw: data.raw,
+                ..EventData::new(
+                    data.provider_type,
+                    self.verification.clone(),
+                    Raw::rendered(&data.raw),
+                )
             },
         }
     }
@@ -735,6 +723,7 @@ fn messaging_content(message: &Value) -> Message {
 #[cfg(test)]
 mod tests {
     use crate::channels::test_support::{self, DemoRequest};
+    use crate::channels::Handled;
     use std::collections::HashMap;
 
     use proptest::prelude::*;
@@ -877,7 +866,7 @@ mod tests {
                 key_index: 0
             }
         );
-        assert_eq!(data.raw["metadata"]["phone_number_id"], "123456123");
+        assert_eq!(data.raw.value()["metadata"]["phone_number_id"], "123456123");
     }
 
     #[test]

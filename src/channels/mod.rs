@@ -5,7 +5,7 @@ use http::{HeaderMap, Method};
 use serde_json::Value;
 
 use crate::config::Account;
-use crate::envelope::Event;
+use crate::envelope::{Event, EventParts, Raw};
 use crate::query::Query;
 use crate::Rejection;
 
@@ -129,14 +129,83 @@ impl EdgeResponse {
     }
 }
 
-/// A verified request: what to answer, and the normalized events to forward.
+/// What a channel decided about a request it verified: the answer, and the events it found. The gateway turns
+/// the events into envelope [`Event`]s of this channel and account ([`Handled::new`]).
+#[derive(Debug)]
+pub struct Verdict {
+    pub answer: Answer,
+    pub events: Vec<EventParts>,
+    /// Set by channels whose signature does not cover the body (WeChat plaintext mode): the gateway accepts
+    /// the signed query again only with the same body.
+    pub replay_guard: Option<ReplayGuard>,
+}
+
+/// What the provider is answered.
+#[derive(Debug)]
+pub enum Answer {
+    /// The usual acknowledgement, `{"accepted":N}` with N the number of events.
+    Accepted,
+    /// A response the provider's protocol prescribes (a handshake, `success`, an interaction callback).
+    Respond(EdgeResponse),
+}
+
+impl Verdict {
+    /// Events acknowledged with `{"accepted":N}`.
+    pub fn accepted(events: Vec<EventParts>) -> Verdict {
+        Verdict {
+            answer: Answer::Accepted,
+            events,
+            replay_guard: None,
+        }
+    }
+
+    /// Events acknowledged with the response the provider expects.
+    pub fn respond(response: EdgeResponse, events: Vec<EventParts>) -> Verdict {
+        Verdict {
+            answer: Answer::Respond(response),
+            events,
+            replay_guard: None,
+        }
+    }
+
+    /// A handshake: an answer and no event.
+    pub fn handshake(response: EdgeResponse) -> Verdict {
+        Verdict::respond(response, Vec::new())
+    }
+
+    pub fn guarded_by(self, replay_guard: Option<ReplayGuard>) -> Verdict {
+        Verdict {
+            replay_guard,
+            ..self
+        }
+    }
+}
+
+/// A verdict whose events are envelope events of one channel and account: what the gateway answers and forwards.
 #[derive(Debug)]
 pub struct Handled {
     pub response: EdgeResponse,
     pub events: Vec<Event>,
-    /// Set by channels whose signature does not cover the body (WeChat plaintext mode): the gateway accepts
-    /// the signed query again only with the same body.
     pub replay_guard: Option<ReplayGuard>,
+}
+
+impl Handled {
+    pub fn new(channel: &str, account: &str, verdict: Verdict) -> Handled {
+        let events: Vec<Event> = verdict
+            .events
+            .into_iter()
+            .map(|parts| Event::new(channel, account, parts))
+            .collect();
+        let response = match verdict.answer {
+            Answer::Accepted => EdgeResponse::accepted(events.len()),
+            Answer::Respond(response) => response,
+        };
+        Handled {
+            response,
+            events,
+            replay_guard: verdict.replay_guard,
+        }
+    }
 }
 
 /// A signed query that authenticates no body. The gateway remembers the body digest it first came with until
@@ -185,7 +254,7 @@ pub trait Channel: Sync + Tooling {
         &self,
         request: &ChannelRequest<'_>,
         account: &Account<'_>,
-    ) -> Result<Handled, Rejection>;
+    ) -> Result<Verdict, Rejection>;
 
     /// The body limit of this channel's requests when the account sets none (`{CHANNEL}_{ACCOUNT}_MAX_BODY_BYTES`);
     /// never above the gateway-wide `MAX_BODY_BYTES`. Channels whose messages are known to be small declare one,
@@ -212,6 +281,18 @@ pub(crate) fn verify_base64_body_hmac<K: AsRef<[u8]>>(
     let signature = signature.ok_or(Rejection::MissingSignature)?;
     let tag = crate::crypto::base64_decode(signature).ok_or(Rejection::InvalidSignature)?;
     crate::crypto::hmac_sha256_matches(keys, &[body], &tag).ok_or(Rejection::InvalidSignature)
+}
+
+/// A JSON body: its value for normalization, and its exact text for `data.raw`. Refuses anything but an
+/// object (every JSON provider sends one) as `malformed_body`.
+pub(crate) fn json_object_body(body: &[u8]) -> Result<(Value, Raw), Rejection> {
+    let malformed = Rejection::MalformedBody { expected: "JSON" };
+    let value = crate::json::parse_slice(body).map_err(|_| malformed.clone())?;
+    if !value.is_object() {
+        return Err(malformed);
+    }
+    let raw = Raw::from_body(body).map_err(|_| malformed)?;
+    Ok((value, raw))
 }
 
 /// A string at a JSON path; numbers are rendered as their decimal text (ids are numbers in some payloads).
@@ -298,6 +379,7 @@ pub(crate) mod test_support {
             now_ms: demo.now_ms,
         };
         super::check_route(channel, &demo.method, demo.extra_path)?;
-        channel.handle(&request, &Account::new(channel.name(), "demo", bindings))
+        let verdict = channel.handle(&request, &Account::new(channel.name(), "demo", bindings))?;
+        Ok(Handled::new(channel.name(), "demo", verdict))
     }
 }

@@ -14,12 +14,14 @@ use http::Method;
 use serde_json::Value;
 
 use super::form::{form_object, is_form};
-use super::{text_at, u64_at, value_at, Channel, ChannelRequest, EdgeResponse, Handled};
+use super::Verdict;
+use super::{text_at, u64_at, value_at, Channel, ChannelRequest, EdgeResponse};
 use crate::config::Account;
 use crate::crypto;
+use crate::envelope::Raw;
 use crate::envelope::{
-    Attachment, Conversation, ConversationKind, Event, EventData, EventParts, Message, Postback,
-    Reply, Sender, Verification, UNRECOGNIZED_TYPE,
+    Attachment, Conversation, ConversationKind, EventData, EventParts, Message, Postback, Reply,
+    Sender, Verification, UNRECOGNIZED_TYPE,
 };
 #[cfg(not(target_arch = "wasm32"))]
 use crate::tooling::{Sign, SignParams, SignedRequest, ToolingError};
@@ -48,7 +50,7 @@ impl Channel for Slack {
         &self,
         request: &ChannelRequest<'_>,
         account: &Account<'_>,
-    ) -> Result<Handled, Rejection> {
+    ) -> Result<Verdict, Rejection> {
         let secrets = account.required_values(SIGNING_SECRET)?;
         let bot_filter = BotFilter::from_account(account)?;
         let signature = request
@@ -83,13 +85,8 @@ impl Channel for Slack {
         } else {
             json_request(&context, request.body, &bot_filter)?
         };
-        let events: Vec<Event> = outcome
-            .events
-            .into_iter()
-            .map(|parts| Event::new(self.name(), account.name, parts))
-            .collect();
         let response = match outcome.response {
-            Response::Accepted => EdgeResponse::accepted(events.len()),
+            Response::Accepted => return Ok(Verdict::accepted(outcome.events)),
             Response::Ignored => {
                 EdgeResponse::json(200, "{\"accepted\":0,\"ignored\":1}".to_owned())
             }
@@ -98,11 +95,7 @@ impl Channel for Slack {
             // a `response_action`: an empty 200 is the neutral acknowledgement for both.
             Response::Empty => EdgeResponse::text(Vec::new()),
         };
-        Ok(Handled {
-            response,
-            events,
-            replay_guard: None,
-        })
+        Ok(Verdict::respond(response, outcome.events))
     }
 }
 
@@ -192,23 +185,20 @@ impl Context {
         event_type: &str,
         time_ms: Option<u64>,
         data: Data,
+        raw: Raw,
     ) -> EventParts {
         EventParts {
             dedupe_key,
             event_type: event_type.to_owned(),
             time_ms: time_ms.unwrap_or(self.request_ms),
             data: EventData {
-                email: None,
-                ordering: None,
-                provider_type: data.provider_type,
                 conversation: data.conversation,
                 sender: data.sender,
                 message: data.message,
                 postback: data.postback,
                 reply: data.reply,
                 members: data.members,
-                verification: self.verification.clone(),
-                raw: data.raw,
+                ..EventData::new(data.provider_type, self.verification.clone(), raw)
             },
         }
     }
@@ -223,7 +213,6 @@ struct Data {
     postback: Option<Postback>,
     reply: Option<Reply>,
     members: Vec<Sender>,
-    raw: Value,
 }
 
 enum Response {
@@ -301,8 +290,9 @@ fn json_request(
     body: &[u8],
     bot_filter: &BotFilter,
 ) -> Result<Outcome, Rejection> {
-    let payload: Value =
-        serde_json::from_slice(body).map_err(|_| Rejection::MalformedBody { expected: "JSON" })?;
+    let malformed = Rejection::MalformedBody { expected: "JSON" };
+    let payload = crate::json::parse_slice(body).map_err(|_| malformed.clone())?;
+    let raw = Raw::from_body(body).map_err(|_| malformed)?;
     let envelope_type = text_at(&payload, &["type"]).unwrap_or_default();
     match envelope_type.as_str() {
         "url_verification" => {
@@ -322,7 +312,7 @@ fn json_request(
                     events: Vec::new(),
                 });
             }
-            let parts = event_callback(context, &event, payload, body);
+            let parts = event_callback(context, &event, (&payload, raw), body);
             Ok(Outcome {
                 response: Response::Accepted,
                 events: vec![parts],
@@ -332,10 +322,9 @@ fn json_request(
         _ => {
             let data = Data {
                 provider_type: envelope_type,
-                raw: payload,
                 ..Data::default()
             };
-            let parts = context.parts(hash_key(body), UNRECOGNIZED_TYPE, None, data);
+            let parts = context.parts(hash_key(body), UNRECOGNIZED_TYPE, None, data, raw);
             Ok(Outcome {
                 response: Response::Accepted,
                 events: vec![parts],
@@ -345,20 +334,24 @@ fn json_request(
 }
 
 /// One `event_callback`; `raw` is the whole callback (`event_id`, `team_id`, `authorizations` and `event`).
-fn event_callback(context: &Context, event: &Value, payload: Value, body: &[u8]) -> EventParts {
+fn event_callback(
+    context: &Context,
+    event: &Value,
+    (payload, raw): (&Value, Raw),
+    body: &[u8],
+) -> EventParts {
     let provider_type = text_at(event, &["type"]).unwrap_or_default();
     let subtype = text_at(event, &["subtype"]);
-    let dedupe_key = text_at(&payload, &["event_id"]).unwrap_or_else(|| hash_key(body));
+    let dedupe_key = text_at(payload, &["event_id"]).unwrap_or_else(|| hash_key(body));
     let time_ms = text_at(event, &["ts"])
         .or_else(|| text_at(event, &["event_ts"]))
         .and_then(|ts| ts_to_ms(&ts))
-        .or_else(|| u64_at(&payload, &["event_time"]).and_then(|s| s.checked_mul(1000)));
+        .or_else(|| u64_at(payload, &["event_time"]).and_then(|s| s.checked_mul(1000)));
     let channel_type = text_at(event, &["channel_type"]);
     let in_channel = conversation(text_at(event, &["channel"]), channel_type.as_deref());
     let user = text_at(event, &["user"]).map(|id| Sender { id, name: None });
     let mut data = Data {
         provider_type: provider_type.clone(),
-        raw: payload,
         ..Data::default()
     };
     let event_type = match (provider_type.as_str(), subtype.as_deref()) {
@@ -432,7 +425,7 @@ fn event_callback(context: &Context, event: &Value, payload: Value, body: &[u8])
             UNRECOGNIZED_TYPE
         }
     };
-    context.parts(dedupe_key, event_type, time_ms, data)
+    context.parts(dedupe_key, event_type, time_ms, data, raw)
 }
 
 fn message_sender(message: &Value) -> Option<Sender> {
@@ -492,12 +485,14 @@ fn file_attachment(file: &Value) -> Attachment {
 
 fn form_request(context: &Context, body: &[u8]) -> Result<Outcome, Rejection> {
     let form = form_object(body);
-    let events = if let Some(payload) = text_at(&form, &["payload"]) {
-        let payload: Value =
-            serde_json::from_str(&payload).map_err(|_| Rejection::MalformedBody {
-                expected: "interactivity payload JSON",
-            })?;
-        vec![interaction(context, payload, body)]
+    let events = if let Some(payload_text) = text_at(&form, &["payload"]) {
+        let malformed = Rejection::MalformedBody {
+            expected: "interactivity payload JSON",
+        };
+        let payload = crate::json::parse(&payload_text).map_err(|_| malformed.clone())?;
+        // `data.raw` is the payload's own JSON text, as Slack wrote it into the form.
+        let raw = Raw::from_body(payload_text.as_bytes()).map_err(|_| malformed)?;
+        vec![interaction(context, (payload, raw), body)]
     } else if form.get("command").is_some() {
         vec![slash_command(context, form, body)]
     } else if text_at(&form, &["ssl_check"]).as_deref() == Some("1") {
@@ -506,10 +501,10 @@ fn form_request(context: &Context, body: &[u8]) -> Result<Outcome, Rejection> {
     } else {
         let data = Data {
             provider_type: "form".to_owned(),
-            raw: form,
             ..Data::default()
         };
-        vec![context.parts(hash_key(body), UNRECOGNIZED_TYPE, None, data)]
+        let raw = Raw::rendered(&form);
+        vec![context.parts(hash_key(body), UNRECOGNIZED_TYPE, None, data, raw)]
     };
     Ok(Outcome {
         response: Response::Empty,
@@ -549,10 +544,10 @@ fn slash_command(context: &Context, form: Value, body: &[u8]) -> EventParts {
         ..Data::default()
     };
     let key = interaction_key(&form, body);
-    context.parts(key, "command.invoked", None, Data { raw: form, ..data })
+    context.parts(key, "command.invoked", None, data, Raw::rendered(&form))
 }
 
-fn interaction(context: &Context, payload: Value, body: &[u8]) -> EventParts {
+fn interaction(context: &Context, (payload, raw): (Value, Raw), body: &[u8]) -> EventParts {
     let provider_type = text_at(&payload, &["type"]).unwrap_or_default();
     let key = interaction_key(&payload, body);
     let channel = payload.get("channel");
@@ -602,15 +597,7 @@ fn interaction(context: &Context, payload: Value, body: &[u8]) -> EventParts {
         // `block_suggestion` expects options in the response, which the gateway cannot give; `view_closed`.
         _ => UNRECOGNIZED_TYPE,
     };
-    context.parts(
-        key,
-        event_type,
-        time_ms,
-        Data {
-            raw: payload,
-            ..data
-        },
-    )
+    context.parts(key, event_type, time_ms, data, raw)
 }
 
 /// What a clicked button or chosen option stands for: its `value`, else the selected option's, else the
@@ -625,6 +612,7 @@ fn action_value(action: &Value) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use crate::channels::test_support::{self, DemoRequest};
+    use crate::channels::Handled;
     use std::collections::HashMap;
 
     use proptest::prelude::*;
@@ -740,7 +728,7 @@ mod tests {
                 "https://hooks.slack.com/commands/T1DC2JH3J/397700885554/96rGlfmibIGlgcZRskXaIFfN"
             )
         );
-        assert_eq!(data.raw["team_domain"], "testteamnow");
+        assert_eq!(data.raw.value()["team_domain"], "testteamnow");
 
         let options = [
             ("secret".to_owned(), SECRET.to_owned()),

@@ -9,14 +9,13 @@ use http::Method;
 use serde_json::Value;
 
 use super::{
-    content_hash_key, f64_at, text_at, u64_at, value_at, Channel, ChannelRequest, EdgeResponse,
-    Handled,
+    content_hash_key, f64_at, text_at, u64_at, value_at, Channel, ChannelRequest, Verdict,
 };
 use crate::config::Account;
 use crate::crypto;
 use crate::envelope::{
-    Attachment, Conversation, ConversationKind, Event, EventData, EventParts, Location, Message,
-    Postback, Reply, Sender, Sticker, Verification, UNRECOGNIZED_TYPE,
+    Attachment, Conversation, ConversationKind, EventData, EventParts, Location, Message, Postback,
+    Raw, Reply, Sender, Sticker, Verification, UNRECOGNIZED_TYPE,
 };
 #[cfg(not(target_arch = "wasm32"))]
 use crate::tooling::{Sign, SignParams, SignedRequest, ToolingError};
@@ -48,7 +47,7 @@ impl Channel for Telegram {
         &self,
         request: &ChannelRequest<'_>,
         account: &Account<'_>,
-    ) -> Result<Handled, Rejection> {
+    ) -> Result<Verdict, Rejection> {
         let secrets = account.required_values("SECRET_TOKEN")?;
         if !secrets.iter().all(|secret| is_valid_secret_token(secret)) {
             return Err(Rejection::Misconfigured {
@@ -62,11 +61,7 @@ impl Channel for Telegram {
         let key_index = crypto::matching_secret(&secrets, presented.as_bytes())
             .ok_or(Rejection::InvalidSignature)?;
 
-        let update: Value = serde_json::from_slice(request.body)
-            .map_err(|_| Rejection::MalformedBody { expected: "JSON" })?;
-        if !update.is_object() {
-            return Err(Rejection::MalformedBody { expected: "JSON" });
-        }
+        let (update, raw) = super::json_object_body(request.body)?;
         let bot = account
             .field("BOT_ID")
             .unwrap_or_else(|| account.name.to_owned());
@@ -78,13 +73,8 @@ impl Channel for Telegram {
             scheme: SCHEME.to_owned(),
             key_index,
         };
-        let parts = normalize(update, dedupe_key, verification, request.now_ms);
-        let events = vec![Event::new("telegram", account.name, parts)];
-        Ok(Handled {
-            response: EdgeResponse::accepted(events.len()),
-            events,
-            replay_guard: None,
-        })
+        let parts = normalize(&update, raw, dedupe_key, verification, request.now_ms);
+        Ok(Verdict::accepted(vec![parts]))
     }
 }
 
@@ -120,7 +110,8 @@ pub fn is_valid_secret_token(secret: &str) -> bool {
 }
 
 fn normalize(
-    update: Value,
+    update: &Value,
+    raw: Raw,
     dedupe_key: String,
     verification: Verification,
     now_ms: u64,
@@ -151,17 +142,13 @@ fn normalize(
         provider_type = field.clone();
     }
     let data = EventData {
-        email: None,
-        ordering: None,
-        provider_type,
         conversation: parts.conversation,
         sender: parts.sender,
         message: parts.message,
         postback: parts.postback,
         reply: parts.reply,
         members: parts.members,
-        verification,
-        raw: update,
+        ..EventData::new(provider_type, verification, raw)
     };
     EventParts {
         dedupe_key,
@@ -378,6 +365,8 @@ fn attachment(kind: &str, file: &Value) -> Attachment {
 #[cfg(test)]
 mod tests {
     use crate::channels::test_support::{self, DemoRequest};
+    use crate::channels::Handled;
+    use crate::envelope::Raw;
     use std::collections::HashMap;
 
     use proptest::prelude::*;
@@ -525,7 +514,8 @@ mod tests {
 
     fn normalized(update: Value) -> EventParts {
         normalize(
-            update,
+            &update,
+            Raw::rendered(&update),
             "k".into(),
             Verification {
                 scheme: SCHEME.into(),

@@ -18,10 +18,11 @@
 use http::Method;
 
 use super::wxsettings::{self, param};
-use super::{wxenvelope, wxxml, Channel, ChannelRequest, EdgeResponse, Handled, ReplayGuard};
+use super::Verdict;
+use super::{wxenvelope, wxxml, Channel, ChannelRequest, EdgeResponse, ReplayGuard};
 use crate::config::Account;
 use crate::crypto::wxbiz::{self, AesKey};
-use crate::envelope::{Event, Verification};
+use crate::envelope::Verification;
 #[cfg(not(target_arch = "wasm32"))]
 use crate::tooling::{Sign, SignParams, SignedRequest, ToolingError};
 use crate::Rejection;
@@ -62,7 +63,7 @@ impl Channel for WeChat {
         &self,
         request: &ChannelRequest<'_>,
         account: &Account<'_>,
-    ) -> Result<Handled, Rejection> {
+    ) -> Result<Verdict, Rejection> {
         let settings = Settings {
             tokens: account.required_values("TOKEN")?,
             keys: wxsettings::aes_keys(account)?,
@@ -115,25 +116,21 @@ fn verify_plain(
     Ok((key_index, guard))
 }
 
-fn handshake(request: &ChannelRequest<'_>, settings: &Settings) -> Result<Handled, Rejection> {
+fn handshake(request: &ChannelRequest<'_>, settings: &Settings) -> Result<Verdict, Rejection> {
     request
         .query
         .get("signature")
         .ok_or(Rejection::MissingSignature)?;
     let echostr = param(request.query, "echostr")?;
     let (_, replay_guard) = verify_plain(request, settings)?;
-    Ok(Handled {
-        response: EdgeResponse::text(echostr),
-        events: Vec::new(),
-        replay_guard,
-    })
+    Ok(Verdict::handshake(EdgeResponse::text(echostr)).guarded_by(replay_guard))
 }
 
 fn receive(
     request: &ChannelRequest<'_>,
     account: &Account<'_>,
     settings: &Settings,
-) -> Result<Handled, Rejection> {
+) -> Result<Verdict, Rejection> {
     let declared_aes = request
         .query
         .get("encrypt_type")
@@ -160,16 +157,8 @@ fn receive(
         (xml.to_owned(), verification, guard)
     };
     let fields = wxxml::parse(&xml)?;
-    let event = Event::new(
-        NAME,
-        account.name,
-        wxxml::normalize(fields, verification, request.now_ms),
-    );
-    Ok(Handled {
-        response: EdgeResponse::text("success"),
-        events: vec![event],
-        replay_guard,
-    })
+    let parts = wxxml::normalize(fields, verification, request.now_ms);
+    Ok(Verdict::respond(EdgeResponse::text("success"), vec![parts]).guarded_by(replay_guard))
 }
 
 /// Compatible and safe mode: only `<Encrypt>` is read before `msg_signature` is checked over it; the rest of
@@ -318,6 +307,7 @@ fn sign(params: &SignParams) -> Result<SignedRequest, ToolingError> {
 mod tests {
     use super::*;
     use crate::channels::test_support::{self, DemoRequest};
+    use crate::channels::Handled;
 
     use proptest::prelude::*;
     use std::collections::HashMap;
@@ -406,9 +396,9 @@ mod tests {
                 key_index: 0
             }
         );
-        assert_eq!(event.data.raw["MsgId"], "6054768590064713728");
+        assert_eq!(event.data.raw.value()["MsgId"], "6054768590064713728");
         assert!(
-            event.data.raw.get("Encrypt").is_none(),
+            event.data.raw.value().get("Encrypt").is_none(),
             "raw is the decrypted message, not the envelope"
         );
         // sha256("wechat\ndemo\n" + '["MsgId","oyORnuP8q7ou2gfYjqLzSIWZf0rs","6054768590064713728"]'), by Python:
@@ -509,7 +499,7 @@ mod tests {
             event.data.sender.as_ref().unwrap().id,
             "oyORnuP8q7ou2gfYjqLzSIWZf0rs"
         );
-        assert_eq!(event.data.raw["MsgId"], "6054768590064713728");
+        assert_eq!(event.data.raw.value()["MsgId"], "6054768590064713728");
     }
 
     /// Plaintext mode: the guard's values, computed independently with Python's hashlib:
@@ -615,7 +605,7 @@ mod tests {
         let events = run(&official(), Method::POST, query, &plain_text, now)
             .unwrap()
             .events;
-        assert_eq!(events[0].data.raw["Content"], "abcdteT");
+        assert_eq!(events[0].data.raw.value()["Content"], "abcdteT");
         // A second Encrypt after a correctly signed first one: refused after the signature.
         let twice = OFFICIAL_BODY.replace(
             "</Encrypt></xml>",
@@ -780,7 +770,11 @@ mod tests {
                 1_409_735_669_000,
             )
             .unwrap();
-            assert_eq!(handled.events[0].data.raw["Content"], "abcdteT", "{mode}");
+            assert_eq!(
+                handled.events[0].data.raw.value()["Content"],
+                "abcdteT",
+                "{mode}"
+            );
         }
         let mut get = base.to_vec();
         get.extend([("method", "GET"), ("echostr", "hello+world")]);

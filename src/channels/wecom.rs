@@ -13,14 +13,14 @@ use http::Method;
 use serde_json::Value;
 
 use super::wxsettings::{self, param};
-use super::{
-    text_at, u64_at, value_at, wxenvelope, wxxml, Channel, ChannelRequest, EdgeResponse, Handled,
-};
+use super::Verdict;
+use super::{text_at, u64_at, value_at, wxenvelope, wxxml, Channel, ChannelRequest, EdgeResponse};
 use crate::config::Account;
 use crate::crypto::wxbiz::{self, AesKey};
+use crate::envelope::Raw;
 use crate::envelope::{
-    Attachment, Conversation, ConversationKind, Event, EventData, EventParts, Message, Postback,
-    Reply, Sender, Verification, UNRECOGNIZED_TYPE,
+    Attachment, Conversation, ConversationKind, EventData, EventParts, Message, Postback, Reply,
+    Sender, Verification, UNRECOGNIZED_TYPE,
 };
 #[cfg(not(target_arch = "wasm32"))]
 use crate::tooling::{Sign, SignParams, SignedRequest, ToolingError};
@@ -129,7 +129,7 @@ impl Channel for WeCom {
         &self,
         request: &ChannelRequest<'_>,
         account: &Account<'_>,
-    ) -> Result<Handled, Rejection> {
+    ) -> Result<Verdict, Rejection> {
         let settings = Settings::load(account)?;
         if *request.method == Method::GET {
             // Verify before reading echostr's value, so a missing signature is reported as such.
@@ -139,11 +139,7 @@ impl Channel for WeCom {
                 .ok_or(Rejection::MissingSignature)?;
             let echostr = param(request.query, "echostr")?;
             let (plaintext, _) = settings.open(request, echostr, || Ok(()))?;
-            Ok(Handled {
-                response: EdgeResponse::text(plaintext),
-                events: Vec::new(),
-                replay_guard: None,
-            })
+            Ok(Verdict::handshake(EdgeResponse::text(plaintext)))
         } else if *request.method == Method::POST {
             receive(request, account, &settings)
         } else {
@@ -161,9 +157,9 @@ impl Sign for WeCom {
 
 fn receive(
     request: &ChannelRequest<'_>,
-    account: &Account<'_>,
+    _account: &Account<'_>,
     settings: &Settings,
-) -> Result<Handled, Rejection> {
+) -> Result<Verdict, Rejection> {
     // Only the signed value is read before the signature is checked; the rest of the envelope after.
     request
         .query
@@ -177,24 +173,16 @@ fn receive(
             wxxml::normalize(wxxml::parse(&xml)?, verification, request.now_ms)
         }
         Mode::AiBot => {
-            let malformed = Rejection::MalformedBody { expected: "JSON" };
+            let _malformed = Rejection::MalformedBody { expected: "JSON" };
             let encrypt = wxenvelope::find_json_encrypt(request.body)?;
             let (json, verification) = settings.open(request, &encrypt, || {
                 wxenvelope::check_json_rest(request.body)
             })?;
-            let raw: Value = serde_json::from_str(&json).map_err(|_| malformed.clone())?;
-            if !raw.is_object() {
-                return Err(malformed);
-            }
-            normalize_aibot(raw, verification, request.now_ms)
+            let (message, raw) = super::json_object_body(json.as_bytes())?;
+            normalize_aibot((&message, raw), verification, request.now_ms)
         }
     };
-    let event = Event::new(NAME, account.name, parts);
-    Ok(Handled {
-        response: EdgeResponse::text(""),
-        events: vec![event],
-        replay_guard: None,
-    })
+    Ok(Verdict::respond(EdgeResponse::text(""), vec![parts]))
 }
 
 /// AI-bot messages and events (JSON):
@@ -206,10 +194,14 @@ fn receive(
 /// | event `template_card_event` | `postback` |
 /// | event `feedback_event` | `feedback.received` |
 /// | anything else (including `stream` refreshes) | `unrecognized` |
-fn normalize_aibot(raw: Value, verification: Verification, now_ms: u64) -> EventParts {
-    let msg_type = text_at(&raw, &["msgtype"]).unwrap_or_default();
+fn normalize_aibot(
+    (aibot, raw): (&Value, Raw),
+    verification: Verification,
+    now_ms: u64,
+) -> EventParts {
+    let msg_type = text_at(aibot, &["msgtype"]).unwrap_or_default();
     let (provider_type, event_type) = if msg_type == "event" {
-        let event = text_at(&raw, &["event", "eventtype"]).unwrap_or_default();
+        let event = text_at(aibot, &["event", "eventtype"]).unwrap_or_default();
         let event_type = match event.as_str() {
             "enter_chat" => "agent.entered",
             "template_card_event" => "postback",
@@ -224,10 +216,10 @@ fn normalize_aibot(raw: Value, verification: Verification, now_ms: u64) -> Event
         };
         (msg_type.clone(), event_type)
     };
-    let user = text_at(&raw, &["from", "userid"]).filter(|id| !id.is_empty());
+    let user = text_at(aibot, &["from", "userid"]).filter(|id| !id.is_empty());
     let conversation = match (
-        text_at(&raw, &["chattype"]).as_deref(),
-        text_at(&raw, &["chatid"]),
+        text_at(aibot, &["chattype"]).as_deref(),
+        text_at(aibot, &["chatid"]),
     ) {
         (Some("group"), Some(chat)) => Some(Conversation {
             id: chat,
@@ -241,35 +233,30 @@ fn normalize_aibot(raw: Value, verification: Verification, now_ms: u64) -> Event
     // WeCom: "msgid 本次回调的唯一性标志,开发者需据此进行事件排重" — events carry a msgid too. Scoped by the
     // sender like the Official Account's MsgId (`["msgid", from.userid, msgid]`); without a msgid, the hash of
     // the whole decrypted (authenticated) message.
-    let dedupe_key = text_at(&raw, &["msgid"])
+    let dedupe_key = text_at(aibot, &["msgid"])
         .filter(|id| !id.is_empty())
         .map(|id| serde_json::json!(["msgid", user.clone().unwrap_or_default(), id]).to_string())
-        .unwrap_or_else(|| super::content_hash_key(&serde_json::to_vec(&raw).unwrap_or_default()));
-    let time_ms = u64_at(&raw, &["create_time"])
+        .unwrap_or_else(|| super::content_hash_key(&serde_json::to_vec(aibot).unwrap_or_default()));
+    let time_ms = u64_at(aibot, &["create_time"])
         .and_then(|s| s.checked_mul(1000))
         .unwrap_or(now_ms);
-    let message = (event_type == "message.received").then(|| aibot_message(&msg_type, &raw));
-    let postback = value_at(&raw, &["event", "template_card_event"]).and_then(|card| {
+    let message = (event_type == "message.received").then(|| aibot_message(&msg_type, aibot));
+    let postback = value_at(aibot, &["event", "template_card_event"]).and_then(|card| {
         Some(Postback {
             data: text_at(card, &["event_key"])?,
             params: Some(card.clone()),
         })
     });
     let data = EventData {
-        email: None,
-        ordering: None,
-        provider_type,
         conversation,
         sender: user.map(|id| Sender { id, name: None }),
         message,
         postback,
         // The bot answers a message by POSTing to its response_url.
-        reply: text_at(&raw, &["response_url"])
+        reply: text_at(aibot, &["response_url"])
             .filter(|url| !url.is_empty())
             .map(|token| Reply { token }),
-        members: Vec::new(),
-        verification,
-        raw,
+        ..EventData::new(provider_type, verification, raw)
     };
     EventParts {
         dedupe_key,
@@ -415,6 +402,7 @@ fn sign(params: &SignParams) -> Result<SignedRequest, ToolingError> {
 mod tests {
     use super::*;
     use crate::channels::test_support::{self, DemoRequest};
+    use crate::channels::Handled;
     use crate::crypto::DecryptError;
     use crate::query::Query;
 
@@ -524,7 +512,7 @@ mod tests {
                 kind: ConversationKind::Direct
             })
         );
-        assert_eq!(event.data.raw["AgentID"], "218");
+        assert_eq!(event.data.raw.value()["AgentID"], "218");
         assert_eq!(
             event.data.verification,
             Verification {
@@ -731,7 +719,7 @@ mod tests {
         let event = &run(&sample(), Method::POST, MSG_QUERY, &beside, now)
             .unwrap()
             .events[0];
-        assert_eq!(event.data.raw["Content"], "hello");
+        assert_eq!(event.data.raw.value()["Content"], "hello");
         assert_eq!(event.data.sender.as_ref().unwrap().id, "mycreate");
         // AI bots: a plaintext JSON message is not an envelope.
         let mut bot = sample();

@@ -7,6 +7,7 @@ use quick_xml::Reader;
 use serde_json::{Map, Value};
 
 use super::text_at;
+use crate::envelope::Raw;
 use crate::envelope::{
     Attachment, Conversation, ConversationKind, EventData, EventParts, Location, Message, Postback,
     Sender, Verification, UNRECOGNIZED_TYPE,
@@ -173,8 +174,6 @@ pub fn normalize(
         Some(message(&msg_type, &raw))
     };
     let data = EventData {
-        email: None,
-        ordering: None,
         postback: postback(&provider_type, &raw),
         members: text(&raw, "UserID")
             .filter(|_| event_type == "contact.changed")
@@ -187,10 +186,7 @@ pub fn normalize(
         }),
         sender: from.map(|id| Sender { id, name: None }),
         message,
-        reply: None,
-        provider_type,
-        verification,
-        raw,
+        ..EventData::new(provider_type, verification, Raw::rendered(&raw))
     };
     EventParts {
         dedupe_key,

@@ -74,7 +74,7 @@ pub fn request(
         });
     }
     let template = template_for_notice(bindings, notice.template_binding.as_deref())?;
-    let event: Value = serde_json::from_str(event_json).map_err(|_| NotifyError::EventNotJson)?;
+    let event: Value = crate::json::parse(event_json).map_err(|_| NotifyError::EventNotJson)?;
     if is_from_room(&event, &notice.room_id) {
         return Err(NotifyError::WouldLoop {
             room_id: notice.room_id.clone(),

@@ -16,7 +16,7 @@ use crate::config::{self, Account, Bindings};
 use crate::control_chars::{multi_line, single_line};
 use crate::envelope::{
     Attachment, Conversation, ConversationKind, EmailAddress, EmailDetails, EmailEnvelope, Event,
-    EventData, EventParts, Message, Sender, Verification,
+    EventData, EventParts, Message, Raw, Sender, Verification,
 };
 use crate::forward;
 use crate::gateway::{Accepted, Refusal};
@@ -335,7 +335,6 @@ pub fn normalize(
     };
     let dedupe_key = content_digest::dedupe_key(&message, message_id.as_deref());
     let data = EventData {
-        provider_type: "email".to_owned(),
         conversation: thread_root.map(|id| Conversation {
             id,
             kind: ConversationKind::Thread,
@@ -349,16 +348,15 @@ pub fn normalize(
             location: None,
             sticker: None,
         }),
-        postback: None,
-        reply: None,
-        members: Vec::new(),
-        verification: Verification {
-            scheme: VERIFICATION_SCHEME.to_owned(),
-            key_index: 0,
-        },
         email: Some(details),
-        ordering: None,
-        raw: json!({ "headers": raw_headers }),
+        ..EventData::new(
+            "email".to_owned(),
+            Verification {
+                scheme: VERIFICATION_SCHEME.to_owned(),
+                key_index: 0,
+            },
+            Raw::rendered(&json!({ "headers": raw_headers })),
+        )
     };
     Ok(Event::new(
         CHANNEL,
