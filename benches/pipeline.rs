@@ -3,6 +3,13 @@
 //! mode, inbound e-mail (MIME parse + normalize + plan + sign the forward, next to the bare parse) and Chatwork
 //! notifications (template rendering, and planning a form event with its notice).
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)] // test code
+
 use std::collections::HashMap;
 use std::hint::black_box;
 

@@ -20,7 +20,7 @@ fn breaks_a_line(c: char) -> bool {
 }
 
 /// `text` on one line: see the module documentation.
-pub fn single_line(text: &str) -> Cow<'_, str> {
+pub(crate) fn single_line(text: &str) -> Cow<'_, str> {
     if !text.chars().any(breaks_a_line) {
         return Cow::Borrowed(text);
     }
@@ -36,7 +36,7 @@ pub fn single_line(text: &str) -> Cow<'_, str> {
 }
 
 /// `text` with its lines kept as LF and no other control character: see the module documentation.
-pub fn multi_line(text: &str) -> Cow<'_, str> {
+pub(crate) fn multi_line(text: &str) -> Cow<'_, str> {
     if !text
         .chars()
         .any(|c| c.is_control() && c != '\n' && c != '\t')

@@ -4,7 +4,7 @@ use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
 /// `2022-01-10T17:20:59.312+09:00` → Unix milliseconds; `None` when malformed or before 1970.
-pub fn parse_rfc3339_ms(text: &str) -> Option<u64> {
+pub(crate) fn parse_rfc3339_ms(text: &str) -> Option<u64> {
     let parsed = OffsetDateTime::parse(text.trim(), &Rfc3339).ok()?;
     u64::try_from(parsed.unix_timestamp_nanos() / 1_000_000).ok()
 }
@@ -14,7 +14,7 @@ const MAX_FORMATTED_MS: u64 = 253_402_300_799_000;
 
 /// Unix milliseconds → `2024-01-02T03:04:05.678Z` (UTC, always three fraction digits). Later than year 9999 is
 /// clamped; providers never send that.
-pub fn format_rfc3339_ms(unix_ms: u64) -> String {
+pub(crate) fn format_rfc3339_ms(unix_ms: u64) -> String {
     let clamped = unix_ms.min(MAX_FORMATTED_MS);
     let Ok(at) = OffsetDateTime::from_unix_timestamp_nanos(i128::from(clamped) * 1_000_000) else {
         return "1970-01-01T00:00:00.000Z".to_owned();

@@ -7,19 +7,19 @@
 pub mod admin;
 pub mod channels;
 pub mod config;
-pub mod control_chars;
+pub(crate) mod control_chars;
 pub mod crypto;
-pub mod datetime;
+pub(crate) mod datetime;
 pub mod dedup;
 pub mod delivery;
 pub mod envelope;
-pub mod error;
+pub(crate) mod error;
 pub mod forward;
 pub mod gateway;
 pub mod json;
 pub mod log;
 pub mod notify;
-pub mod query;
+pub(crate) mod query;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod tooling;
 

@@ -82,25 +82,30 @@ pub fn request_accepted(accepted: &Accepted, duplicates: Option<usize>, kept: Ke
     } else {
         Level::Warn
     };
-    let mut fields = json!({
-        "channel": accepted.channel,
-        "account": accepted.account,
-        "events": accepted.deliveries.iter().map(|d| d.webhook_id.as_str()).collect::<Vec<_>>(),
-    });
+    let mut fields = serde_json::Map::new();
+    fields.insert("channel".into(), json!(accepted.channel));
+    fields.insert("account".into(), json!(accepted.account));
+    let events: Vec<&str> = accepted
+        .deliveries
+        .iter()
+        .map(|d| d.webhook_id.as_str())
+        .collect();
+    fields.insert("events".into(), json!(events));
     if let Some(duplicates) = duplicates {
-        fields["duplicates"] = duplicates.into();
+        fields.insert("duplicates".into(), duplicates.into());
     }
     if kept == Kept::Spilled {
-        fields["spilled"] = true.into();
+        fields.insert("spilled".into(), true.into());
     }
     if !accepted.warnings.is_empty() {
-        fields["warnings"] = accepted
+        let warnings = accepted
             .warnings
             .iter()
             .map(|w| json!({"reason": w.reason(), "detail": w.to_string()}))
             .collect();
+        fields.insert("warnings".into(), warnings);
     }
-    line(level, "request accepted", fields)
+    line(level, "request accepted", Value::Object(fields))
 }
 
 pub fn enqueue_failed(source: &str, error: &str, spilled: bool) -> Line {

@@ -2,6 +2,13 @@
 //! `scripts/gen_email_fixtures.py`) goes through `email::handle`, and the event must carry what the fixture's
 //! independently written expectation says: decoded subject, addresses, thread, text, attachments.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)] // test code
+
 mod common;
 
 use std::collections::HashMap;

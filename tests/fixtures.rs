@@ -1,6 +1,13 @@
 //! Replays every request under `fixtures/<channel>/` through the gateway and checks status, reason, response
 //! body and the forwarded events (each validated against the published JSON Schema).
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)] // test code
+
 mod common;
 
 use common::*;

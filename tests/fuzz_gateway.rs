@@ -1,5 +1,12 @@
 //! Property tests: no input makes the gateway panic, whatever the channel, path, headers or body.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)] // test code
+
 mod common;
 
 use std::collections::HashMap;

@@ -1,5 +1,12 @@
 //! LINE: the public vectors, rotation, redelivery ids, and `raw` preserved exactly.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)] // test code
+
 mod common;
 
 use std::collections::HashMap;

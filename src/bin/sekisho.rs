@@ -62,7 +62,7 @@ FILE may be - for standard input. Channel options are listed in docs/channels/<c
         })
     }
 
-    pub fn main(raw: Vec<String>) -> i32 {
+    pub(crate) fn main(raw: Vec<String>) -> i32 {
         let result =
             parse(raw).and_then(|args| match args.positional.first().map(String::as_str) {
                 Some("sign") => sign(&args),
@@ -268,7 +268,10 @@ FILE may be - for standard input. Channel options are listed in docs/channels/<c
                     if jsonl {
                         println!("{event}");
                     } else {
-                        eprintln!("✓ {id} {}", event["type"].as_str().unwrap_or("?"));
+                        eprintln!(
+                            "✓ {id} {}",
+                            event.get("type").and_then(|t| t.as_str()).unwrap_or("?")
+                        );
                         println!(
                             "{}",
                             serde_json::to_string_pretty(&event).unwrap_or_default()

@@ -178,7 +178,7 @@ fn signing_key(secret: &str) -> Result<SigningKey, ToolingError> {
     let key = SigningKey::from_bytes(&seed);
     match bytes.len() {
         32 => Ok(key),
-        64 if bytes[32..] == key.verifying_key().as_bytes()[..] => Ok(key),
+        64 if bytes.get(32..) == Some(&key.verifying_key().as_bytes()[..]) => Ok(key),
         _ => Err(invalid),
     }
 }

@@ -22,7 +22,7 @@ use serde::de::{Deserializer as _, Error as _, IgnoredAny, MapAccess, Visitor};
 use crate::Rejection;
 
 /// Nesting deeper than this is not something WeChat or WeCom send.
-pub const MAX_DEPTH: usize = 32;
+pub(super) const MAX_DEPTH: usize = 32;
 
 const MALFORMED_XML: Rejection = Rejection::MalformedBody { expected: "XML" };
 const MALFORMED_JSON: Rejection = Rejection::MalformedBody { expected: "JSON" };
@@ -32,7 +32,7 @@ const ENCRYPT: &[u8] = b"Encrypt";
 
 /// The `<Encrypt>` text of an XML envelope, and where the scan stopped.
 #[derive(Debug)]
-pub struct XmlEnvelope<'a> {
+pub(super) struct XmlEnvelope<'a> {
     pub encrypt: Cow<'a, str>,
     body: &'a [u8],
     root: &'a [u8],
@@ -41,7 +41,7 @@ pub struct XmlEnvelope<'a> {
 }
 
 /// Step 1 for XML: the text of the root's first `Encrypt` child, reading nothing after its end tag.
-pub fn find_encrypt(body: &[u8]) -> Result<XmlEnvelope<'_>, Rejection> {
+pub(super) fn find_encrypt(body: &[u8]) -> Result<XmlEnvelope<'_>, Rejection> {
     let mut scanner = Scanner::new(body);
     let mut stack: Vec<&[u8]> = Vec::new();
     let mut root: Option<&[u8]> = None;
@@ -88,7 +88,7 @@ pub fn find_encrypt(body: &[u8]) -> Result<XmlEnvelope<'_>, Rejection> {
 impl XmlEnvelope<'_> {
     /// Step 2, after the signature: the rest of the body is well-formed UTF-8 XML with no second `Encrypt`
     /// child of the root.
-    pub fn check_rest(&self) -> Result<(), Rejection> {
+    pub(super) fn check_rest(&self) -> Result<(), Rejection> {
         std::str::from_utf8(self.body).map_err(|_| MALFORMED_XML)?;
         let mut scanner = Scanner::new(self.body);
         scanner.pos = self.resume;
@@ -325,7 +325,7 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
 
 /// Step 1 for the AI-bot JSON envelope `{"encrypt":"…"}`: the first `encrypt` member's string, read without
 /// looking past it (members before it are skipped without being built).
-pub fn find_json_encrypt(body: &[u8]) -> Result<String, Rejection> {
+pub(super) fn find_json_encrypt(body: &[u8]) -> Result<String, Rejection> {
     struct Find<'s>(&'s mut Option<String>);
 
     impl<'de> Visitor<'de> for Find<'_> {
@@ -362,7 +362,7 @@ pub fn find_json_encrypt(body: &[u8]) -> Result<String, Rejection> {
 }
 
 /// Step 2 for JSON, after the signature: the whole body is one object with exactly one `encrypt`.
-pub fn check_json_rest(body: &[u8]) -> Result<(), Rejection> {
+pub(super) fn check_json_rest(body: &[u8]) -> Result<(), Rejection> {
     #[derive(serde::Deserialize)]
     struct Envelope {
         #[allow(dead_code)]

@@ -11,10 +11,10 @@ use crate::tooling::{SignParams, ToolingError};
 use crate::Rejection;
 
 /// Replay window when the account sets no `TIMESTAMP_SKEW_S`.
-pub const DEFAULT_TIMESTAMP_SKEW_S: u64 = 300;
+pub(super) const DEFAULT_TIMESTAMP_SKEW_S: u64 = 300;
 
 /// The configured EncodingAESKeys, newest first; any malformed value makes the whole account misconfigured.
-pub fn aes_keys(account: &Account<'_>) -> Result<Vec<AesKey>, Rejection> {
+pub(super) fn aes_keys(account: &Account<'_>) -> Result<Vec<AesKey>, Rejection> {
     account
         .values("ENCODING_AES_KEY")
         .iter()
@@ -26,7 +26,7 @@ pub fn aes_keys(account: &Account<'_>) -> Result<Vec<AesKey>, Rejection> {
 }
 
 /// `TIMESTAMP_SKEW_S`: how far `timestamp` may be from the gateway's clock, in seconds.
-pub fn timestamp_skew_s(account: &Account<'_>) -> Result<u64, Rejection> {
+pub(super) fn timestamp_skew_s(account: &Account<'_>) -> Result<u64, Rejection> {
     match account.field("TIMESTAMP_SKEW_S") {
         None => Ok(DEFAULT_TIMESTAMP_SKEW_S),
         Some(value) => value.parse().map_err(|_| Rejection::Misconfigured {
@@ -35,13 +35,13 @@ pub fn timestamp_skew_s(account: &Account<'_>) -> Result<u64, Rejection> {
     }
 }
 
-pub fn param<'q>(query: &'q Query, name: &'static str) -> Result<&'q str, Rejection> {
+pub(super) fn param<'q>(query: &'q Query, name: &'static str) -> Result<&'q str, Rejection> {
     query.get(name).ok_or(Rejection::MissingParameter(name))
 }
 
 /// The query's `timestamp` (unix seconds) must be within `skew_s` of now, in either direction, to the
 /// millisecond: the last instant accepted is [`window_end_ms`].
-pub fn check_timestamp(timestamp: &str, now_ms: u64, skew_s: u64) -> Result<(), Rejection> {
+pub(super) fn check_timestamp(timestamp: &str, now_ms: u64, skew_s: u64) -> Result<(), Rejection> {
     let sent_ms = timestamp_ms(timestamp)?;
     if sent_ms.abs_diff(now_ms) > skew_s.saturating_mul(1000) {
         return Err(Rejection::StaleTimestamp);
@@ -58,7 +58,7 @@ fn timestamp_ms(timestamp: &str) -> Result<u64, Rejection> {
 }
 
 /// The last millisecond at which a request signed with `timestamp` is still accepted.
-pub fn window_end_ms(timestamp: &str, skew_s: u64) -> Result<u64, Rejection> {
+pub(super) fn window_end_ms(timestamp: &str, skew_s: u64) -> Result<u64, Rejection> {
     Ok(timestamp_ms(timestamp)?.saturating_add(skew_s.saturating_mul(1000)))
 }
 
@@ -66,7 +66,7 @@ pub fn window_end_ms(timestamp: &str, skew_s: u64) -> Result<u64, Rejection> {
 /// body (WeChat plaintext mode): the key is SHA-256 over `timestamp \n nonce \n signature` (the signature in
 /// lowercase, since any case of the hex is accepted), the digest SHA-256 of the raw body, both hex; the guard
 /// lasts to the end of the timestamp window. Call after [`check_timestamp`] succeeded.
-pub fn query_replay_guard(
+pub(super) fn query_replay_guard(
     timestamp: &str,
     nonce: &str,
     signature: &str,
@@ -91,7 +91,7 @@ pub fn query_replay_guard(
 #[cfg(not(target_arch = "wasm32"))]
 /// What `sign` uses when an option is not given: derived from the body and timestamp, so the same command
 /// always produces the same request.
-pub struct SignDefaults {
+pub(super) struct SignDefaults {
     pub timestamp: String,
     pub nonce: String,
     pub random: [u8; 16],
@@ -100,7 +100,7 @@ pub struct SignDefaults {
 }
 
 #[cfg(not(target_arch = "wasm32"))]
-pub fn sign_defaults(params: &SignParams) -> Result<SignDefaults, ToolingError> {
+pub(super) fn sign_defaults(params: &SignParams) -> Result<SignDefaults, ToolingError> {
     let timestamp = params
         .option("timestamp")
         .map_or_else(|| params.now_s.to_string(), str::to_owned);
@@ -141,7 +141,7 @@ pub fn sign_defaults(params: &SignParams) -> Result<SignDefaults, ToolingError> 
 
 #[cfg(not(target_arch = "wasm32"))]
 /// `--token`, or the CLI's generic `--secret`.
-pub fn sign_token(params: &SignParams) -> Result<&str, ToolingError> {
+pub(super) fn sign_token(params: &SignParams) -> Result<&str, ToolingError> {
     params
         .option("token")
         .or_else(|| params.option("secret"))
@@ -149,7 +149,7 @@ pub fn sign_token(params: &SignParams) -> Result<&str, ToolingError> {
 }
 
 #[cfg(not(target_arch = "wasm32"))]
-pub fn sign_key(params: &SignParams) -> Result<AesKey, ToolingError> {
+pub(super) fn sign_key(params: &SignParams) -> Result<AesKey, ToolingError> {
     AesKey::from_encoding_aes_key(params.required("aes-key")?).map_err(|_| {
         ToolingError::InvalidOption {
             option: "aes-key",

@@ -22,7 +22,7 @@ const MALFORMED_XML: Rejection = Rejection::MalformedBody { expected: "XML" };
 /// Parses `<xml>…</xml>` into a JSON object of the root's children: leaf elements become strings (CDATA and
 /// text alike, entities unescaped), elements with children nested objects, repeated elements arrays.
 /// Attributes are ignored (neither provider uses them); a DTD is refused.
-pub fn parse(xml: &str) -> Result<Map<String, Value>, Rejection> {
+pub(super) fn parse(xml: &str) -> Result<Map<String, Value>, Rejection> {
     struct Frame {
         name: String,
         fields: Map<String, Value>,
@@ -126,7 +126,7 @@ fn insert(fields: &mut Map<String, Value>, name: String, value: Value) {
 }
 
 /// A non-empty string field.
-pub fn text(raw: &Value, key: &str) -> Option<String> {
+pub(super) fn text(raw: &Value, key: &str) -> Option<String> {
     text_at(raw, &[key]).filter(|value| !value.is_empty())
 }
 
@@ -148,7 +148,7 @@ pub fn text(raw: &Value, key: &str) -> Option<String> {
 /// | change_external_contact | `external_contact.changed` |
 /// | template_card_event | `postback` |
 /// | anything else | `unrecognized` |
-pub fn normalize(
+pub(super) fn normalize(
     fields: Map<String, Value>,
     verification: Verification,
     now_ms: u64,

@@ -145,6 +145,7 @@ async fn read_body(
 /// flight. The core decides between a bounce (`setReject`) and a temporary failure (a thrown error, which
 /// Email Routing answers with a temporary SMTP failure so the sending server retries).
 #[wasm_bindgen::prelude::wasm_bindgen]
+#[allow(unreachable_pub)] // exported to JavaScript by wasm-bindgen, which requires `pub`
 pub async fn email(
     message: ForwardableEmailMessage,
     env: Env,

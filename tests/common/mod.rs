@@ -1,5 +1,11 @@
 //! Shared by the native integration tests: loading fixtures and running them through the gateway.
-#![allow(dead_code)]
+#![allow(dead_code, unreachable_pub)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)] // test code
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

@@ -19,7 +19,7 @@ use mail_parser::Message;
 use crate::crypto;
 
 /// Header fields the author of a message writes, lower-case. Every occurrence counts, in order.
-pub const ORIGINATOR_FIELDS: &[&str] = &[
+pub(super) const ORIGINATOR_FIELDS: &[&str] = &[
     "from",
     "sender",
     "reply-to",
@@ -37,7 +37,7 @@ pub const ORIGINATOR_FIELDS: &[&str] = &[
 ];
 
 /// `message-id:{id}:content:sha256:{hex}`, or `content:sha256:{hex}` for a message without a Message-ID.
-pub fn dedupe_key(message: &Message<'_>, message_id: Option<&str>) -> String {
+pub(super) fn dedupe_key(message: &Message<'_>, message_id: Option<&str>) -> String {
     let digest = crypto::hex_encode(&content_digest(message));
     match message_id {
         Some(id) => format!("message-id:{id}:content:sha256:{digest}"),
@@ -46,7 +46,7 @@ pub fn dedupe_key(message: &Message<'_>, message_id: Option<&str>) -> String {
 }
 
 /// SHA-256 over the canonical originator fields, then the canonical body.
-pub fn content_digest(message: &Message<'_>) -> [u8; 32] {
+pub(super) fn content_digest(message: &Message<'_>) -> [u8; 32] {
     let raw: &[u8] = message.raw_message.as_ref();
     let root = message.root_part();
     let mut canonical = Vec::with_capacity(raw.len());
