@@ -66,9 +66,7 @@ pub fn authorize(authorization: Option<&str>, bindings: &dyn Bindings) -> Result
         .iter()
         .any(|t| t.chars().count() < ADMIN_TOKEN_MIN_CHARS)
     {
-        return Err(Rejection::Misconfigured {
-            binding: ADMIN_TOKEN_BINDING.to_owned(),
-        });
+        return Err(Rejection::misconfigured(ADMIN_TOKEN_BINDING));
     }
     let presented = authorization
         .and_then(|value| {
@@ -193,9 +191,7 @@ mod tests {
             let set = HashMap::from([("ADMIN_TOKEN".to_owned(), format!("{TOKEN},{short}"))]);
             assert_eq!(
                 authorize(Some(&format!("Bearer {short}")), &set),
-                Err(Rejection::Misconfigured {
-                    binding: "ADMIN_TOKEN".into()
-                }),
+                Err(Rejection::misconfigured("ADMIN_TOKEN")),
                 "{short}"
             );
         }

@@ -107,17 +107,14 @@ impl<'a> Account<'a> {
     pub fn required_values(&self, field: &str) -> Result<Vec<String>, Rejection> {
         let values = self.values(field);
         if values.is_empty() {
-            return Err(Rejection::Misconfigured {
-                binding: self.binding_name(field),
-            });
+            return Err(Rejection::misconfigured(self.binding_name(field)));
         }
         Ok(values)
     }
 
     pub fn required_field(&self, field: &str) -> Result<String, Rejection> {
-        self.field(field).ok_or_else(|| Rejection::Misconfigured {
-            binding: self.binding_name(field),
-        })
+        self.field(field)
+            .ok_or_else(|| Rejection::misconfigured(self.binding_name(field)))
     }
 
     /// A gateway-wide binding (e.g. `BACKEND_URL`), with the account's own override taking precedence.
@@ -156,9 +153,7 @@ pub fn body_limit(
         Some(value) => Some(
             value
                 .parse::<usize>()
-                .map_err(|_| Rejection::Misconfigured {
-                    binding: account.binding_name("MAX_BODY_BYTES"),
-                })?,
+                .map_err(|_| Rejection::misconfigured(account.binding_name("MAX_BODY_BYTES")))?,
         ),
         None => channel_default,
     };
@@ -181,9 +176,7 @@ mod tests {
         assert_eq!(body_limit(&account("c"), None), Ok(50000));
         assert_eq!(
             body_limit(&account("b"), None),
-            Err(Rejection::Misconfigured {
-                binding: "WECHAT_B_MAX_BODY_BYTES".into()
-            })
+            Err(Rejection::misconfigured("WECHAT_B_MAX_BODY_BYTES"))
         );
     }
 

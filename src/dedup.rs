@@ -163,9 +163,7 @@ pub fn read_claim_reply(
 /// first); any other is queued as is, and the backend de-duplicates on webhook-id.
 pub fn without_store(guard: Option<&ReplayGuard>) -> Result<(), Rejection> {
     match guard {
-        Some(_) => Err(Rejection::Misconfigured {
-            binding: STORE_BINDING.to_owned(),
-        }),
+        Some(_) => Err(Rejection::misconfigured(STORE_BINDING)),
         None => Ok(()),
     }
 }
@@ -391,9 +389,7 @@ mod tests {
         assert_eq!(without_store(None), Ok(()));
         assert_eq!(
             without_store(Some(&guard("a"))),
-            Err(Rejection::Misconfigured {
-                binding: "DEDUP".into()
-            })
+            Err(Rejection::misconfigured("DEDUP"))
         );
     }
 

@@ -4,6 +4,23 @@ use http::StatusCode;
 
 /// Why a request was refused. The [`reason`](Rejection::reason) goes to the caller as `{"error":"<reason>"}`;
 /// the `Display` text is for the operator's log and never contains a secret or the body.
+/// What is wrong with a binding (the admin's log line says it after the binding's name).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigProblem {
+    #[error("is missing or invalid")]
+    MissingOrInvalid,
+    #[error("is neither standard-webhooks nor bearer")]
+    UnknownScheme,
+    #[error("is unset, and the secrets mix whsec_ keys and Bearer tokens")]
+    MixedSecrets,
+    #[error("is bearer, but the secrets hold a whsec_ signing secret")]
+    SigningSecretAsBearer,
+    #[error("must hold whsec_ base64 secrets for standard-webhooks")]
+    NotSigningSecrets,
+    #[error("name the same address (one address, one account)")]
+    AddressInSeveralAccounts,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Rejection {
     #[error("no route matches the path")]
@@ -40,8 +57,12 @@ pub enum Rejection {
     MalformedBody { expected: &'static str },
     #[error("decryption failed: {0}")]
     Decrypt(#[from] crate::crypto::DecryptError),
-    #[error("binding `{binding}` is missing or invalid")]
-    Misconfigured { binding: String },
+    #[error("binding `{binding}` {problem}")]
+    /// `binding` names the binding (several, comma-separated, for [`ConfigProblem::AddressInSeveralAccounts`]).
+    Misconfigured {
+        binding: String,
+        problem: ConfigProblem,
+    },
     #[error("admin token missing or wrong")]
     Unauthorized,
     #[error("the event queue did not accept the events; the provider should retry")]
@@ -78,6 +99,18 @@ impl Rejection {
             Rejection::EnqueueFailed | Rejection::ClaimInProgress => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
+        }
+    }
+
+    /// A binding that is missing or holds a value that cannot be used.
+    pub fn misconfigured(binding: impl Into<String>) -> Rejection {
+        Rejection::misconfigured_because(binding, ConfigProblem::MissingOrInvalid)
+    }
+
+    pub fn misconfigured_because(binding: impl Into<String>, problem: ConfigProblem) -> Rejection {
+        Rejection::Misconfigured {
+            binding: binding.into(),
+            problem,
         }
     }
 

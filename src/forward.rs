@@ -121,12 +121,9 @@ pub fn plan(events: &[Event], account: &Account<'_>) -> Result<Plan, Rejection> 
     if events.is_empty() {
         return Ok(Plan::default());
     }
-    let url =
-        account
-            .field_or_global(BACKEND_URL_FIELD)
-            .ok_or_else(|| Rejection::Misconfigured {
-                binding: BACKEND_URL_FIELD.to_owned(),
-            })?;
+    let url = account
+        .field_or_global(BACKEND_URL_FIELD)
+        .ok_or_else(|| Rejection::misconfigured(BACKEND_URL_FIELD))?;
     SigningKeys::from_bindings(account.bindings())?;
     let mut plan = Plan::default();
     let notices = notify::settings(account).unwrap_or_else(|problem| {
@@ -270,9 +267,7 @@ impl SigningKeys {
             .get(SIGNING_SECRET_BINDING)
             .map(|raw| split_values(&raw))
             .unwrap_or_default();
-        SigningKeys::parse(&values).map_err(|_| Rejection::Misconfigured {
-            binding: SIGNING_SECRET_BINDING.to_owned(),
-        })
+        SigningKeys::parse(&values).map_err(|_| Rejection::misconfigured(SIGNING_SECRET_BINDING))
     }
 
     /// The `webhook-signature` value: `v1,<base64>` for every key, space-separated.

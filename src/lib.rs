@@ -26,4 +26,4 @@ pub mod tooling;
 #[cfg(target_arch = "wasm32")]
 mod edge;
 
-pub use error::Rejection;
+pub use error::{ConfigProblem, Rejection};

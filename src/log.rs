@@ -209,9 +209,7 @@ mod tests {
     #[test]
     fn lines_are_json_with_level_and_message_and_no_body() {
         let refusal = Refusal {
-            rejection: Rejection::Misconfigured {
-                binding: "LINE_ACME_CHANNEL_SECRET".into(),
-            },
+            rejection: Rejection::misconfigured("LINE_ACME_CHANNEL_SECRET"),
             channel: Some("line"),
             account: Some("acme".into()),
         };

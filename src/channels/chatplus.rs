@@ -106,9 +106,9 @@ impl Channel for ChatPlus {
     ) -> Result<Verdict, Rejection> {
         let secrets = account.required_values("PATH_SECRET")?;
         if !secrets.iter().all(|secret| is_valid_path_secret(secret)) {
-            return Err(Rejection::Misconfigured {
-                binding: account.binding_name("PATH_SECRET"),
-            });
+            return Err(Rejection::misconfigured(
+                account.binding_name("PATH_SECRET"),
+            ));
         }
         // The secret is checked before anything else: a 405 or 400 for a wrong secret would confirm the account.
         let key_index =
@@ -622,9 +622,7 @@ mod tests {
             let result = call(&bindings(weak), Method::POST, &[weak], None, b"{}");
             assert_eq!(
                 result.unwrap_err(),
-                Rejection::Misconfigured {
-                    binding: "CHATPLUS_DEMO_PATH_SECRET".into()
-                }
+                Rejection::misconfigured("CHATPLUS_DEMO_PATH_SECRET")
             );
         }
     }

@@ -45,9 +45,7 @@ impl Channel for Chatwork {
             .iter()
             .map(|token| crypto::base64_decode(token))
             .collect::<Option<Vec<_>>>()
-            .ok_or_else(|| Rejection::Misconfigured {
-                binding: account.binding_name("WEBHOOK_TOKEN"),
-            })?;
+            .ok_or_else(|| Rejection::misconfigured(account.binding_name("WEBHOOK_TOKEN")))?;
         let signature = request
             .header(SIGNATURE_HEADER)
             .or_else(|| request.query.get(SIGNATURE_PARAMETER));
@@ -398,9 +396,7 @@ mod tests {
         );
         assert_eq!(
             result.unwrap_err(),
-            Rejection::Misconfigured {
-                binding: "CHATWORK_DEMO_WEBHOOK_TOKEN".into()
-            }
+            Rejection::misconfigured("CHATWORK_DEMO_WEBHOOK_TOKEN")
         );
     }
 

@@ -186,9 +186,7 @@ fn signing_key(secret: &str) -> Result<SigningKey, ToolingError> {
 /// `PUBLIC_KEY`: every value must be 64 hex digits that decode to a valid curve point; any bad value makes the
 /// account misconfigured (never a pass, never a silently ignored key).
 fn public_keys(account: &Account<'_>) -> Result<Vec<VerifyingKey>, Rejection> {
-    let misconfigured = || Rejection::Misconfigured {
-        binding: account.binding_name(PUBLIC_KEY),
-    };
+    let misconfigured = || Rejection::misconfigured(account.binding_name(PUBLIC_KEY));
     let values = account.required_values(PUBLIC_KEY)?;
     values
         .iter()
@@ -204,9 +202,9 @@ fn public_keys(account: &Account<'_>) -> Result<Vec<VerifyingKey>, Rejection> {
 fn timestamp_skew_s(account: &Account<'_>) -> Result<u64, Rejection> {
     match account.field(TIMESTAMP_SKEW_S) {
         None => Ok(DEFAULT_TIMESTAMP_SKEW_S),
-        Some(value) => value.parse().map_err(|_| Rejection::Misconfigured {
-            binding: account.binding_name(TIMESTAMP_SKEW_S),
-        }),
+        Some(value) => value
+            .parse()
+            .map_err(|_| Rejection::misconfigured(account.binding_name(TIMESTAMP_SKEW_S))),
     }
 }
 
@@ -511,9 +509,7 @@ mod tests {
         wider.insert("DISCORD_DEMO_TIMESTAMP_SKEW_S".into(), "5m".into());
         assert_eq!(
             signed_request(&wider, ping, "1700000000", NOW_MS).unwrap_err(),
-            Rejection::Misconfigured {
-                binding: "DISCORD_DEMO_TIMESTAMP_SKEW_S".into()
-            }
+            Rejection::misconfigured("DISCORD_DEMO_TIMESTAMP_SKEW_S")
         );
     }
 
@@ -528,9 +524,7 @@ mod tests {
             assert_eq!(
                 signed_request(&bindings(value), r#"{"type":1}"#, "1700000000", NOW_MS)
                     .unwrap_err(),
-                Rejection::Misconfigured {
-                    binding: "DISCORD_DEMO_PUBLIC_KEY".into()
-                },
+                Rejection::misconfigured("DISCORD_DEMO_PUBLIC_KEY"),
                 "{value}"
             );
         }

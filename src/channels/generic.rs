@@ -27,7 +27,7 @@ use crate::envelope::{EventData, EventParts, Verification};
 use crate::forward::{ReceiveError, SigningKeys};
 #[cfg(not(target_arch = "wasm32"))]
 use crate::tooling::{Sign, SignParams, SignedRequest, ToolingError};
-use crate::Rejection;
+use crate::{ConfigProblem, Rejection};
 
 pub struct Generic;
 
@@ -169,27 +169,20 @@ impl AuthScheme {
             .iter()
             .filter(|secret| secret.starts_with(SIGNING_SECRET_PREFIX))
             .count();
-        let misconfigured = |why: &str| Rejection::Misconfigured {
-            binding: format!("{} ({why})", account.binding_name(SCHEME_FIELD)),
-        };
+        let misconfigured =
+            |problem| Rejection::misconfigured_because(account.binding_name(SCHEME_FIELD), problem);
         let scheme = match account.field(SCHEME_FIELD) {
             Some(value) if value.eq_ignore_ascii_case(STANDARD_WEBHOOKS_SCHEME) => {
                 AuthScheme::StandardWebhooks
             }
             Some(value) if value.eq_ignore_ascii_case(BEARER_SCHEME) => AuthScheme::Bearer,
-            Some(_) => return Err(misconfigured("expected standard-webhooks or bearer")),
+            Some(_) => return Err(misconfigured(ConfigProblem::UnknownScheme)),
             None if signing_secrets == secrets.len() => AuthScheme::StandardWebhooks,
             None if signing_secrets == 0 => AuthScheme::Bearer,
-            None => {
-                return Err(misconfigured(
-                    "unset, and the secrets mix whsec_ keys and Bearer tokens",
-                ))
-            }
+            None => return Err(misconfigured(ConfigProblem::MixedSecrets)),
         };
         if scheme == AuthScheme::Bearer && signing_secrets > 0 {
-            return Err(misconfigured(
-                "bearer, but the secrets hold a whsec_ signing secret",
-            ));
+            return Err(misconfigured(ConfigProblem::SigningSecretAsBearer));
         }
         Ok(scheme)
     }
@@ -201,11 +194,11 @@ fn signing_keys(account: &Account<'_>, secrets: &[String]) -> Result<Vec<Signing
         .iter()
         .map(|secret| SigningKeys::parse(&[secret]))
         .collect::<Result<_, _>>()
-        .map_err(|_| Rejection::Misconfigured {
-            binding: format!(
-                "{} (standard-webhooks needs whsec_ base64 secrets)",
-                account.binding_name(SECRET)
-            ),
+        .map_err(|_| {
+            Rejection::misconfigured_because(
+                account.binding_name(SECRET),
+                ConfigProblem::NotSigningSecrets,
+            )
         })
 }
 
@@ -516,9 +509,9 @@ mod tests {
         config
     }
 
-    fn misconfigured_binding(result: Result<Handled, Rejection>) -> String {
+    fn misconfigured_binding(result: Result<Handled, Rejection>) -> (String, ConfigProblem) {
         match result {
-            Err(Rejection::Misconfigured { binding }) => binding,
+            Err(Rejection::Misconfigured { binding, problem }) => (binding, problem),
             other => panic!("expected misconfigured, got {other:?}"),
         }
     }
@@ -541,14 +534,14 @@ mod tests {
             Rejection::MissingSignature
         );
         // Declaring it a Bearer password does not make it one.
-        let binding = misconfigured_binding(run_with(
+        let (binding, problem) = misconfigured_binding(run_with(
             &with_scheme(SW_SECRET, "bearer"),
             &headers,
             b"{}",
             SW_NOW_MS,
         ));
-        assert!(binding.starts_with("GENERIC_DEMO_SCHEME"), "{binding}");
-        assert!(binding.contains("whsec_"), "{binding}");
+        assert_eq!(binding, "GENERIC_DEMO_SCHEME");
+        assert_eq!(problem, ConfigProblem::SigningSecretAsBearer);
     }
 
     #[test]
@@ -607,25 +600,42 @@ mod tests {
         let bearer = format!("Bearer {BEARER_SECRET}");
         let headers = [("authorization", bearer.as_str())];
         let mixed = format!("{BEARER_SECRET},{SW_SECRET}");
-        for (config, names) in [
-            (config(&mixed), "GENERIC_DEMO_SCHEME"),
-            (with_scheme(BEARER_SECRET, "hmac"), "GENERIC_DEMO_SCHEME"),
+        for (config, names, expected) in [
+            (
+                config(&mixed),
+                "GENERIC_DEMO_SCHEME",
+                ConfigProblem::MixedSecrets,
+            ),
+            (
+                with_scheme(BEARER_SECRET, "hmac"),
+                "GENERIC_DEMO_SCHEME",
+                ConfigProblem::UnknownScheme,
+            ),
             (
                 with_scheme(BEARER_SECRET, "standard-webhooks,bearer"),
                 "GENERIC_DEMO_SCHEME",
+                ConfigProblem::UnknownScheme,
             ),
-            (with_scheme(&mixed, "bearer"), "GENERIC_DEMO_SCHEME"),
+            (
+                with_scheme(&mixed, "bearer"),
+                "GENERIC_DEMO_SCHEME",
+                ConfigProblem::SigningSecretAsBearer,
+            ),
             (
                 with_scheme(&mixed, "standard-webhooks"),
                 "GENERIC_DEMO_SECRET",
+                ConfigProblem::NotSigningSecrets,
             ),
             (
                 with_scheme(BEARER_SECRET, "standard-webhooks"),
                 "GENERIC_DEMO_SECRET",
+                ConfigProblem::NotSigningSecrets,
             ),
         ] {
-            let binding = misconfigured_binding(run_with(&config, &headers, b"{}", SW_NOW_MS));
-            assert!(binding.starts_with(names), "{config:?}: {binding}");
+            let (binding, problem) =
+                misconfigured_binding(run_with(&config, &headers, b"{}", SW_NOW_MS));
+            assert_eq!(binding, names, "{config:?}");
+            assert_eq!(problem, expected, "{config:?}");
             assert!(
                 !binding.contains(BEARER_SECRET),
                 "the log never names a secret"

@@ -340,7 +340,7 @@ mod tests {
             BODY.as_bytes(),
         );
         assert!(
-            matches!(result.unwrap_err(), Rejection::Misconfigured { binding } if binding == "LINEWORKS_DEMO_BOT_ID")
+            matches!(result.unwrap_err(), Rejection::Misconfigured { binding, .. } if binding == "LINEWORKS_DEMO_BOT_ID")
         );
     }
 

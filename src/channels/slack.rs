@@ -152,11 +152,7 @@ impl BotFilter {
         {
             None | Some("false") | Some("0") => false,
             Some("true") | Some("1") => true,
-            Some(_) => {
-                return Err(Rejection::Misconfigured {
-                    binding: account.binding_name(IGNORE_BOTS),
-                })
-            }
+            Some(_) => return Err(Rejection::misconfigured(account.binding_name(IGNORE_BOTS))),
         };
         Ok(BotFilter {
             all,

@@ -50,9 +50,9 @@ impl Channel for Telegram {
     ) -> Result<Verdict, Rejection> {
         let secrets = account.required_values("SECRET_TOKEN")?;
         if !secrets.iter().all(|secret| is_valid_secret_token(secret)) {
-            return Err(Rejection::Misconfigured {
-                binding: account.binding_name("SECRET_TOKEN"),
-            });
+            return Err(Rejection::misconfigured(
+                account.binding_name("SECRET_TOKEN"),
+            ));
         }
         let presented = request
             .headers
@@ -492,9 +492,7 @@ mod tests {
             );
             assert_eq!(
                 result.unwrap_err(),
-                Rejection::Misconfigured {
-                    binding: "TELEGRAM_DEMO_SECRET_TOKEN".into()
-                },
+                Rejection::misconfigured("TELEGRAM_DEMO_SECRET_TOKEN"),
                 "{configured}"
             );
         }

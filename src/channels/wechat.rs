@@ -143,9 +143,9 @@ fn receive(
         (xml, verification, None)
     } else if declared_aes {
         // WeChat encrypts, but the account has no key to decrypt with: the admin has to add it.
-        return Err(Rejection::Misconfigured {
-            binding: account.binding_name("ENCODING_AES_KEY"),
-        });
+        return Err(Rejection::misconfigured(
+            account.binding_name("ENCODING_AES_KEY"),
+        ));
     } else {
         let (key_index, guard) = verify_plain(request, settings)?;
         let xml = std::str::from_utf8(request.body)
@@ -649,9 +649,7 @@ mod tests {
         let error = run(&b, Method::POST, query, OFFICIAL_BODY, 1_409_735_669_000).unwrap_err();
         assert_eq!(
             error,
-            Rejection::Misconfigured {
-                binding: "WECHAT_DEMO_ENCODING_AES_KEY".into()
-            }
+            Rejection::misconfigured("WECHAT_DEMO_ENCODING_AES_KEY")
         );
         assert_eq!(error.status().as_u16(), 500);
         let no_key = bindings(&[("TOKEN", "spamtest"), ("APP_ID", "wx2c2769f8efd9abc2")]);
@@ -664,9 +662,7 @@ mod tests {
                 1_409_735_669_000
             )
             .unwrap_err(),
-            Rejection::Misconfigured {
-                binding: "WECHAT_DEMO_ENCODING_AES_KEY".into()
-            }
+            Rejection::misconfigured("WECHAT_DEMO_ENCODING_AES_KEY")
         );
     }
 

@@ -51,17 +51,13 @@ impl Settings {
         let mode = match account.field("MODE").as_deref() {
             None | Some("app") => Mode::App,
             Some("aibot") => Mode::AiBot,
-            Some(_) => {
-                return Err(Rejection::Misconfigured {
-                    binding: account.binding_name("MODE"),
-                })
-            }
+            Some(_) => return Err(Rejection::misconfigured(account.binding_name("MODE"))),
         };
         let keys = wxsettings::aes_keys(account)?;
         if keys.is_empty() {
-            return Err(Rejection::Misconfigured {
-                binding: account.binding_name("ENCODING_AES_KEY"),
-            });
+            return Err(Rejection::misconfigured(
+                account.binding_name("ENCODING_AES_KEY"),
+            ));
         }
         Ok(Settings {
             tokens: account.required_values("TOKEN")?,
@@ -567,12 +563,7 @@ mod tests {
         ];
         for (pairs, binding) in cases {
             let error = run(&bindings(&pairs), Method::POST, MSG_QUERY, MSG_BODY, 0).unwrap_err();
-            assert_eq!(
-                error,
-                Rejection::Misconfigured {
-                    binding: binding.into()
-                }
-            );
+            assert_eq!(error, Rejection::misconfigured(binding));
         }
     }
 

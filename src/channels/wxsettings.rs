@@ -20,18 +20,16 @@ pub(super) fn aes_keys(account: &Account<'_>) -> Result<Vec<AesKey>, Rejection> 
         .iter()
         .map(|value| AesKey::from_encoding_aes_key(value))
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|_| Rejection::Misconfigured {
-            binding: account.binding_name("ENCODING_AES_KEY"),
-        })
+        .map_err(|_| Rejection::misconfigured(account.binding_name("ENCODING_AES_KEY")))
 }
 
 /// `TIMESTAMP_SKEW_S`: how far `timestamp` may be from the gateway's clock, in seconds.
 pub(super) fn timestamp_skew_s(account: &Account<'_>) -> Result<u64, Rejection> {
     match account.field("TIMESTAMP_SKEW_S") {
         None => Ok(DEFAULT_TIMESTAMP_SKEW_S),
-        Some(value) => value.parse().map_err(|_| Rejection::Misconfigured {
-            binding: account.binding_name("TIMESTAMP_SKEW_S"),
-        }),
+        Some(value) => value
+            .parse()
+            .map_err(|_| Rejection::misconfigured(account.binding_name("TIMESTAMP_SKEW_S"))),
     }
 }
 

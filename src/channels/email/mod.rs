@@ -20,7 +20,7 @@ use crate::envelope::{
 };
 use crate::forward;
 use crate::gateway::{Accepted, Refusal};
-use crate::Rejection;
+use crate::{ConfigProblem, Rejection};
 
 use super::EdgeResponse;
 
@@ -109,12 +109,10 @@ pub fn account_for_recipient(
             let bindings: Vec<&str> = std::iter::once(first_binding.as_str())
                 .chain(rest.iter().map(|(_, binding)| binding.as_str()))
                 .collect();
-            Err(Rejection::Misconfigured {
-                binding: format!(
-                    "{} (the same address in several accounts)",
-                    bindings.join(", ")
-                ),
-            })
+            Err(Rejection::misconfigured_because(
+                bindings.join(", "),
+                ConfigProblem::AddressInSeveralAccounts,
+            ))
         }
     }
 }
@@ -451,9 +449,7 @@ mod tests {
             EmailAnswer::TemporaryFailure("temporary failure: enqueue_failed".into())
         );
         assert_eq!(
-            answer_for(&Rejection::Misconfigured {
-                binding: "BACKEND_URL".into()
-            }),
+            answer_for(&Rejection::misconfigured("BACKEND_URL")),
             EmailAnswer::TemporaryFailure("temporary failure: misconfigured".into())
         );
         assert_eq!(
@@ -536,7 +532,7 @@ mod tests {
             ("EMAIL_B_ADDRESS", "Shared@example.com"),
         ]);
         match account_for_recipient("shared@example.com", &b) {
-            Err(Rejection::Misconfigured { binding }) => {
+            Err(Rejection::Misconfigured { binding, .. }) => {
                 assert!(binding.contains("EMAIL_A_ADDRESS") && binding.contains("EMAIL_B_ADDRESS"))
             }
             other => panic!("{other:?}"),
