@@ -404,6 +404,178 @@ mod tests {
         walk(&schema, "#");
     }
 
+    /// One field of a README shape such as `{id?, kind, attachments[]?, envelope{from, to}}`.
+    #[derive(Debug)]
+    struct ShapeField {
+        name: String,
+        array: bool,
+        nested: Option<Vec<ShapeField>>,
+        optional: bool,
+    }
+
+    fn parse_shape(text: &mut std::iter::Peekable<std::str::Chars>) -> Vec<ShapeField> {
+        assert_eq!(text.next(), Some('{'), "a shape starts with {{");
+        let mut fields = Vec::new();
+        loop {
+            while text.peek() == Some(&' ') {
+                text.next();
+            }
+            let mut name = String::new();
+            while let Some(&c) = text
+                .peek()
+                .filter(|c| c.is_ascii_alphanumeric() || **c == '_')
+            {
+                name.push(c);
+                text.next();
+            }
+            let array = text.peek() == Some(&'[') && {
+                text.next();
+                assert_eq!(text.next(), Some(']'));
+                true
+            };
+            let nested = (text.peek() == Some(&'{')).then(|| parse_shape(text));
+            let optional = text.peek() == Some(&'?') && text.next().is_some();
+            fields.push(ShapeField {
+                name,
+                array,
+                nested,
+                optional,
+            });
+            match text.next() {
+                Some(',') => continue,
+                Some('}') => return fields,
+                other => panic!("unexpected {other:?} in a shape"),
+            }
+        }
+    }
+
+    fn resolve<'a>(node: &'a Value, schema: &'a Value) -> &'a Value {
+        match node.get("$ref").and_then(Value::as_str) {
+            Some(reference) => {
+                let name = reference.trim_start_matches("#/$defs/");
+                resolve(&schema["$defs"][name], schema)
+            }
+            None => node,
+        }
+    }
+
+    fn compare_shape(shape: &[ShapeField], node: &Value, schema: &Value, at: &str) {
+        let node = resolve(node, schema);
+        let properties = node["properties"].as_object().expect("an object schema");
+        let named: Vec<&str> = shape.iter().map(|f| f.name.as_str()).collect();
+        let mut listed = named.clone();
+        listed.sort_unstable();
+        let mut actual: Vec<&str> = properties.keys().map(String::as_str).collect();
+        actual.sort_unstable();
+        assert_eq!(listed, actual, "README: the fields of `{at}`");
+        let required = node["required"].as_array().cloned().unwrap_or_default();
+        for field in shape {
+            let property = resolve(&properties[&field.name], schema);
+            let path = format!("{at}.{}", field.name);
+            let is_required = required.contains(&Value::from(field.name.as_str()));
+            assert_eq!(field.optional, !is_required, "README: `{path}` and its `?`");
+            let is_array = property["type"] == "array";
+            assert_eq!(field.array, is_array, "README: `{path}` and its `[]`");
+            if let Some(nested) = &field.nested {
+                let element = if is_array {
+                    &property["items"]
+                } else {
+                    property
+                };
+                compare_shape(nested, element, schema, &path);
+            }
+        }
+    }
+
+    /// The README's field table is written by hand: every field of the envelope has a row, and each `{…}` shape
+    /// there has the generated schema's fields, `?` exactly on those that may be absent and `[]` on arrays.
+    #[test]
+    fn the_readme_field_table_matches_the_types() {
+        let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
+            .expect("README.md");
+        let section = readme
+            .split("## The event envelope (v1)")
+            .nth(1)
+            .and_then(|rest| rest.split("\n## ").next())
+            .expect("the README's envelope section");
+        let schema = event_schema();
+        let mut named = Vec::new();
+        for row in section.lines().filter(|l| l.starts_with("| `")) {
+            let mut cells = row.split(" | ");
+            let fields: Vec<String> = cells
+                .next()
+                .unwrap_or_default()
+                .trim_start_matches("| ")
+                .split(", ")
+                .map(|f| f.trim_matches('`').to_owned())
+                .collect();
+            let meaning = cells.collect::<Vec<_>>().join(" | ");
+            let shape = meaning
+                .split('`')
+                .skip(1)
+                .step_by(2)
+                .find(|code| code.starts_with('{'));
+            for field in &fields {
+                let mut node = &schema;
+                for segment in field.split('.') {
+                    node = resolve(node, &schema)["properties"]
+                        .get(segment)
+                        .unwrap_or_else(|| {
+                            panic!("README names `{field}`, which the envelope lacks")
+                        });
+                }
+                if let Some(shape) = shape {
+                    let node = resolve(node, &schema);
+                    let element = if node["type"] == "array" {
+                        &node["items"]
+                    } else {
+                        node
+                    };
+                    compare_shape(
+                        &parse_shape(&mut shape.chars().peekable()),
+                        element,
+                        &schema,
+                        field,
+                    );
+                }
+                for value in resolve(node, &schema)["properties"]
+                    .as_object()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|(_, p)| p["enum"].as_array())
+                    .flatten()
+                {
+                    let value = value.as_str().unwrap_or_default();
+                    assert!(
+                        row.contains(&format!("`{value}`")),
+                        "README: `{field}` row lacks `{value}`"
+                    );
+                }
+                named.push(field.clone());
+            }
+        }
+        let mut expected: Vec<String> = schema["properties"]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .map(|(name, _)| name.clone())
+            .filter(|name| name != "data")
+            .collect();
+        expected.extend(
+            resolve(&schema["properties"]["data"], &schema)["properties"]
+                .as_object()
+                .into_iter()
+                .flatten()
+                .map(|(name, _)| format!("data.{name}")),
+        );
+        for field in expected {
+            assert!(
+                named.contains(&field),
+                "README's envelope table has no row for `{field}`"
+            );
+        }
+    }
+
     #[test]
     fn descriptions_are_prose() {
         assert_eq!(
