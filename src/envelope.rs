@@ -1,5 +1,8 @@
 //! Event envelope v1: a CloudEvents 1.0 JSON event with Sekisho's `data` shape.
 //! The published JSON Schema is `schema/event-v1.schema.json`; tests validate every event against it.
+//! It is generated from these types, natively, by the `schemars` derives and attributes below (never in the
+//! Worker): see `src/schema.rs` for how to regenerate it and the tests that keep the file, the types and the
+//! template paths in step.
 
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
@@ -11,24 +14,65 @@ use crate::crypto;
 /// `data.provider_type` carries the provider's own name and `data.raw` the whole event.
 pub const UNRECOGNIZED_TYPE: &str = "unrecognized";
 
+/// One normalized channel event, as POSTed to the backend. A CloudEvents 1.0 JSON event; `id` equals the
+/// `webhook-id` header and is stable across provider retries.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(not(target_arch = "wasm32"), derive(schemars::JsonSchema))]
+#[cfg_attr(
+    not(target_arch = "wasm32"),
+    schemars(
+        deny_unknown_fields,
+        title = "Sekisho event envelope v1",
+        extend("$id" = "https://sekisho.dev/schema/event-v1.schema.json")
+    )
+)]
 pub struct Event {
+    #[cfg_attr(not(target_arch = "wasm32"), schemars(extend("const" = "1.0")))]
     pub specversion: String,
     /// Stable across provider retries: also sent as `webhook-id`.
+    #[cfg_attr(
+        not(target_arch = "wasm32"),
+        schemars(regex(pattern = r"^evt_[0-9a-f]{32}$"))
+    )]
     pub id: String,
     /// `/{channel}/{account}`.
+    #[cfg_attr(
+        not(target_arch = "wasm32"),
+        schemars(regex(pattern = r"^/[a-z0-9]+/[a-z0-9-]{1,64}$"))
+    )]
     pub source: String,
+    /// Normalized event type, e.g. message.received, message.unsent, message.edited, message.delivered,
+    /// message.read, message.sent, follow, unfollow, conversation.joined, conversation.left,
+    /// conversation.started, conversation.ended, conversation.assigned, member.joined, member.left, postback,
+    /// form.submitted, webhook.received; `unrecognized` for provider events Sekisho does not know (never
+    /// dropped).
     #[serde(rename = "type")]
+    #[cfg_attr(not(target_arch = "wasm32"), schemars(length(min = 1)))]
     pub event_type: String,
     /// When the event happened, by the provider's clock when it gives one (RFC 3339, UTC).
+    #[cfg_attr(not(target_arch = "wasm32"), schemars(extend("format" = "date-time")))]
     pub time: String,
+    #[cfg_attr(
+        not(target_arch = "wasm32"),
+        schemars(extend("const" = "application/json"))
+    )]
     pub datacontenttype: String,
+    #[cfg_attr(not(target_arch = "wasm32"), schemars(regex(pattern = r"^[a-z0-9]+$")))]
     pub channel: String,
+    #[cfg_attr(
+        not(target_arch = "wasm32"),
+        schemars(regex(pattern = r"^[a-z0-9-]{1,64}$"))
+    )]
     pub account: String,
     pub data: EventData,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(not(target_arch = "wasm32"), derive(schemars::JsonSchema))]
+#[cfg_attr(
+    not(target_arch = "wasm32"),
+    schemars(deny_unknown_fields, rename = "data")
+)]
 pub struct EventData {
     /// The provider's own name for the event (e.g. LINE `memberJoined`).
     pub provider_type: String,
@@ -50,8 +94,22 @@ pub struct EventData {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub email: Option<EmailDetails>,
     /// Filled by [`Event::new`]: Queues do not preserve order, so the backend orders by this.
+    #[cfg_attr(
+        not(target_arch = "wasm32"),
+        schemars(
+            description = "Queues do not preserve order: the backend orders the events of one `key` by `sequence`."
+        )
+    )]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ordering: Option<Ordering>,
+    // The schema does not depend on how the bytes are held: any JSON value.
+    #[cfg_attr(
+        not(target_arch = "wasm32"),
+        schemars(
+            with = "serde_json::Value",
+            description = "The provider's event, unchanged (decrypted XML as a JSON object of its fields)."
+        )
+    )]
     /// The provider's event object, unchanged.
     pub raw: Raw,
 }
@@ -123,30 +181,49 @@ impl PartialEq for Raw {
 /// An ordering hint: events with the same `key` belong to one conversation; `sequence` is the provider's own
 /// timestamp in milliseconds.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(not(target_arch = "wasm32"), derive(schemars::JsonSchema))]
+#[cfg_attr(not(target_arch = "wasm32"), schemars(deny_unknown_fields, inline))]
 pub struct Ordering {
+    /// Conversation key: events with the same key belong to one conversation.
     pub key: String,
+    /// The provider's own timestamp (or sequence), in milliseconds, for ordering within the key.
     pub sequence: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(not(target_arch = "wasm32"), derive(schemars::JsonSchema))]
+#[cfg_attr(not(target_arch = "wasm32"), schemars(deny_unknown_fields, inline))]
 pub struct Conversation {
     pub id: String,
     pub kind: ConversationKind,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(not(target_arch = "wasm32"), derive(schemars::JsonSchema))]
+#[cfg_attr(not(target_arch = "wasm32"), schemars(inline))]
 #[serde(rename_all = "snake_case")]
 pub enum ConversationKind {
     /// One user and the account.
     Direct,
+    /// A group chat of several users (LINE group, Slack or Discord group DM, Telegram group, LINE WORKS or WeCom
+    /// group chat).
     Group,
+    /// A multi-user room (LINE room, Chatwork room).
     Room,
+    /// A channel of a workspace, server or broadcaster (Slack, Discord server, Telegram channel).
     Channel,
+    /// A thread: a Discord thread, or an e-mail thread (its id is the root message's Message-ID).
     Thread,
+    /// The provider did not say, or said something Sekisho does not know.
     Unknown,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(not(target_arch = "wasm32"), derive(schemars::JsonSchema))]
+#[cfg_attr(
+    not(target_arch = "wasm32"),
+    schemars(deny_unknown_fields, rename = "party")
+)]
 pub struct Sender {
     pub id: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -154,10 +231,13 @@ pub struct Sender {
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(not(target_arch = "wasm32"), derive(schemars::JsonSchema))]
+#[cfg_attr(not(target_arch = "wasm32"), schemars(deny_unknown_fields, inline))]
 pub struct Message {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
     /// `text`, `image`, `video`, `audio`, `file`, `location`, `sticker`, `link`, … or the provider's own kind.
+    /// `unsent` when the sender took the message back (`message.unsent`).
     pub kind: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub text: Option<String>,
@@ -170,6 +250,8 @@ pub struct Message {
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(not(target_arch = "wasm32"), derive(schemars::JsonSchema))]
+#[cfg_attr(not(target_arch = "wasm32"), schemars(deny_unknown_fields, inline))]
 pub struct Attachment {
     /// `image`, `video`, `audio`, `file`.
     pub kind: String,
@@ -189,6 +271,8 @@ pub struct Attachment {
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(not(target_arch = "wasm32"), derive(schemars::JsonSchema))]
+#[cfg_attr(not(target_arch = "wasm32"), schemars(deny_unknown_fields, inline))]
 pub struct Location {
     pub latitude: f64,
     pub longitude: f64,
@@ -199,6 +283,8 @@ pub struct Location {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(not(target_arch = "wasm32"), derive(schemars::JsonSchema))]
+#[cfg_attr(not(target_arch = "wasm32"), schemars(deny_unknown_fields, inline))]
 pub struct Sticker {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub package_id: Option<String>,
@@ -206,6 +292,8 @@ pub struct Sticker {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(not(target_arch = "wasm32"), derive(schemars::JsonSchema))]
+#[cfg_attr(not(target_arch = "wasm32"), schemars(deny_unknown_fields, inline))]
 pub struct Postback {
     pub data: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -214,6 +302,11 @@ pub struct Postback {
 
 /// What an e-mail says about itself, decoded (RFC 2047 words, any charset) and without angle brackets on ids.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(not(target_arch = "wasm32"), derive(schemars::JsonSchema))]
+#[cfg_attr(
+    not(target_arch = "wasm32"),
+    schemars(deny_unknown_fields, rename = "email")
+)]
 pub struct EmailDetails {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub subject: Option<String>,
@@ -226,6 +319,7 @@ pub struct EmailDetails {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub reply_to: Vec<EmailAddress>,
     /// The `Date` header with the sender's own UTC offset (RFC 3339).
+    #[cfg_attr(not(target_arch = "wasm32"), schemars(extend("format" = "date-time")))]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub date: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -233,6 +327,7 @@ pub struct EmailDetails {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub in_reply_to: Vec<String>,
     /// Oldest first: the first entry is the thread's root.
+    /// The root becomes `data.conversation.id`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub references: Vec<String>,
     /// The SMTP envelope (MAIL FROM / RCPT TO), which may differ from the headers (forwarding, Bcc).
@@ -244,6 +339,8 @@ pub struct EmailDetails {
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub html_omitted: bool,
     /// True for mail written by a machine (auto-reply, bounce, list): answering it risks a mail loop.
+    /// That is `Auto-Submitted` other than `no`, `Precedence` bulk/junk/list/auto_reply, `X-Autoreply`, or a
+    /// bounce from the null sender: do not auto-answer it.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub auto_submitted: bool,
     /// Size of the raw message in bytes.
@@ -251,6 +348,11 @@ pub struct EmailDetails {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(not(target_arch = "wasm32"), derive(schemars::JsonSchema))]
+#[cfg_attr(
+    not(target_arch = "wasm32"),
+    schemars(deny_unknown_fields, rename = "email_address")
+)]
 pub struct EmailAddress {
     pub address: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -258,18 +360,26 @@ pub struct EmailAddress {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(not(target_arch = "wasm32"), derive(schemars::JsonSchema))]
+#[cfg_attr(not(target_arch = "wasm32"), schemars(deny_unknown_fields, inline))]
 pub struct EmailEnvelope {
+    /// SMTP MAIL FROM.
     pub from: String,
+    /// SMTP RCPT TO: the configured address the message arrived at.
     pub to: String,
 }
 
 /// What the backend needs to answer in the conversation (LINE `replyToken`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(not(target_arch = "wasm32"), derive(schemars::JsonSchema))]
+#[cfg_attr(not(target_arch = "wasm32"), schemars(deny_unknown_fields, inline))]
 pub struct Reply {
     pub token: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(not(target_arch = "wasm32"), derive(schemars::JsonSchema))]
+#[cfg_attr(not(target_arch = "wasm32"), schemars(deny_unknown_fields, inline))]
 pub struct Verification {
     /// How the request was authenticated, e.g. `line-hmac-sha256`.
     pub scheme: String,

@@ -21,6 +21,8 @@ pub mod log;
 pub mod notify;
 pub(crate) mod query;
 #[cfg(not(target_arch = "wasm32"))]
+pub mod schema;
+#[cfg(not(target_arch = "wasm32"))]
 pub mod tooling;
 
 #[cfg(target_arch = "wasm32")]

@@ -4,6 +4,7 @@
 //!   sekisho send <channel> <URL> --secret S --body FILE [--option …]    send it to URL (…/<channel>/<account>)
 //!   sekisho receive --port P --secret whsec_… [--status N] [--jsonl]   a backend that verifies and prints events
 //!   sekisho dlq list|replay [ID]|delete ID --url https://gw --token T  the dead-letter admin API
+//!   sekisho schema                                                      print schema/event-v1.schema.json
 
 #[cfg(not(target_arch = "wasm32"))]
 fn main() {
@@ -30,6 +31,7 @@ mod cli {
   sekisho dlq list --url https://gateway --token ADMIN_TOKEN [--limit N] [--cursor C]
   sekisho dlq delete WEBHOOK_ID --url https://gateway --token ADMIN_TOKEN
   sekisho dlq replay [WEBHOOK_ID] --url https://gateway --token ADMIN_TOKEN
+  sekisho schema    (the event envelope's JSON Schema, generated from src/envelope.rs)
 
 FILE may be - for standard input. Channel options are listed in docs/channels/<channel>.md.";
 
@@ -69,6 +71,10 @@ FILE may be - for standard input. Channel options are listed in docs/channels/<c
                 Some("send") => send(&args),
                 Some("receive") => receive(&args),
                 Some("dlq") => dlq(&args),
+                Some("schema") if args.positional.len() == 1 => {
+                    print!("{}", sekisho::schema::event_schema_json());
+                    Ok(())
+                }
                 _ => Err(USAGE.to_owned()),
             });
         match result {

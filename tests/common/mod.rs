@@ -181,7 +181,12 @@ pub fn assert_subset(expected: &Value, actual: &Value, path: &str) {
     }
 }
 
+/// A validator for the committed `schema/event-v1.schema.json`, after proving the file is exactly what the types
+/// in `src/envelope.rs` generate: a test that validates events against it also fails when the two diverge.
 pub fn schema_validator() -> jsonschema::Validator {
+    if let Err(message) = sekisho::schema::check_committed_schema(&repo_root()) {
+        panic!("{message}");
+    }
     let schema: Value = serde_json::from_str(
         &std::fs::read_to_string(repo_root().join("schema/event-v1.schema.json")).unwrap(),
     )
