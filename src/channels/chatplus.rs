@@ -8,9 +8,9 @@
 use std::collections::VecDeque;
 
 use http::Method;
-use percent_encoding::percent_decode_str;
-use serde_json::{Map, Value};
+use serde_json::Value;
 
+use super::form::{form_object, FORM_CONTENT_TYPE};
 use super::Verdict;
 use super::{content_hash_key, text_at, Channel, ChannelRequest};
 use crate::config::Account;
@@ -27,13 +27,13 @@ use crate::Rejection;
 pub struct ChatPlus;
 
 const SCHEME: &str = "chatplus-path-secret";
-pub const MIN_SECRET_LEN: usize = 32;
-pub const MAX_SECRET_LEN: usize = 256;
+const MIN_SECRET_LEN: usize = 32;
+const MAX_SECRET_LEN: usize = 256;
 /// Compared against when the account does not exist, so that path costs what a wrong secret costs.
 const DUMMY_SECRET: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
 /// Keys whose value names the event, most specific first. Keys are compared after [`normalize_key`].
-pub const EVENT_KEYS: &[&str] = &[
+const EVENT_KEYS: &[&str] = &[
     "event",
     "eventtype",
     "eventname",
@@ -45,26 +45,26 @@ pub const EVENT_KEYS: &[&str] = &[
     "kind",
 ];
 /// Keys whose value is a chat's state, consulted when no event key has a recognisable value.
-pub const STATUS_KEYS: &[&str] = &["status", "chatstatus", "state"];
-pub const EVENT_ID_KEYS: &[&str] = &[
+const STATUS_KEYS: &[&str] = &["status", "chatstatus", "state"];
+const EVENT_ID_KEYS: &[&str] = &[
     "eventid",
     "webhookid",
     "webhookeventid",
     "requestid",
     "deliveryid",
 ];
-pub const CONVERSATION_ID_KEYS: &[&str] = &["chatid", "roomid", "conversationid", "threadid"];
-pub const CONVERSATION_OBJECTS: &[&str] = &["chat", "room", "conversation"];
-pub const VISITOR_ID_KEYS: &[&str] = &["visitorid", "customerid", "guestid", "enduserid", "userid"];
-pub const VISITOR_NAME_KEYS: &[&str] = &["visitorname", "customername", "guestname", "username"];
-pub const VISITOR_OBJECTS: &[&str] = &["visitor", "customer", "guest", "user"];
-pub const OPERATOR_ID_KEYS: &[&str] = &["operatorid", "agentid", "staffid"];
-pub const OPERATOR_NAME_KEYS: &[&str] = &["operatorname", "agentname", "staffname"];
-pub const OPERATOR_OBJECTS: &[&str] = &["operator", "agent", "staff"];
-pub const MESSAGE_ID_KEYS: &[&str] = &["messageid", "msgid"];
-pub const MESSAGE_TEXT_KEYS: &[&str] = &["message", "text", "body", "content", "msg"];
-pub const MESSAGE_OBJECTS: &[&str] = &["message", "msg"];
-pub const TIME_KEYS: &[&str] = &[
+const CONVERSATION_ID_KEYS: &[&str] = &["chatid", "roomid", "conversationid", "threadid"];
+const CONVERSATION_OBJECTS: &[&str] = &["chat", "room", "conversation"];
+const VISITOR_ID_KEYS: &[&str] = &["visitorid", "customerid", "guestid", "enduserid", "userid"];
+const VISITOR_NAME_KEYS: &[&str] = &["visitorname", "customername", "guestname", "username"];
+const VISITOR_OBJECTS: &[&str] = &["visitor", "customer", "guest", "user"];
+const OPERATOR_ID_KEYS: &[&str] = &["operatorid", "agentid", "staffid"];
+const OPERATOR_NAME_KEYS: &[&str] = &["operatorname", "agentname", "staffname"];
+const OPERATOR_OBJECTS: &[&str] = &["operator", "agent", "staff"];
+const MESSAGE_ID_KEYS: &[&str] = &["messageid", "msgid"];
+const MESSAGE_TEXT_KEYS: &[&str] = &["message", "text", "body", "content", "msg"];
+const MESSAGE_OBJECTS: &[&str] = &["message", "msg"];
+const TIME_KEYS: &[&str] = &[
     "timestamp",
     "eventtime",
     "time",
@@ -145,7 +145,7 @@ impl Sign for ChatPlus {
         }
         let content_type = match params.body.iter().find(|b| !b.is_ascii_whitespace()) {
             Some(b'{' | b'[') => "application/json",
-            _ => "application/x-www-form-urlencoded",
+            _ => FORM_CONTENT_TYPE,
         };
         let mut signed = SignedRequest::post(
             vec![("content-type".to_owned(), content_type.to_owned())],
@@ -157,7 +157,7 @@ impl Sign for ChatPlus {
 }
 
 /// A path secret is one URL segment of 32–256 unreserved characters (`openssl rand -hex 32` gives 64).
-pub fn is_valid_path_secret(secret: &str) -> bool {
+fn is_valid_path_secret(secret: &str) -> bool {
     (MIN_SECRET_LEN..=MAX_SECRET_LEN).contains(&secret.len())
         && secret
             .bytes()
@@ -188,10 +188,8 @@ fn parse_body(body: &[u8], content_type: Option<&str>) -> Result<(Value, Raw), R
     let malformed = Rejection::MalformedBody {
         expected: "JSON or form",
     };
-    let declared_form = content_type.is_some_and(|t| {
-        t.to_ascii_lowercase()
-            .contains("application/x-www-form-urlencoded")
-    });
+    let declared_form =
+        content_type.is_some_and(|t| t.to_ascii_lowercase().contains(FORM_CONTENT_TYPE));
     if !declared_form {
         if let (Ok(value), Ok(raw)) = (crate::json::parse_slice(body), Raw::from_body(body)) {
             return Ok((value, raw));
@@ -203,39 +201,13 @@ fn parse_body(body: &[u8], content_type: Option<&str>) -> Result<(Value, Raw), R
     if text.is_empty() || !text.contains('=') {
         return Err(malformed);
     }
-    let fields = Value::Object(form_fields(text));
+    let fields = form_object(text.as_bytes());
     let raw = Raw::rendered(&fields);
     Ok((fields, raw))
 }
 
-fn form_fields(text: &str) -> Map<String, Value> {
-    let mut fields = Map::new();
-    for pair in text.split('&').filter(|pair| !pair.is_empty()) {
-        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-        let (key, value) = (form_decode(key), Value::String(form_decode(value)));
-        match fields.get_mut(&key) {
-            Some(Value::Array(values)) => values.push(value),
-            Some(first) => {
-                let first = first.take();
-                fields.insert(key, Value::Array(vec![first, value]));
-            }
-            None => {
-                fields.insert(key, value);
-            }
-        }
-    }
-    fields
-}
-
-/// Form encoding, unlike query strings elsewhere in the gateway, does mean `+` = space.
-fn form_decode(text: &str) -> String {
-    percent_decode_str(&text.replace('+', " "))
-        .decode_utf8_lossy()
-        .into_owned()
-}
-
 /// `chat_id`, `chatId`, `Chat-ID` and the form key `data[chat_id]` all become `chatid`.
-pub fn normalize_key(key: &str) -> String {
+fn normalize_key(key: &str) -> String {
     let last = match key.strip_suffix(']') {
         Some(inner) => inner.rsplit('[').next().unwrap_or(inner),
         None => key,
@@ -303,7 +275,7 @@ fn object<'v>(entries: &[(String, &'v Value)], keys: &[&str]) -> Option<&'v Valu
 }
 
 /// A ChatPlus event name or chat state → envelope type, from English words or Japanese terms in the value.
-pub fn classify(value: &str) -> Option<&'static str> {
+fn classify(value: &str) -> Option<&'static str> {
     const JAPANESE: &[(&str, &str)] = &[
         ("既読", "message.read"),
         ("対応中", "conversation.assigned"),

@@ -13,24 +13,27 @@
 use http::Method;
 use serde_json::Value;
 
-use super::form::{form_object, is_form};
+use super::form::is_form;
 use super::Verdict;
-use super::{text_at, u64_at, value_at, Channel, ChannelRequest, EdgeResponse};
+use super::{text_at, Channel, ChannelRequest, EdgeResponse};
 use crate::config::Account;
 use crate::crypto;
 use crate::envelope::Raw;
 use crate::envelope::{
-    Attachment, Conversation, ConversationKind, EventData, EventParts, Message, Postback, Reply,
-    Sender, Verification, UNRECOGNIZED_TYPE,
+    Conversation, ConversationKind, EventData, EventParts, Message, Postback, Reply, Sender,
+    Verification,
 };
 #[cfg(not(target_arch = "wasm32"))]
 use crate::tooling::{Sign, SignParams, SignedRequest, ToolingError};
 use crate::Rejection;
 
+mod events;
+mod interactivity;
+
 pub struct Slack;
 
-pub const SIGNATURE_HEADER: &str = "x-slack-signature";
-pub const TIMESTAMP_HEADER: &str = "x-slack-request-timestamp";
+const SIGNATURE_HEADER: &str = "x-slack-signature";
+const TIMESTAMP_HEADER: &str = "x-slack-request-timestamp";
 const SIGNING_SECRET: &str = "SIGNING_SECRET";
 const IGNORE_BOTS: &str = "IGNORE_BOTS";
 const IGNORE_BOT_IDS: &str = "IGNORE_BOT_IDS";
@@ -81,9 +84,9 @@ impl Channel for Slack {
             request_ms: sent_s.saturating_mul(1000),
         };
         let outcome = if is_form(request.header("content-type")) {
-            form_request(&context, request.body)?
+            interactivity::form_request(&context, request.body)?
         } else {
-            json_request(&context, request.body, &bot_filter)?
+            events::json_request(&context, request.body, &bot_filter)?
         };
         let response = match outcome.response {
             Response::Accepted => return Ok(Verdict::accepted(outcome.events)),
@@ -267,344 +270,6 @@ fn conversation(id: Option<String>, channel_type: Option<&str>) -> Option<Conver
     Some(Conversation { id, kind })
 }
 
-/// Slash commands and interactivity name the conversation instead of typing it.
-fn conversation_by_name(id: Option<String>, name: Option<&str>) -> Option<Conversation> {
-    let kind = match name {
-        Some("directmessage") => Some("im"),
-        Some(name) if name.starts_with("mpdm-") => Some("mpim"),
-        Some("privategroup") => Some("group"),
-        Some(_) if id.as_deref().is_some_and(|id| id.starts_with('G')) => Some("group"),
-        _ => None,
-    };
-    conversation(id, kind)
-}
-
-// ---- Events API (JSON) ----
-
-fn json_request(
-    context: &Context,
-    body: &[u8],
-    bot_filter: &BotFilter,
-) -> Result<Outcome, Rejection> {
-    let malformed = Rejection::MalformedBody { expected: "JSON" };
-    let payload = crate::json::parse_slice(body).map_err(|_| malformed.clone())?;
-    let raw = Raw::from_body(body).map_err(|_| malformed)?;
-    let envelope_type = text_at(&payload, &["type"]).unwrap_or_default();
-    match envelope_type.as_str() {
-        "url_verification" => {
-            let challenge = text_at(&payload, &["challenge"]).ok_or(Rejection::MalformedBody {
-                expected: "url_verification with a challenge",
-            })?;
-            Ok(Outcome {
-                response: Response::Challenge(challenge),
-                events: Vec::new(),
-            })
-        }
-        "event_callback" => {
-            let event = payload.get("event").cloned().unwrap_or(Value::Null);
-            if bot_filter.ignores(&event) {
-                return Ok(Outcome {
-                    response: Response::Ignored,
-                    events: Vec::new(),
-                });
-            }
-            let parts = event_callback(context, &event, (&payload, raw), body);
-            Ok(Outcome {
-                response: Response::Accepted,
-                events: vec![parts],
-            })
-        }
-        // `app_rate_limited` and anything newer.
-        _ => {
-            let data = Data {
-                provider_type: envelope_type,
-                ..Data::default()
-            };
-            let parts = context.parts(hash_key(body), UNRECOGNIZED_TYPE, None, data, raw);
-            Ok(Outcome {
-                response: Response::Accepted,
-                events: vec![parts],
-            })
-        }
-    }
-}
-
-/// One `event_callback`; `raw` is the whole callback (`event_id`, `team_id`, `authorizations` and `event`).
-fn event_callback(
-    context: &Context,
-    event: &Value,
-    (payload, raw): (&Value, Raw),
-    body: &[u8],
-) -> EventParts {
-    let provider_type = text_at(event, &["type"]).unwrap_or_default();
-    let subtype = text_at(event, &["subtype"]);
-    let dedupe_key = text_at(payload, &["event_id"]).unwrap_or_else(|| hash_key(body));
-    let time_ms = text_at(event, &["ts"])
-        .or_else(|| text_at(event, &["event_ts"]))
-        .and_then(|ts| ts_to_ms(&ts))
-        .or_else(|| u64_at(payload, &["event_time"]).and_then(|s| s.checked_mul(1000)));
-    let channel_type = text_at(event, &["channel_type"]);
-    let in_channel = conversation(text_at(event, &["channel"]), channel_type.as_deref());
-    let user = text_at(event, &["user"]).map(|id| Sender { id, name: None });
-    let mut data = Data {
-        provider_type: provider_type.clone(),
-        ..Data::default()
-    };
-    let event_type = match (provider_type.as_str(), subtype.as_deref()) {
-        (
-            "message",
-            None | Some("bot_message" | "file_share" | "thread_broadcast" | "me_message"),
-        )
-        | ("app_mention", _) => {
-            data.conversation = in_channel;
-            data.sender = message_sender(event);
-            data.message = Some(message_content(event));
-            // An app subscribed to both gets a `message` and an `app_mention` for the same message.
-            if provider_type == "app_mention" {
-                "message.mentioned"
-            } else {
-                "message.received"
-            }
-        }
-        ("message", Some("message_changed")) => {
-            let edited = event.get("message").unwrap_or(&Value::Null);
-            data.conversation = in_channel;
-            data.sender = message_sender(edited);
-            data.message = Some(message_content(edited));
-            "message.edited"
-        }
-        ("message", Some("message_deleted")) => {
-            data.conversation = in_channel;
-            data.sender = event.get("previous_message").and_then(message_sender);
-            data.message = Some(Message {
-                id: text_at(event, &["deleted_ts"]),
-                kind: "unsent".to_owned(),
-                ..Message::default()
-            });
-            "message.unsent"
-        }
-        ("reaction_added" | "reaction_removed", _) => {
-            data.conversation = conversation(text_at(event, &["item", "channel"]), None);
-            data.sender = user;
-            // message.id is the `ts` of the message reacted to; text is the emoji name.
-            data.message = Some(Message {
-                id: text_at(event, &["item", "ts"]),
-                kind: "reaction".to_owned(),
-                text: text_at(event, &["reaction"]),
-                ..Message::default()
-            });
-            if provider_type == "reaction_added" {
-                "reaction.added"
-            } else {
-                "reaction.removed"
-            }
-        }
-        ("member_joined_channel" | "member_left_channel", _) => {
-            data.conversation = in_channel;
-            data.sender = text_at(event, &["inviter"]).map(|id| Sender { id, name: None });
-            data.members = user.into_iter().collect();
-            if provider_type == "member_joined_channel" {
-                "member.joined"
-            } else {
-                "member.left"
-            }
-        }
-        ("assistant_thread_started", _) => {
-            let thread = event.get("assistant_thread").unwrap_or(&Value::Null);
-            data.conversation = conversation(text_at(thread, &["channel_id"]), None);
-            data.sender = text_at(thread, &["user_id"]).map(|id| Sender { id, name: None });
-            "conversation.started"
-        }
-        _ => {
-            data.conversation = in_channel;
-            data.sender = user;
-            UNRECOGNIZED_TYPE
-        }
-    };
-    context.parts(dedupe_key, event_type, time_ms, data, raw)
-}
-
-fn message_sender(message: &Value) -> Option<Sender> {
-    let id = text_at(message, &["user"]).or_else(|| text_at(message, &["bot_id"]))?;
-    let name = ["display_name", "real_name"]
-        .iter()
-        .find_map(|field| {
-            text_at(message, &["user_profile", field]).filter(|name| !name.is_empty())
-        })
-        .or_else(|| text_at(message, &["username"]));
-    Some(Sender { id, name })
-}
-
-fn message_content(message: &Value) -> Message {
-    let text = text_at(message, &["text"]).filter(|text| !text.is_empty());
-    let attachments: Vec<Attachment> = value_at(message, &["files"])
-        .and_then(Value::as_array)
-        .map(|files| files.iter().map(file_attachment).collect())
-        .unwrap_or_default();
-    let kind = match (&text, attachments.first()) {
-        (None, Some(first)) => first.kind.clone(),
-        _ => "text".to_owned(),
-    };
-    Message {
-        id: text_at(message, &["ts"]),
-        kind,
-        text,
-        attachments,
-        ..Message::default()
-    }
-}
-
-fn file_attachment(file: &Value) -> Attachment {
-    let content_type = text_at(file, &["mimetype"]);
-    let kind = match content_type
-        .as_deref()
-        .and_then(|mime| mime.split('/').next())
-    {
-        Some("image") => "image",
-        Some("video") => "video",
-        Some("audio") => "audio",
-        _ => "file",
-    };
-    Attachment {
-        kind: kind.to_owned(),
-        id: text_at(file, &["id"]),
-        // Downloading url_private needs the bot token.
-        url: text_at(file, &["url_private"]),
-        name: text_at(file, &["name"]),
-        content_type,
-        size: u64_at(file, &["size"]),
-        duration_ms: None,
-    }
-}
-
-// ---- Interactivity and slash commands (form-encoded) ----
-
-fn form_request(context: &Context, body: &[u8]) -> Result<Outcome, Rejection> {
-    let form = form_object(body);
-    let events = if let Some(payload_text) = text_at(&form, &["payload"]) {
-        let malformed = Rejection::MalformedBody {
-            expected: "interactivity payload JSON",
-        };
-        let payload = crate::json::parse(&payload_text).map_err(|_| malformed.clone())?;
-        // `data.raw` is the payload's own JSON text, as Slack wrote it into the form.
-        let raw = Raw::from_body(payload_text.as_bytes()).map_err(|_| malformed)?;
-        vec![interaction(context, (payload, raw), body)]
-    } else if form.get("command").is_some() {
-        vec![slash_command(context, form, body)]
-    } else if text_at(&form, &["ssl_check"]).as_deref() == Some("1") {
-        // Slack checks the certificate of a slash command's URL with `ssl_check=1`: nothing to forward.
-        Vec::new()
-    } else {
-        let data = Data {
-            provider_type: "form".to_owned(),
-            ..Data::default()
-        };
-        let raw = Raw::rendered(&form);
-        vec![context.parts(hash_key(body), UNRECOGNIZED_TYPE, None, data, raw)]
-    };
-    Ok(Outcome {
-        response: Response::Empty,
-        events,
-    })
-}
-
-/// Interactions have no event id; each one gets a fresh `trigger_id`.
-fn interaction_key(payload: &Value, body: &[u8]) -> String {
-    text_at(payload, &["trigger_id"])
-        .map(|id| format!("trigger:{id}"))
-        .unwrap_or_else(|| hash_key(body))
-}
-
-fn slash_command(context: &Context, form: Value, body: &[u8]) -> EventParts {
-    let data = Data {
-        provider_type: "slash_command".to_owned(),
-        conversation: conversation_by_name(
-            text_at(&form, &["channel_id"]),
-            text_at(&form, &["channel_name"]).as_deref(),
-        ),
-        sender: text_at(&form, &["user_id"]).map(|id| Sender {
-            id,
-            name: text_at(&form, &["user_name"]),
-        }),
-        // The command's arguments as typed; an empty `text` is no text.
-        message: Some(Message {
-            kind: "command".to_owned(),
-            text: text_at(&form, &["text"]).filter(|text| !text.is_empty()),
-            ..Message::default()
-        }),
-        postback: text_at(&form, &["command"]).map(|command| Postback {
-            data: command,
-            params: None,
-        }),
-        reply: text_at(&form, &["response_url"]).map(|token| Reply { token }),
-        ..Data::default()
-    };
-    let key = interaction_key(&form, body);
-    context.parts(key, "command.invoked", None, data, Raw::rendered(&form))
-}
-
-fn interaction(context: &Context, (payload, raw): (Value, Raw), body: &[u8]) -> EventParts {
-    let provider_type = text_at(&payload, &["type"]).unwrap_or_default();
-    let key = interaction_key(&payload, body);
-    let channel = payload.get("channel");
-    let first_action = value_at(&payload, &["actions"])
-        .and_then(Value::as_array)
-        .and_then(|a| a.first());
-    let time_ms = first_action
-        .and_then(|a| text_at(a, &["action_ts"]))
-        .and_then(|ts| ts_to_ms(&ts));
-    let mut data = Data {
-        provider_type: provider_type.clone(),
-        conversation: conversation_by_name(
-            channel.and_then(|c| text_at(c, &["id"])),
-            channel.and_then(|c| text_at(c, &["name"])).as_deref(),
-        ),
-        sender: text_at(&payload, &["user", "id"]).map(|id| Sender {
-            id,
-            name: text_at(&payload, &["user", "username"])
-                .or_else(|| text_at(&payload, &["user", "name"])),
-        }),
-        reply: text_at(&payload, &["response_url"]).map(|token| Reply { token }),
-        ..Data::default()
-    };
-    let event_type = match provider_type.as_str() {
-        "block_actions" | "interactive_message" => {
-            data.postback = first_action.and_then(action_value).map(|value| Postback {
-                data: value,
-                params: payload.get("actions").cloned(),
-            });
-            "postback"
-        }
-        "view_submission" => {
-            data.postback =
-                text_at(&payload, &["view", "callback_id"]).map(|callback_id| Postback {
-                    data: callback_id,
-                    params: value_at(&payload, &["view", "state", "values"]).cloned(),
-                });
-            "form.submitted"
-        }
-        "shortcut" | "message_action" => {
-            data.postback = text_at(&payload, &["callback_id"]).map(|callback_id| Postback {
-                data: callback_id,
-                params: None,
-            });
-            "command.invoked"
-        }
-        // `block_suggestion` expects options in the response, which the gateway cannot give; `view_closed`.
-        _ => UNRECOGNIZED_TYPE,
-    };
-    context.parts(key, event_type, time_ms, data, raw)
-}
-
-/// What a clicked button or chosen option stands for: its `value`, else the selected option's, else the
-/// element's `action_id` (buttons without a value).
-fn action_value(action: &Value) -> Option<String> {
-    text_at(action, &["value"])
-        .or_else(|| text_at(action, &["selected_option", "value"]))
-        .or_else(|| text_at(action, &["action_id"]))
-        .or_else(|| text_at(action, &["name"]))
-}
-
 #[cfg(test)]
 mod tests {
     use crate::channels::test_support::{self, DemoRequest};
@@ -617,14 +282,15 @@ mod tests {
     use crate::envelope::event_id;
 
     /// shared/vectors/slack.json `slack-docs-slash-command` (python-slack-sdk's verifier test, Slack's docs).
-    const SECRET: &str = "8f742231b10e8888abcd99yyyzzz85a5";
-    const TIMESTAMP: &str = "1531420618";
-    const NOW_MS: u64 = 1_531_420_618_000;
+    pub(super) const SECRET: &str = "8f742231b10e8888abcd99yyyzzz85a5";
+    pub(super) const TIMESTAMP: &str = "1531420618";
+    pub(super) const NOW_MS: u64 = 1_531_420_618_000;
     const BODY: &str = "token=xyzz0WbapA4vBCDEFasx0q6G&team_id=T1DC2JH3J&team_domain=testteamnow&channel_id=G8PSS9T3V&channel_name=foobar&user_id=U2CERLKJA&user_name=roadrunner&command=%2Fwebhook-collect&text=&response_url=https%3A%2F%2Fhooks.slack.com%2Fcommands%2FT1DC2JH3J%2F397700885554%2F96rGlfmibIGlgcZRskXaIFfN&trigger_id=398738663015.47445629121.803a0bc887a14d10d2c447fce8b6703c";
-    const SIGNATURE: &str = "v0=a2114d57b48eac39b9ad189dd8316235a7b4a8d21a10bd27519666489c69b503";
+    pub(super) const SIGNATURE: &str =
+        "v0=a2114d57b48eac39b9ad189dd8316235a7b4a8d21a10bd27519666489c69b503";
     const FORM: &str = "application/x-www-form-urlencoded";
 
-    fn config(extra: &[(&str, &str)]) -> HashMap<String, String> {
+    pub(super) fn config(extra: &[(&str, &str)]) -> HashMap<String, String> {
         let mut bindings =
             HashMap::from([("SLACK_DEMO_SIGNING_SECRET".to_owned(), SECRET.to_owned())]);
         for (field, value) in extra {
@@ -633,7 +299,7 @@ mod tests {
         bindings
     }
 
-    fn run(
+    pub(super) fn run(
         bindings: &HashMap<String, String>,
         headers: &[(&str, &str)],
         body: &[u8],
@@ -650,7 +316,7 @@ mod tests {
         test_support::run(&Slack, bindings, demo)
     }
 
-    fn signed(
+    pub(super) fn signed(
         body: &str,
         content_type: &str,
         now_ms: u64,
@@ -801,23 +467,6 @@ mod tests {
             .collect();
         let handled = run(&rotated, &headers, BODY.as_bytes(), NOW_MS).unwrap();
         assert_eq!(handled.events[0].data.verification.key_index, 1);
-    }
-
-    #[test]
-    fn url_verification_answers_the_challenge_only_when_signed() {
-        let body = r#"{"token":"t","challenge":"3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P","type":"url_verification"}"#;
-        let handled = signed(body, "application/json", NOW_MS, &config(&[])).unwrap();
-        assert_eq!(
-            handled.response,
-            EdgeResponse::text("3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P")
-        );
-        assert!(handled.events.is_empty());
-        // Signed for another body: refused before the challenge is read.
-        let wrong = [(TIMESTAMP_HEADER, TIMESTAMP), (SIGNATURE_HEADER, SIGNATURE)];
-        assert_eq!(
-            run(&config(&[]), &wrong, body.as_bytes(), NOW_MS).unwrap_err(),
-            Rejection::InvalidSignature
-        );
     }
 
     #[test]
