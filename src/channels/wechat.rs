@@ -48,10 +48,8 @@ impl Channel for WeChat {
         "TOKEN"
     }
 
-    /// Pushes are a few KiB (a text message holds at most 2,048 bytes of content; safe mode adds about a third
-    /// in base64), so 64 KiB leaves ample room and bounds the work spent before the signature is checked.
     fn default_max_body_bytes(&self) -> Option<usize> {
-        Some(64 * 1024)
+        Some(wxsettings::MAX_PUSH_BYTES)
     }
 
     /// `GET` is the URL-verification handshake.

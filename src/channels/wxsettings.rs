@@ -11,6 +11,11 @@ use crate::tooling::{SignParams, ToolingError};
 use crate::Rejection;
 
 /// Replay window when the account sets no `TIMESTAMP_SKEW_S`.
+/// WeChat and WeCom pushes are a few KiB (a text message holds at most 2,048 bytes of content; safe mode adds
+/// about a third in base64), so 64 KiB leaves ample room and bounds the work spent before the signature is
+/// checked.
+pub(super) const MAX_PUSH_BYTES: usize = 64 * 1024;
+
 pub(super) const DEFAULT_TIMESTAMP_SKEW_S: u64 = 300;
 
 /// The configured EncodingAESKeys, newest first; any malformed value makes the whole account misconfigured.
