@@ -1,6 +1,6 @@
 //! Durable Objects with SQLite storage, performing the core's decisions ([`crate::dedup`],
 //! [`crate::delivery::dead_letter`]):
-//! - `Deduper`, one per channel/account: two-phase event claims, replay guards, and the spill of events the
+//! - `Deduper`, one per channel/account and shard (`/{channel}/{account}#{shard}`, see `crate::dedup::shards`): two-phase event claims, replay guards, and the spill of events the
 //!   queue refused, drained by alarm.
 //! - `DeadLetters`, one instance: deliveries that will not be retried any more, paged, replayed, deleted,
 //!   purged after their retention.

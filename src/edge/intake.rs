@@ -4,11 +4,12 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use worker::{Context, Env, Queue, Stub};
+use futures_util::future::join_all;
+use worker::{Context, Env, ObjectNamespace, Queue};
 
 use super::consumer::forward_best_effort;
 use super::{call_object, emit, now_ms, queue_message, DEDUP_BINDING, QUEUE_BINDING};
-use crate::dedup::{self, ClaimDecision, DedupCall, DedupReply};
+use crate::dedup::{self, ClaimDecision, ClaimPlan, DedupCall, DedupReply};
 use crate::delivery::{batches, QueuedDelivery};
 use crate::gateway::{Accepted, Refusal};
 use crate::log::{self, Kept};
@@ -51,10 +52,7 @@ pub(super) async fn dispatch(env: &Env, ctx: &Context, accepted: &Accepted) -> R
         .iter()
         .map(|d| d.webhook_id.clone())
         .collect();
-    let stub = env
-        .durable_object(DEDUP_BINDING)
-        .and_then(|namespace| namespace.id_from_name(&source)?.get_stub());
-    let Ok(stub) = stub else {
+    let Ok(store) = env.durable_object(DEDUP_BINDING) else {
         emit(&log::no_dedup_store(&source));
         dedup::without_store(accepted.replay_guard.as_ref()).map_err(refuse)?;
         let messages = first_messages(accepted, &(0..ids.len()).collect::<Vec<_>>());
@@ -69,21 +67,30 @@ pub(super) async fn dispatch(env: &Env, ctx: &Context, accepted: &Accepted) -> R
             }
         };
     };
-    let claim = DedupCall::Claim {
-        ids: ids.clone(),
-        guard: accepted.replay_guard.clone(),
-        now_ms: now_ms(),
+    let shards = Shards {
+        store: &store,
+        source: &source,
     };
-    let answers = match call_object::<_, DedupReply>(&stub, &claim).await {
-        Ok(reply) => dedup::read_claim_reply(reply, ids.len()).map_err(refuse)?,
-        Err(error) => {
-            emit(&log::enqueue_failed(&source, &error.to_string(), false));
-            return Err(refuse(Rejection::EnqueueFailed));
+    let plan = ClaimPlan::new(&ids, accepted.replay_guard.as_ref(), now_ms());
+    let replies = join_all(
+        plan.calls
+            .iter()
+            .map(|call| shards.call(call.shard, &call.call)),
+    )
+    .await;
+    for error in replies.iter().filter_map(|reply| reply.as_ref().err()) {
+        emit(&log::enqueue_failed(&source, &error.to_string(), false));
+    }
+    let answers = match plan.merge(replies) {
+        Ok(answers) => answers,
+        Err(failure) => {
+            shards.release(pick(&ids, &failure.release)).await;
+            return Err(refuse(failure.rejection));
         }
     };
     let (fresh, duplicates) = match dedup::decide(&answers) {
         ClaimDecision::Busy { fresh } => {
-            release(&stub, pick(&ids, &fresh)).await;
+            shards.release(pick(&ids, &fresh)).await;
             return Err(refuse(Rejection::ClaimInProgress));
         }
         ClaimDecision::Enqueue { fresh, duplicates } => (fresh, duplicates),
@@ -93,31 +100,35 @@ pub(super) async fn dispatch(env: &Env, ctx: &Context, accepted: &Accepted) -> R
     match send_all(&queue, messages).await {
         Ok(()) => {
             if !fresh_ids.is_empty() {
-                let commit = DedupCall::Commit {
-                    ids: fresh_ids,
-                    now_ms: now_ms(),
-                };
                 // Committed after the answer: the events are already queued, so the provider need not wait
                 // for it. Until then (a few ms) a retry of the same event is told to come back; a commit that
                 // fails leaves the claims pending, and after the lease a retry is queued again (a duplicate the
                 // backend drops by webhook-id), never a loss.
                 let env = env.clone();
                 let source = source.clone();
+                let now = now_ms();
                 ctx.wait_until(async move {
-                    let committed = match env
-                        .durable_object(DEDUP_BINDING)
-                        .and_then(|namespace| namespace.id_from_name(&source)?.get_stub())
-                    {
-                        Ok(stub) => call_object::<_, DedupReply>(&stub, &commit)
-                            .await
-                            .map(|_| ()),
-                        Err(error) => Err(error),
+                    let Ok(store) = env.durable_object(DEDUP_BINDING) else {
+                        return;
                     };
-                    if let Err(error) = committed {
-                        emit(&log::operation_failed(
-                            "claim commit failed",
-                            &error.to_string(),
-                        ));
+                    let shards = Shards {
+                        store: &store,
+                        source: &source,
+                    };
+                    let commits = dedup::group_ids(&fresh_ids)
+                        .into_iter()
+                        .map(|(shard, ids)| {
+                            let call = DedupCall::Commit { ids, now_ms: now };
+                            let shards = &shards;
+                            async move { shards.call(shard, &call).await }
+                        });
+                    for result in join_all(commits).await {
+                        if let Err(error) = result {
+                            emit(&log::operation_failed(
+                                "claim commit failed",
+                                &error.to_string(),
+                            ));
+                        }
                     }
                 });
             }
@@ -129,31 +140,68 @@ pub(super) async fn dispatch(env: &Env, ctx: &Context, accepted: &Accepted) -> R
             Ok(())
         }
         Err((unsent, error)) => {
-            let spill = DedupCall::Spill {
-                ids: fresh_ids.clone(),
-                messages: unsent,
-                now_ms: now_ms(),
-                source: source.clone(),
-            };
-            match call_object::<_, DedupReply>(&stub, &spill).await {
-                Ok(_) => {
-                    emit(&log::enqueue_failed(&source, &error, true));
-                    emit(&log::request_accepted(
-                        accepted,
-                        Some(duplicates),
-                        Kept::Spilled,
-                    ));
-                    Ok(())
+            let spills = dedup::spill_calls(&fresh_ids, unsent, now_ms(), &source);
+            let results =
+                join_all(spills.iter().map(|(shard, call)| shards.call(*shard, call))).await;
+            // A shard that kept its events has committed their claims: the provider's retry finds them
+            // duplicates. A shard that did not is released, so the retry takes them again.
+            let mut failed = Vec::new();
+            let mut errors = Vec::new();
+            for ((_, call), result) in spills.iter().zip(results) {
+                if let (Err(spill_error), DedupCall::Spill { ids, .. }) = (result, call) {
+                    failed.extend(ids.iter().cloned());
+                    errors.push(spill_error.to_string());
                 }
-                Err(spill_error) => {
-                    emit(&log::enqueue_failed(
-                        &source,
-                        &format!("{error}; spill: {spill_error}"),
-                        false,
-                    ));
-                    release(&stub, fresh_ids).await;
-                    Err(refuse(Rejection::EnqueueFailed))
-                }
+            }
+            if errors.is_empty() {
+                emit(&log::enqueue_failed(&source, &error, true));
+                emit(&log::request_accepted(
+                    accepted,
+                    Some(duplicates),
+                    Kept::Spilled,
+                ));
+                Ok(())
+            } else {
+                emit(&log::enqueue_failed(
+                    &source,
+                    &format!("{error}; spill: {}", errors.join("; ")),
+                    false,
+                ));
+                shards.release(failed).await;
+                Err(refuse(Rejection::EnqueueFailed))
+            }
+        }
+    }
+}
+
+/// The de-duplication objects of one channel/account, one per shard (see [`crate::dedup::SHARDS`]).
+struct Shards<'a> {
+    store: &'a ObjectNamespace,
+    source: &'a str,
+}
+
+impl Shards<'_> {
+    async fn call(&self, shard: u16, call: &DedupCall) -> worker::Result<DedupReply> {
+        let stub = self
+            .store
+            .id_from_name(&dedup::object_name(self.source, shard))?
+            .get_stub()?;
+        call_object::<_, DedupReply>(&stub, call).await
+    }
+
+    /// Frees pending claims so the provider's retry is not taken for a duplicate. A failed release is
+    /// harmless: the claims expire after the lease.
+    async fn release(&self, ids: Vec<String>) {
+        let releases = dedup::group_ids(&ids).into_iter().map(|(shard, ids)| {
+            let call = DedupCall::Release { ids };
+            async move { self.call(shard, &call).await }
+        });
+        for result in join_all(releases).await {
+            if let Err(error) = result {
+                emit(&log::operation_failed(
+                    "claim release failed",
+                    &error.to_string(),
+                ));
             }
         }
     }
@@ -192,20 +240,6 @@ async fn send_all(queue: &Queue, messages: Vec<String>) -> Result<(), (Vec<Strin
     Ok(())
 }
 
-/// Frees pending claims so the provider's retry is not taken for a duplicate. A failed release is harmless:
-/// the claims expire after the lease.
-async fn release(stub: &Stub, ids: Vec<String>) {
-    if ids.is_empty() {
-        return;
-    }
-    if let Err(error) = call_object::<_, DedupReply>(stub, &DedupCall::Release { ids }).await {
-        emit(&log::operation_failed(
-            "claim release failed",
-            &error.to_string(),
-        ));
-    }
-}
-
 /// Best-effort mode still honours a replay guard: checked (and remembered) in the de-duplication object, or
 /// refused when there is none.
 async fn check_guard_only(
@@ -213,19 +247,21 @@ async fn check_guard_only(
     source: &str,
     guard: &crate::channels::ReplayGuard,
 ) -> Result<(), Rejection> {
-    let Ok(stub) = env
-        .durable_object(DEDUP_BINDING)
-        .and_then(|namespace| namespace.id_from_name(source)?.get_stub())
-    else {
+    let Ok(store) = env.durable_object(DEDUP_BINDING) else {
         return dedup::without_store(Some(guard));
     };
-    let claim = DedupCall::Claim {
-        ids: Vec::new(),
-        guard: Some(guard.clone()),
-        now_ms: now_ms(),
+    let shards = Shards {
+        store: &store,
+        source,
     };
-    match call_object::<_, DedupReply>(&stub, &claim).await {
-        Ok(reply) => dedup::read_claim_reply(reply, 0).map(|_| ()),
-        Err(_) => Err(Rejection::EnqueueFailed),
-    }
+    let plan = ClaimPlan::new(&[], Some(guard), now_ms());
+    let replies = join_all(
+        plan.calls
+            .iter()
+            .map(|call| shards.call(call.shard, &call.call)),
+    )
+    .await;
+    plan.merge(replies)
+        .map(|_| ())
+        .map_err(|failure| failure.rejection)
 }

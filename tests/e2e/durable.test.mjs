@@ -292,3 +292,34 @@ test("an event just under the queue budget (50 KB of text, twice in the event: m
   assert.equal(res.status, 200, res.text);
   await until(() => deliveriesOf(text).length === 1, 20000, "the large event");
 });
+
+test("a request whose 20 events fall into many de-dup shards: each event delivered once, a resend all duplicates, a half-new resend only the new half", async () => {
+  const event = (n) => ({
+    type: "message", mode: "active", timestamp: 1700000000000, webhookEventId: `01HSHARD${String(n).padStart(18, "0")}`,
+    source: { type: "user", userId: "U1" }, replyToken: "rt", message: { id: `ms-${n}`, type: "text", text: `shard ${n}` },
+  });
+  const batch = (from, to) => JSON.stringify({ destination: "Ux", events: Array.from({ length: to - from }, (_, i) => event(from + i)) });
+  const first = await post("durable", batch(0, 20));
+  assert.equal(first.status, 200, first.text);
+  assert.deepEqual(JSON.parse(first.text), { accepted: 20 });
+  const texts = (from, to) => Array.from({ length: to - from }, (_, i) => `shard ${from + i}`);
+  await until(() => texts(0, 20).every((t) => deliveriesOf(t).length === 1), 20_000);
+  // The claims of the first request are committed after its answer: a resend right away may be told to come back.
+  let again;
+  for (let tries = 0; tries < 50; tries++) {
+    again = await post("durable", batch(0, 20));
+    if (again.status !== 503) break;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  assert.equal(again.status, 200, again.text);
+  let mixed;
+  for (let tries = 0; tries < 50; tries++) {
+    mixed = await post("durable", batch(10, 30));
+    if (mixed.status !== 503) break;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  assert.equal(mixed.status, 200, mixed.text);
+  await until(() => texts(20, 30).every((t) => deliveriesOf(t).length === 1), 20_000);
+  await new Promise((r) => setTimeout(r, 1500));
+  for (const text of texts(0, 30)) assert.equal(deliveriesOf(text).length, 1, `${text} delivered exactly once`);
+});

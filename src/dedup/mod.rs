@@ -1,5 +1,5 @@
 //! De-duplication claims, replay guards and the spill store, as decisions over explicit state. The Durable
-//! Object `Deduper` (one per channel/account) keeps the rows and performs these decisions; the request path
+//! Object `Deduper` (one per channel/account and shard, see [`shards`]) keeps the rows and performs these decisions; the request path
 //! talks to it with [`DedupCall`].
 //!
 //! A claim is two-phase: a request first claims its event ids as *pending*, enqueues them, then *commits*.
@@ -11,7 +11,13 @@
 //! When the queue refuses, the accepted events are *spilled* into the object's own SQLite (and their claims
 //! committed in the same write); the object's alarm drains the spill into the queue later.
 
+mod shards;
+
 use serde::{Deserialize, Serialize};
+
+pub use shards::{
+    group_ids, object_name, shard_of, spill_calls, ClaimFailure, ClaimPlan, ShardCall, SHARDS,
+};
 
 use crate::channels::ReplayGuard;
 use crate::config::Bindings;
