@@ -19,8 +19,6 @@
 //! to an inbound message as instructions, and an empty `Response` means "no reply". JSON requests get
 //! `{"accepted":1}`.
 
-use std::collections::{BTreeMap, BTreeSet};
-
 #[cfg(test)]
 use http::Method;
 use serde_json::{Map, Value};
@@ -273,7 +271,7 @@ fn split_authority(url: &str) -> Option<UrlParts<'_>> {
         Some(at) => authority.split_at(at + 1),
         None => ("", authority),
     };
-    // A port is the digits after the last `:`, unless that `:` is inside an IPv6 literal (`[::1]`).
+    // A port is all digits after the last `:` (in an IPv6 literal such as `[::1]` the last `:` is followed by `1]`).
     let (host, port) = match host_port.rsplit_once(':') {
         Some((host, port)) if !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) => {
             (host, Some(port))
@@ -295,57 +293,62 @@ fn body_matches(body_sha256: &str, body: &[u8]) -> bool {
         .is_some_and(|expected| crypto::secrets_equal(&expected, &crypto::sha256(&[body])))
 }
 
-/// The POST parameters as Twilio signs them: names in byte order, and each name's distinct values in byte
-/// order (a value repeated under one name counts once, as in Twilio's validators). Values are form-decoded
-/// (`+` is a space): Twilio signs the decoded text.
-struct Params(BTreeMap<String, BTreeSet<String>>);
+/// The POST parameters as Twilio signs them: sorted by name, then by value, bytewise, and a value repeated
+/// under one name counted once (as in Twilio's validators). Values are form-decoded (`+` is a space): Twilio
+/// signs the decoded text.
+struct Params(Vec<(String, String)>);
 
 impl Params {
     fn parse(body: &[u8]) -> Params {
-        let mut params: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-        for (name, value) in form_urlencoded::parse(body) {
-            params
-                .entry(name.into_owned())
-                .or_default()
-                .insert(value.into_owned());
-        }
-        Params(params)
+        let mut pairs: Vec<(String, String)> = form_urlencoded::parse(body)
+            .map(|(name, value)| (name.into_owned(), value.into_owned()))
+            .collect();
+        pairs.sort_unstable();
+        pairs.dedup();
+        Params(pairs)
     }
 
     /// What follows the URL in the signed string: every name immediately followed by its value.
     fn signed_suffix(&self) -> Vec<u8> {
         let mut suffix = Vec::new();
-        for (name, values) in &self.0 {
-            for value in values {
-                suffix.extend_from_slice(name.as_bytes());
-                suffix.extend_from_slice(value.as_bytes());
-            }
+        for (name, value) in &self.0 {
+            suffix.extend_from_slice(name.as_bytes());
+            suffix.extend_from_slice(value.as_bytes());
         }
         suffix
     }
 
     /// A parameter Twilio sends once, when not empty; `None` when absent, empty, or given with several values.
     fn one(&self, name: &str) -> Option<&str> {
-        match self.0.get(name) {
-            Some(values) if values.len() == 1 => values.first().map(String::as_str),
+        let start = self.0.partition_point(|(n, _)| n.as_str() < name);
+        match self.0.get(start..).unwrap_or_default() {
+            [(first, value), rest @ ..]
+                if first == name
+                    && !value.is_empty()
+                    && rest.first().is_none_or(|(n, _)| n != name) =>
+            {
+                Some(value)
+            }
             _ => None,
         }
-        .filter(|value| !value.is_empty())
     }
 
     /// `data.raw`: the signed parameters, each a string, or an array of its distinct values when given several.
     fn to_json(&self) -> Value {
-        let fields: Map<String, Value> = self
-            .0
-            .iter()
-            .map(|(name, values)| {
-                let value = match values.len() {
-                    1 => Value::String(values.first().cloned().unwrap_or_default()),
-                    _ => Value::Array(values.iter().cloned().map(Value::String).collect()),
-                };
-                (name.clone(), value)
-            })
-            .collect();
+        let mut fields = Map::new();
+        for (name, value) in &self.0 {
+            let value = Value::String(value.clone());
+            match fields.get_mut(name) {
+                None => {
+                    fields.insert(name.clone(), value);
+                }
+                Some(Value::Array(values)) => values.push(value),
+                Some(first) => {
+                    let first_value = first.take();
+                    *first = Value::Array(vec![first_value, value]);
+                }
+            }
+        }
         Value::Object(fields)
     }
 }
