@@ -20,6 +20,7 @@ pub mod lineworks;
 pub mod meta;
 pub mod slack;
 pub mod telegram;
+pub mod twilio;
 pub mod wechat;
 pub mod wecom;
 mod wxenvelope;
@@ -41,6 +42,7 @@ pub static CHANNELS: &[&dyn Channel] = &[
     &wechat::WeChat,
     &wecom::WeCom,
     &discord::Discord,
+    &twilio::Twilio,
 ];
 
 pub fn find(name: &str) -> Option<&'static dyn Channel> {

@@ -4,10 +4,12 @@
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use hmac::{Hmac, Mac};
+use sha1::Sha1;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 type HmacSha256 = Hmac<Sha256>;
+type HmacSha1 = Hmac<Sha1>;
 
 pub mod wxbiz;
 
@@ -74,6 +76,38 @@ pub fn hmac_sha256_matches<K: AsRef<[u8]>>(
     })
 }
 
+/// HMAC-SHA1 over the concatenation of `parts` (Twilio signs the URL followed by its parameters this way).
+pub fn hmac_sha1(key: &[u8], parts: &[&[u8]]) -> [u8; 20] {
+    let mut mac = new_sha1_mac(key);
+    for part in parts {
+        mac.update(part);
+    }
+    mac.finalize().into_bytes().into()
+}
+
+fn new_sha1_mac(key: &[u8]) -> HmacSha1 {
+    match HmacSha1::new_from_slice(key) {
+        Ok(mac) => mac,
+        Err(_) => unreachable!("HMAC-SHA1 accepts any key length"),
+    }
+}
+
+/// Like [`hmac_sha256_matches`], with HMAC-SHA1: the index of the first key whose tag over `parts` equals
+/// `expected` (already decoded; a tag of another length matches nothing), compared in constant time.
+pub fn hmac_sha1_matches<K: AsRef<[u8]>>(
+    keys: &[K],
+    parts: &[&[u8]],
+    expected: &[u8],
+) -> Option<usize> {
+    keys.iter().position(|key| {
+        let mut mac = new_sha1_mac(key.as_ref());
+        for part in parts {
+            mac.update(part);
+        }
+        mac.verify_slice(expected).is_ok()
+    })
+}
+
 /// Constant-time equality of two secrets (length may leak, content may not).
 pub fn secrets_equal(a: &[u8], b: &[u8]) -> bool {
     a.ct_eq(b).into()
@@ -128,6 +162,17 @@ mod tests {
         );
         assert_eq!(hmac_sha256_matches(&["new"], &[b"body"], &tag), None);
         assert_eq!(hmac_sha256_matches(&["old"], &[b"body"], &tag[..31]), None);
+    }
+
+    #[test]
+    fn hmac_sha1_matches_rfc2202_and_reports_the_key_index() {
+        // RFC 2202 section 3, test case 2.
+        let tag = hmac_sha1(b"Jefe", &[b"what do ya want ", b"for nothing?"]);
+        assert_eq!(hex_encode(&tag), "effcdf6ae5eb2fa2d27416d5f184df9c259a7c79");
+        let parts: [&[u8]; 1] = [b"what do ya want for nothing?"];
+        assert_eq!(hmac_sha1_matches(&["new", "Jefe"], &parts, &tag), Some(1));
+        assert_eq!(hmac_sha1_matches(&["new"], &parts, &tag), None);
+        assert_eq!(hmac_sha1_matches(&["Jefe"], &parts, &tag[..19]), None);
     }
 
     #[test]

@@ -10,7 +10,8 @@ import {
   runCli, SIGNING_SECRET, OLD_SIGNING_SECRET, CLI,
 } from "./harness.mjs";
 
-const BASE = "http://gateway.test";
+// The origin the native fixture run uses too (tests/common): Twilio signs the full URL, scheme and host included.
+const BASE = "https://gateway.test";
 const MAX_BODY = 64 * 1024;
 // Fixtures bound to a clock are replayed natively only; the rest run here, through the Wasm.
 const fixtures = loadFixtures().filter(({ fixture }) => fixture.now_ms === undefined);
