@@ -27,13 +27,15 @@ use serde_json::Value;
 
 use self::signature::{body_matches, signed_url, verify, Params};
 
-use super::{Channel, ChannelRequest, EdgeResponse, Handled};
+use super::Verdict;
+use super::{Channel, ChannelRequest, EdgeResponse};
 use crate::config::Account;
 #[cfg(not(target_arch = "wasm32"))]
 use crate::crypto;
+use crate::envelope::Raw;
 use crate::envelope::{
-    Attachment, Conversation, ConversationKind, Event, EventData, EventParts, Location, Message,
-    Postback, Sender, Verification, UNRECOGNIZED_TYPE,
+    Attachment, Conversation, ConversationKind, EventData, EventParts, Location, Message, Postback,
+    Sender, Verification, UNRECOGNIZED_TYPE,
 };
 #[cfg(not(target_arch = "wasm32"))]
 use crate::tooling::{Sign, SignParams, SignedRequest, ToolingError};
@@ -70,7 +72,7 @@ impl Channel for Twilio {
         &self,
         request: &ChannelRequest<'_>,
         account: &Account<'_>,
-    ) -> Result<Handled, Rejection> {
+    ) -> Result<Verdict, Rejection> {
         let tokens = account.required_values(AUTH_TOKEN)?;
         let url = signed_url(request, account)?;
         let signature = request
@@ -80,33 +82,30 @@ impl Channel for Twilio {
             scheme: SCHEME.to_owned(),
             key_index,
         };
-        let (parts, response) = match request.query.get(BODY_SHA256) {
+        match request.query.get(BODY_SHA256) {
             Some(body_sha256) => {
                 let key_index = verify(&tokens, &url, &[], signature)?;
                 if !body_matches(body_sha256, request.body) {
                     return Err(Rejection::InvalidSignature);
                 }
-                let body: Value = serde_json::from_slice(request.body)
-                    .map_err(|_| Rejection::MalformedBody { expected: "JSON" })?;
-                let parts =
-                    normalize_json(body, request.body, verification(key_index), request.now_ms);
-                (vec![parts], EdgeResponse::accepted(1))
+                let malformed = Rejection::MalformedBody { expected: "JSON" };
+                let body = crate::json::parse_slice(request.body).map_err(|_| malformed.clone())?;
+                let raw = Raw::from_body(request.body).map_err(|_| malformed)?;
+                let parts = normalize_json(
+                    (&body, raw),
+                    request.body,
+                    verification(key_index),
+                    request.now_ms,
+                );
+                Ok(Verdict::accepted(vec![parts]))
             }
             None => {
                 let params = Params::parse(request.body);
                 let key_index = verify(&tokens, &url, &params.signed_suffix(), signature)?;
                 let parts = normalize(&params, verification(key_index), request.now_ms);
-                (vec![parts], twiml(EMPTY_TWIML))
+                Ok(Verdict::respond(twiml(EMPTY_TWIML), vec![parts]))
             }
-        };
-        Ok(Handled {
-            response,
-            events: parts
-                .into_iter()
-                .map(|parts| Event::new(self.name(), account.name, parts))
-                .collect(),
-            replay_guard: None,
-        })
+        }
     }
 }
 
@@ -182,25 +181,14 @@ fn normalize(params: &Params, verification: Verification, received_ms: u64) -> E
             dedupe_key: super::content_hash_key(&params.signed_suffix()),
             event_type: UNRECOGNIZED_TYPE.to_owned(),
             time_ms: received_ms,
-            data: event_data("unknown", verification, params.to_json()),
+            data: event_data("unknown", verification, &params.to_json()),
         },
     }
 }
 
-fn event_data(provider_type: &str, verification: Verification, raw: Value) -> EventData {
-    EventData {
-        provider_type: provider_type.to_owned(),
-        conversation: None,
-        sender: None,
-        message: None,
-        postback: None,
-        reply: None,
-        members: Vec::new(),
-        verification,
-        email: None,
-        ordering: None,
-        raw,
-    }
+/// Twilio posts a form, not JSON: `data.raw` is the JSON rendering of the signed parameters.
+fn event_data(provider_type: &str, verification: Verification, params: &Value) -> EventData {
+    EventData::new(provider_type, verification, Raw::rendered(params))
 }
 
 /// The user's address (`+81…` for SMS, `whatsapp:+81…` for WhatsApp, kept as Twilio gives it so that it can be
@@ -231,7 +219,7 @@ fn inbound_message(
     } else {
         "message.received"
     };
-    let mut data = event_data(INBOUND_STATUS, verification, params.to_json());
+    let mut data = event_data(INBOUND_STATUS, verification, &params.to_json());
     data.conversation = direct(from);
     data.sender = from.map(|id| Sender {
         id: id.to_owned(),
@@ -343,7 +331,7 @@ fn status_callback(
         // queued, accepted, scheduled, sending, canceled, partially_delivered, and any newer one.
         _ => "message.status",
     };
-    let mut data = event_data(status, verification, params.to_json());
+    let mut data = event_data(status, verification, &params.to_json());
     // The recipient is the user the message went to.
     data.conversation = direct(params.one("To"));
     data.message = Some(Message {
@@ -363,7 +351,7 @@ fn status_callback(
 /// A JSON body (signed through `bodySHA256`): forwarded whole as `unrecognized`, `provider_type` = its `type`
 /// (e.g. a CloudEvents type) when it names one.
 fn normalize_json(
-    body: Value,
+    (body, raw): (&Value, Raw),
     raw_body: &[u8],
     verification: Verification,
     received_ms: u64,
@@ -377,12 +365,14 @@ fn normalize_json(
         dedupe_key: super::content_hash_key(raw_body),
         event_type: UNRECOGNIZED_TYPE.to_owned(),
         time_ms: received_ms,
-        data: event_data(&provider_type, verification, body),
+        data: EventData::new(provider_type, verification, raw),
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use crate::channels::Handled;
+    use crate::envelope::Event;
     use std::collections::HashMap;
 
     use proptest::prelude::*;
@@ -495,7 +485,7 @@ mod tests {
         // A voice call's parameters are not a message: forwarded as they are, answered with empty TwiML.
         let event = only_event(&handled);
         assert_eq!(event.event_type, "unrecognized");
-        assert_eq!(event.data.raw["Caller"], "+12349013030");
+        assert_eq!(event.data.raw.value()["Caller"], "+12349013030");
         assert_eq!(event.data.verification.scheme, "twilio-hmac-sha1");
         assert_eq!(handled.response.content_type, "text/xml");
         assert_eq!(
@@ -619,7 +609,7 @@ mod tests {
         ] {
             let handled = form(&pinned, Some(DOCS_QUERY), signature, body).unwrap();
             assert_eq!(
-                only_event(&handled).data.raw["Digits"],
+                only_event(&handled).data.raw.value()["Digits"],
                 serde_json::json!(["1234", "5678"])
             );
         }
@@ -850,9 +840,7 @@ mod tests {
                     DOCS_BODY
                 )
                 .unwrap_err(),
-                Rejection::Misconfigured {
-                    binding: "TWILIO_DEMO_WEBHOOK_URL".into()
-                },
+                Rejection::misconfigured("TWILIO_DEMO_WEBHOOK_URL"),
                 "{url}"
             );
         }
@@ -894,8 +882,8 @@ mod tests {
         assert_eq!(message.kind, "text");
         assert_eq!(message.text.as_deref(), Some("こんにちは 世界"));
         assert!(message.attachments.is_empty());
-        assert_eq!(event.data.raw["To"], "+815012345678");
-        assert_eq!(event.data.raw["ToState"], "");
+        assert_eq!(event.data.raw.value()["To"], "+815012345678");
+        assert_eq!(event.data.raw.value()["ToState"], "");
         assert_eq!(event.data.verification.key_index, 0);
         assert_eq!(event.time, "2023-11-14T22:13:20.000Z");
         // Signed with the older token: the same event, reported as key 1.

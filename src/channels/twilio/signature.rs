@@ -21,9 +21,7 @@ pub(super) fn signed_url(
             Some(query) => format!("{pinned}?{query}"),
             None => pinned,
         }),
-        Some(_) => Err(Rejection::Misconfigured {
-            binding: account.binding_name(WEBHOOK_URL),
-        }),
+        Some(_) => Err(Rejection::misconfigured(account.binding_name(WEBHOOK_URL))),
     }
 }
 
