@@ -1,7 +1,7 @@
 # The two commands a newcomer needs:  make dev  (run it)  and  make test  (test it).
 SHELL := /bin/bash
 
-.PHONY: setup build dev test test-native test-e2e bench bench-load bench-faults size fmt lint
+.PHONY: setup build dev test test-native test-e2e bench bench-load bench-faults bench-worker size fmt lint
 
 setup:
 	bash scripts/setup.sh
@@ -36,6 +36,13 @@ bench-load: build
 # (10% duplicates) arrive; every accepted event must end delivered or dead-lettered, counted exactly.
 bench-faults: build
 	node tests/e2e/faults.mjs 600 16
+
+# Sekisho's built Worker next to a plain JavaScript Worker doing the same job (benches/worker/reference.js), each in
+# its own workerd process, driven alternately by autocannon (LINE 1 event / 20 events, WeChat safe mode); about
+# a minute. Not part of `make test`. Where the time goes: node benches/worker/profile.mjs sekisho line-1
+bench-worker: setup
+	bash scripts/build-worker.sh
+	node benches/worker/bench.mjs
 
 size:
 	bash scripts/size.sh
