@@ -20,6 +20,7 @@ use crate::channels::EdgeResponse;
 use crate::config::Bindings;
 use crate::gateway::{self, Admitted, BodyBuffer, ChannelTarget, Inbound, Refusal};
 use crate::log::{self, Level, Line};
+use crate::request_url::RequestUrl;
 use crate::Rejection;
 
 pub(crate) const QUEUE_BINDING: &str = "EVENTS";
@@ -58,13 +59,19 @@ pub(crate) fn emit(line: &Line) {
 #[event(fetch)]
 async fn fetch(mut req: Request, env: Env, ctx: Context) -> worker::Result<Response> {
     let bindings = EnvBindings(&env);
-    let url = req.url()?;
+    // Split, not parsed again: the runtime hands over a WHATWG-serialized URL (see `request_url`).
+    let raw_url = req.inner().url();
+    let Some(url) = RequestUrl::parse(&raw_url) else {
+        return Err(worker::Error::RustError(format!(
+            "failed to parse Url: {raw_url}"
+        )));
+    };
     let method =
         http::Method::from_bytes(req.method().to_string().as_bytes()).unwrap_or(http::Method::GET);
     let headers = header_map(req.headers());
     let authorization = headers.get("authorization").and_then(|v| v.to_str().ok());
     if let Some(admitted) =
-        crate::admin::admit(&method, url.path(), url.query(), authorization, &bindings)
+        crate::admin::admit(&method, url.path, url.query, authorization, &bindings)
     {
         return match admitted {
             Ok(action) => admin::run(action, &env).await,
@@ -76,7 +83,7 @@ async fn fetch(mut req: Request, env: Env, ctx: Context) -> worker::Result<Respo
         };
     }
     // Route, account and declared size first: nothing is read for a request that is refused anyway.
-    let target = match gateway::admit(&method, url.path(), url.query(), &headers, &bindings) {
+    let target = match gateway::admit(&method, url.path, url.query, &headers, &bindings) {
         Ok(Admitted::Health) => return to_response(&EdgeResponse::text("ok")),
         Ok(Admitted::Channel(target)) => target,
         Err(refusal) => return respond_refused(&refusal),
@@ -93,12 +100,11 @@ async fn fetch(mut req: Request, env: Env, ctx: Context) -> worker::Result<Respo
     } else {
         Vec::new()
     };
-    let origin = url.origin().ascii_serialization();
     let inbound = Inbound {
         method: &method,
-        origin: &origin,
-        path: url.path(),
-        query: url.query(),
+        origin: &url.origin,
+        path: url.path,
+        query: url.query,
         headers: &headers,
         body: &body,
     };
