@@ -3,6 +3,7 @@
 //! claims, retry schedule, admin authorization, log lines — is made by the pure core.
 
 mod admin;
+mod charsets;
 mod consumer;
 mod durable;
 mod intake;
@@ -191,7 +192,13 @@ pub async fn email(
         envelope_to: &envelope_to,
         raw: &raw,
     };
-    let accepted = match email::accept(&inbound, &account, &bindings, now_ms()) {
+    let accepted = match email::accept(
+        &inbound,
+        &account,
+        &bindings,
+        now_ms(),
+        &charsets::RuntimeCharsets,
+    ) {
         Ok(accepted) => accepted,
         Err(refusal) => return answer_email(&message, &refusal).await,
     };
