@@ -11,9 +11,10 @@ mod intake;
 use futures_util::StreamExt;
 use http::{HeaderMap, HeaderName, HeaderValue};
 use wasm_bindgen::JsCast;
+use worker::worker_sys::web_sys;
 use worker::{
     console_error, console_log, console_warn, event, Context, Date, Env, ForwardableEmailMessage,
-    Headers, MessageBuilder, Method, QueueContentType, Request, RequestInit, Response, SendMessage,
+    Headers, MessageBuilder, QueueContentType, Request, Response, SendMessage,
 };
 
 use crate::channels::email::{self, EmailAnswer};
@@ -253,11 +254,12 @@ pub(crate) async fn call_object<T: serde::Serialize, R: serde::de::DeserializeOw
 ) -> worker::Result<R> {
     let headers = Headers::new();
     headers.set("content-type", "application/json")?;
-    let mut init = RequestInit::new();
-    init.with_method(Method::Post)
-        .with_headers(headers)
-        .with_body(Some(serde_json::to_string(body)?.into()));
-    let request = Request::new_with_init("https://sekisho.internal/", &init)?;
+    let request = post_request(
+        "https://sekisho.internal/",
+        &headers,
+        &serde_json::to_string(body)?,
+        web_sys::RequestRedirect::Follow,
+    )?;
     let mut response = stub.fetch_with_request(request).await?;
     if response.status_code() != 200 {
         return Err(worker::Error::RustError(format!(
@@ -266,6 +268,32 @@ pub(crate) async fn call_object<T: serde::Serialize, R: serde::de::DeserializeOw
         )));
     }
     response.json().await
+}
+
+/// A POST request with these headers and body: what `Request::new_with_init` builds from a `RequestInit` with
+/// the default `cf` properties, without carrying worker's conversion of every `cf` property (which a default
+/// `cf` never reaches), for about 4 KB less in the gzipped Worker.
+pub(crate) fn post_request(
+    url: &str,
+    headers: &Headers,
+    body: &str,
+    redirect: web_sys::RequestRedirect,
+) -> worker::Result<Request> {
+    let init = web_sys::RequestInit::new();
+    init.set_headers(headers.as_ref());
+    init.set_method("POST");
+    init.set_redirect(redirect);
+    init.set_body(&wasm_bindgen::JsValue::from_str(body));
+    web_sys::Request::new_with_str_and_init(url, &init)
+        .map(Request::from)
+        .map_err(|error| {
+            // The same error as `Request::new_with_init`.
+            worker::Error::JsError(
+                error
+                    .as_string()
+                    .unwrap_or_else(|| "invalid URL or options for Request".to_string()),
+            )
+        })
 }
 
 pub(crate) fn respond_refused(refusal: &Refusal) -> worker::Result<Response> {
