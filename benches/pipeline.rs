@@ -243,7 +243,13 @@ fn bench_email(c: &mut Criterion) {
     };
     // Once, outside the timing: a broken setup must fail here, not measure a fast refusal.
     for raw in [&iso2022jp, &attachments] {
-        let accepted = channels::email::handle(&inbound(raw), &bindings, NOW_MS).unwrap();
+        let accepted = channels::email::handle(
+            &inbound(raw),
+            &bindings,
+            NOW_MS,
+            &channels::email::charset::EncodingRs,
+        )
+        .unwrap();
         assert_eq!(accepted.account.as_deref(), Some("support"));
         assert_eq!(accepted.deliveries.len(), 1);
         assert!(accepted.warnings.is_empty());
@@ -261,8 +267,13 @@ fn bench_email(c: &mut Criterion) {
         group.throughput(Throughput::Bytes(raw.len() as u64));
         group.bench_function(id, |b| {
             b.iter(|| {
-                let accepted =
-                    channels::email::handle(&inbound(black_box(raw)), &bindings, NOW_MS).unwrap();
+                let accepted = channels::email::handle(
+                    &inbound(black_box(raw)),
+                    &bindings,
+                    NOW_MS,
+                    &channels::email::charset::EncodingRs,
+                )
+                .unwrap();
                 for delivery in &accepted.deliveries {
                     black_box(keys.headers(delivery, NOW_MS / 1000));
                 }

@@ -7,3 +7,9 @@ for tool in "$WASM_BINDGEN_BIN" "$WASM_OPT_BIN" "$ESBUILD_BIN"; do
   [ -x "$tool" ] || { echo "build-worker: $tool is missing; run 'make setup' first" >&2; exit 1; }
 done
 worker-build --release
+# worker-build always keeps the Wasm "name" section (function names for stack traces): about 70 KB of the
+# gzipped upload. It is dropped here; SEKISHO_KEEP_NAMES=1 keeps it for a build whose panics should show Rust
+# function names instead of wasm-function[N].
+if [ "${SEKISHO_KEEP_NAMES:-0}" != "1" ]; then
+  node scripts/wasm-strip-names.mjs build/index_bg.wasm
+fi

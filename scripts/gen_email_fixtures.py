@@ -1198,6 +1198,277 @@ def check_malformed(raw, exp):
         pass
 
 
+# ------------------------------------------------ the other charsets the Worker decodes with TextDecoder
+#
+# Besides ISO-2022-JP and Shift_JIS above: EUC-JP, GB2312, Big5 and EUC-KR bodies and words, an RFC 2231
+# ISO-2022-JP filename and an HTML-only Shift_JIS message. The Worker decodes these with the runtime's
+# TextDecoder (natively: encoding_rs); the expectations come from Python's codecs.
+
+
+def codec_words(text, codec, label, letter="B", limit=60):
+    """RFC 2047 words for `text` in any codec, cut at character boundaries. Python's Header converts some CJK
+    charsets to another one for output (EUC-JP and Shift_JIS to ISO-2022-JP), so each word is encoded with
+    base64mime.header_encode / quoprimime.header_encode over the codec's bytes, as `sjis_words` does."""
+    encode = email.base64mime.header_encode if letter == "B" else email.quoprimime.header_encode
+    out, chunk = [], ""
+    for ch in text:
+        trial = chunk + ch
+        if chunk and len(encode(trial.encode(codec), label)) > limit:
+            out.append(chunk)
+            chunk = ch
+        else:
+            chunk = trial
+    out.append(chunk)
+    words_ = [encode(c.encode(codec), label) for c in out]
+    return " ".join(w.replace("?%s?" % letter.lower(), "?%s?" % letter, 1) for w in words_)
+
+
+def round_trips(codec, *texts):
+    for t in texts:
+        assert t.encode(codec).decode(codec) == t, (codec, t)
+
+
+@fixture
+def euc_jp():
+    date, ms = when(2024, 3, 21, 9, 15, 0)
+    rcv, _ = when(2024, 3, 21, 0, 15, 2, offset_hours=0)
+    mid = "20240321091500.A1B2C3@mail.example.ne.jp"
+    subject = "【資料請求】製品カタログ送付のお願い"
+    name = "山田 花子"
+    text = (
+        "ご担当者様\n"
+        "\n"
+        "製品カタログを一部、下記まで郵送いただけますでしょうか。\n"
+        "\n"
+        "〒５３００００１　大阪府大阪市北区梅田１丁目\n"
+        "株式会社ヤマダ商会　総務課　山田花子\n"
+        "\n"
+        "以上、よろしくお願いいたします。\n"
+    )
+    portable_jis(subject, name, text)
+    round_trips("euc_jp", subject, name, text)
+    msg = part([
+        ("Received", received("mail.example.ne.jp", "192.0.2.91", "route2.mx.cloudflare.net", "4TxA1b2Cd3z4E",
+                              rcv, "support@example.com", with_="ESMTP")),
+        ("Message-ID", "<%s>" % mid),
+        ("Date", date),
+        ("From", "%s <hanako.yamada@example.ne.jp>" % codec_words(name, "euc_jp", "EUC-JP", letter="Q")),
+        ("To", "support@example.com"),
+        ("Subject", codec_words(subject, "euc_jp", "EUC-JP")),
+        ("MIME-Version", "1.0"),
+        ("Content-Type", "text/plain; charset=EUC-JP"),
+        ("Content-Transfer-Encoding", "quoted-printable"),
+        ("X-Mailer", "Mew version 6.8 on Emacs 29.1"),
+    ], body(text, "euc_jp", "quoted-printable"))
+    return {
+        "description": "A Unix mailer in EUC-JP: text/plain; charset=EUC-JP, quoted-printable; Subject as "
+                       "=?EUC-JP?B?...?= words, the From name as =?EUC-JP?Q?...?= words.",
+        "encoders": "euc_jp codec, quoprimime.body_encode, base64mime/quoprimime.header_encode EUC-JP words",
+        "envelope": {"from": "hanako.yamada@example.ne.jp", "to": "support@example.com"},
+        "message": msg,
+        "email": email_expect(mid, subject, addr("hanako.yamada@example.ne.jp", name), [addr("support@example.com")],
+                              text_expect(text), ms),
+    }
+
+
+@fixture
+def gb2312_alternative():
+    date, ms = when(2024, 3, 22, 10, 30, 0, offset_hours=8)
+    rcv, _ = when(2024, 3, 22, 2, 30, 3, offset_hours=0)
+    mid = "gb2312-20240322-103000@example.cn"
+    subject = "询价：工业打印机三台"
+    name = "张伟"
+    text = "您好，\n\n我们想询问贵公司工业打印机的价格，共三台。\n请尽快回复，谢谢！\n\n张伟\n上海示例贸易有限公司\n"
+    html = "<html><body><p>您好，</p><p>我们想询问贵公司<b>工业打印机</b>的价格，共三台。</p></body></html>"
+    round_trips("gb2312", subject, name, text, html)
+    boundary = "----=_NextPart_000_0012_01DA7B2C.3D4E5F60"
+    msg = part([
+        ("Received", received("smtp.example.cn", "198.51.100.88", "route1.mx.cloudflare.net", "4TxC5d6Ef7z8G",
+                              rcv, "support@example.com")),
+        ("From", "%s <zhang.wei@example.cn>" % codec_words(name, "gb2312", "gb2312")),
+        ("To", "support@example.com"),
+        ("Subject", codec_words(subject, "gb2312", "gb2312")),
+        ("Date", date),
+        ("Message-ID", "<%s>" % mid),
+        ("MIME-Version", "1.0"),
+        ("Content-Type", 'multipart/alternative; boundary="%s"' % boundary),
+        ("X-Mailer", "Foxmail 7.2.25.228[cn]"),
+    ], parts=[
+        part([("Content-Type", 'text/plain; charset="gb2312"'), ("Content-Transfer-Encoding", "base64")],
+             body(text, "gb2312", "base64", crlf=True)),
+        part([("Content-Type", 'text/html; charset="gb2312"'), ("Content-Transfer-Encoding", "base64")],
+             body(html, "gb2312", "base64", crlf=True)),
+    ], preamble="This is a multi-part message in MIME format.", epilogue="")
+    return {
+        "description": "Foxmail (simplified Chinese): multipart/alternative, text/plain and text/html both "
+                       "charset=gb2312 in base64; Subject and From name as =?gb2312?B?...?= words (mail-parser reads "
+                       "the gb2312 label as gb18030, as browsers do).",
+        "encoders": "gb2312 codec, base64mime.body_encode, base64mime.header_encode gb2312 words",
+        "envelope": {"from": "zhang.wei@example.cn", "to": "support@example.com"},
+        "message": msg,
+        "email": email_expect(mid, subject, addr("zhang.wei@example.cn", name), [addr("support@example.com")],
+                              text_expect(text), ms, html_contains="<b>工业打印机</b>"),
+    }
+
+
+@fixture
+def big5_attachment():
+    date, ms = when(2024, 3, 25, 15, 45, 10, offset_hours=8)
+    rcv, _ = when(2024, 3, 25, 7, 45, 12, offset_hours=0)
+    mid = "big5-20240325-154510@example.com.tw"
+    subject = "報價單：商用印表機"
+    name = "陳大文"
+    pdf_name = "報價單.pdf"
+    text = "您好：\n\n附件為本公司報價單，敬請查收。\n\n陳大文 敬上\n"
+    round_trips("big5", subject, name, pdf_name, text)
+    boundary = "----=_NextPart_000_0034_01DA7E9A.BC1D2E30"
+    pdf_word = codec_words(pdf_name, "big5", "big5")
+    msg = part([
+        ("Received", received("mail.example.com.tw", "203.0.113.42", "route3.mx.cloudflare.net", "4TxE9f0Gh1z2J",
+                              rcv, "support@example.com")),
+        ("From", "%s <david.chen@example.com.tw>" % codec_words(name, "big5", "big5")),
+        ("To", "support@example.com"),
+        ("Subject", codec_words(subject, "big5", "big5")),
+        ("Date", date),
+        ("Message-ID", "<%s>" % mid),
+        ("MIME-Version", "1.0"),
+        ("Content-Type", 'multipart/mixed; boundary="%s"' % boundary),
+        ("X-Mailer", "Microsoft Outlook 16.0"),
+    ], parts=[
+        part([("Content-Type", 'text/plain; charset="big5"'), ("Content-Transfer-Encoding", "8bit")],
+             body(text, "big5", "8bit", crlf=True)),
+        part([
+            ("Content-Type", 'application/pdf; name="%s"' % pdf_word),
+            ("Content-Transfer-Encoding", "base64"),
+            ("Content-Disposition", 'attachment; filename="%s"' % pdf_word),
+        ], binary(PDF_QUOTE)),
+    ], preamble="This is a multi-part message in MIME format.", epilogue="")
+    return {
+        "description": "Outlook (traditional Chinese): multipart/mixed, text/plain; charset=big5 in 8bit, and a "
+                       "PDF whose name and filename parameters are =?big5?B?...?= words in quotes; Subject and From "
+                       "name as =?big5?B?...?= words.",
+        "encoders": "big5 codec, 8bit, base64mime.header_encode big5 words",
+        "envelope": {"from": "david.chen@example.com.tw", "to": "support@example.com"},
+        "message": msg,
+        "email": email_expect(mid, subject, addr("david.chen@example.com.tw", name), [addr("support@example.com")],
+                              text_expect(text), ms, attachments=[
+                                  {"name": pdf_name, "content_type": "application/pdf", "size": len(PDF_QUOTE),
+                                   "content_id": None},
+                              ]),
+    }
+
+
+@fixture
+def euc_kr():
+    date, ms = when(2024, 3, 26, 11, 0, 0)
+    rcv, _ = when(2024, 3, 26, 2, 0, 2, offset_hours=0)
+    mid = "euckr-20240326-110000@example.co.kr"
+    subject = "견적 요청: 업무용 프린터 3대"
+    name = "김철수"
+    text = "안녕하세요.\n\n업무용 프린터 3대의 견적을 요청드립니다.\n빠른 회신 부탁드립니다.\n\n김철수 드림\n"
+    round_trips("euc_kr", subject, name, text)
+    msg = part([
+        ("Received", received("smtp.example.co.kr", "198.51.100.120", "route2.mx.cloudflare.net", "4TxG3h4Jk5z6L",
+                              rcv, "support@example.com")),
+        ("From", "%s <cs.kim@example.co.kr>" % codec_words(name, "euc_kr", "ks_c_5601-1987")),
+        ("To", "support@example.com"),
+        ("Subject", codec_words(subject, "euc_kr", "ks_c_5601-1987")),
+        ("Date", date),
+        ("Message-ID", "<%s>" % mid),
+        ("MIME-Version", "1.0"),
+        ("Content-Type", 'text/plain; charset="ks_c_5601-1987"'),
+        ("Content-Transfer-Encoding", "base64"),
+    ], body(text, "euc_kr", "base64", crlf=True))
+    return {
+        "description": "Outlook (Korean): text/plain; charset=ks_c_5601-1987 (Outlook's label for EUC-KR/UHC) in "
+                       "base64; Subject and From name as =?ks_c_5601-1987?B?...?= words.",
+        "encoders": "euc_kr codec, base64mime.body_encode, base64mime.header_encode ks_c_5601-1987 words",
+        "envelope": {"from": "cs.kim@example.co.kr", "to": "support@example.com"},
+        "message": msg,
+        "email": email_expect(mid, subject, addr("cs.kim@example.co.kr", name), [addr("support@example.com")],
+                              text_expect(text), ms),
+    }
+
+
+@fixture
+def iso2022jp_rfc2231():
+    date, ms = when(2024, 3, 27, 13, 20, 45)
+    rcv, _ = when(2024, 3, 27, 4, 20, 47, offset_hours=0)
+    mid = "rfc2231-20240327-132045@example.co.jp"
+    subject = "発注書を送付します"
+    name = "佐藤 次郎"
+    pdf_name = "発注書.pdf"
+    text = "お世話になっております。\n発注書を添付いたします。\nご確認ください。\n\n佐藤\n"
+    portable_jis(subject, name, pdf_name, text)
+    boundary = "------------9zY8xW7vU6tS5rQ4pO3nM2lK"
+    msg = part([
+        ("Received", received("smtp.example.co.jp", "192.0.2.33", "route1.mx.cloudflare.net", "4TxJ7k8Lm9z0N",
+                              rcv, "support@example.com")),
+        ("Message-ID", "<%s>" % mid),
+        ("Date", date),
+        ("MIME-Version", "1.0"),
+        ("User-Agent", "Mozilla Thunderbird"),
+        ("To", "support@example.com"),
+        ("From", mailbox(name, "jiro.sato@example.co.jp", "iso-2022-jp", label="ISO-2022-JP")),
+        ("Subject", words(subject, "iso-2022-jp", label="ISO-2022-JP")),
+        ("Content-Type", 'multipart/mixed; boundary="%s"' % boundary),
+    ], parts=[
+        part([("Content-Type", "text/plain; charset=ISO-2022-JP"), ("Content-Transfer-Encoding", "7bit")],
+             body(text, "iso2022_jp", "7bit")),
+        part([
+            ("Content-Type", "application/pdf"),
+            ("Content-Disposition", ("attachment", {"filename": ("ISO-2022-JP", "ja", pdf_name)})),
+            ("Content-Transfer-Encoding", "base64"),
+        ], binary(PDF_QUOTE)),
+    ], preamble="This is a multi-part message in MIME format.", epilogue="")
+    return {
+        "description": "Thunderbird with RFC 2231 parameters in the message's charset: a PDF whose Content-Disposition "
+                       "filename is filename*=ISO-2022-JP'ja'%1B%24B... (one segment); ISO-2022-JP text and words.",
+        "encoders": "iso2022_jp codec, 7bit, RFC 2231 via add_header, Header iso-2022-jp B words",
+        "envelope": {"from": "jiro.sato@example.co.jp", "to": "support@example.com"},
+        "message": msg,
+        "email": email_expect(mid, subject, addr("jiro.sato@example.co.jp", name), [addr("support@example.com")],
+                              text_expect(text), ms, attachments=[
+                                  {"name": pdf_name, "content_type": "application/pdf", "size": len(PDF_QUOTE),
+                                   "content_id": None},
+                              ]),
+    }
+
+
+@fixture
+def shift_jis_html_only():
+    date, ms = when(2024, 3, 28, 8, 0, 0)
+    rcv, _ = when(2024, 3, 27, 23, 0, 3, offset_hours=0)
+    mid = "html-sjis-20240328-080000@mail.example.jp"
+    subject = "【お問い合わせ】配送状況について"
+    name = "お問い合わせフォーム"
+    html = ("<html><head><meta http-equiv=\"Content-Type\" content=\"text/html; charset=Shift_JIS\"></head>"
+            "<body><p>お名前：<b>高橋 三郎</b></p><p>お問い合わせ内容：注文した商品がまだ届きません。</p>"
+            "</body></html>")
+    portable_jis(subject, name, html)
+    msg = part([
+        ("Received", received("form.example.jp", "192.0.2.140", "route3.mx.cloudflare.net", "4TxL1m2Np3z4Q",
+                              rcv, "support@example.com", with_="ESMTP")),
+        ("Date", date),
+        ("From", "%s <form@mail.example.jp>" % codec_words(name, "shift_jis", "Shift_JIS")),
+        ("To", "support@example.com"),
+        ("Subject", codec_words(subject, "shift_jis", "Shift_JIS", letter="Q")),
+        ("Message-ID", "<%s>" % mid),
+        ("MIME-Version", "1.0"),
+        ("Content-Type", "text/html; charset=Shift_JIS"),
+        ("Content-Transfer-Encoding", "quoted-printable"),
+    ], body(html, "shift_jis", "quoted-printable"))
+    return {
+        "description": "A web form's notification, HTML only: text/html; charset=Shift_JIS, quoted-printable (the "
+                       "text is derived from the HTML); Subject as =?Shift_JIS?Q?...?= words, the From name as B words.",
+        "encoders": "shift_jis codec, quoprimime.body_encode, quoprimime/base64mime.header_encode Shift_JIS words",
+        "envelope": {"from": "form@mail.example.jp", "to": "support@example.com"},
+        "message": msg,
+        "email": email_expect(mid, subject, addr("form@mail.example.jp", name), [addr("support@example.com")],
+                              None, ms, html_contains="<b>高橋 三郎</b>"),
+    }
+
+
 # ------------------------------------------------------------------------------ de-duplication pairs (dedupe/)
 #
 # Not fixtures of their own (the end-to-end run expects one event per fixture): pairs of raw messages under

@@ -19,6 +19,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use common::{assert_schema_valid, schema_validator, TEST_BACKEND_URL, TEST_SIGNING_SECRET};
+use sekisho::channels::email::charset::EncodingRs;
 use sekisho::channels::email::{self, InboundEmail};
 use sekisho::config::binding_name;
 use sekisho::gateway::Accepted;
@@ -87,7 +88,7 @@ fn run(fixture: &EmailFixture, raw: &[u8]) -> Result<Accepted, sekisho::gateway:
         envelope_to: &fixture.envelope.to,
         raw,
     };
-    email::handle(&inbound, &bindings(fixture), NOW_MS)
+    email::handle(&inbound, &bindings(fixture), NOW_MS, &EncodingRs)
 }
 
 fn event_of(accepted: &Accepted) -> Value {
@@ -336,11 +337,11 @@ fn oversized_messages_are_refused_with_the_limit() {
         envelope_to: &f.envelope.to,
         raw: &raw,
     };
-    let refusal = email::handle(&inbound, &bindings, NOW_MS).unwrap_err();
+    let refusal = email::handle(&inbound, &bindings, NOW_MS, &EncodingRs).unwrap_err();
     assert_eq!(refusal.rejection.reason(), "payload_too_large");
     assert!(refusal.log_line().contains(&(raw.len() - 1).to_string()));
     bindings.insert("EMAIL_MAX_BYTES".into(), raw.len().to_string());
-    assert!(email::handle(&inbound, &bindings, NOW_MS).is_ok());
+    assert!(email::handle(&inbound, &bindings, NOW_MS, &EncodingRs).is_ok());
 }
 
 #[test]
@@ -353,7 +354,7 @@ fn missing_backend_configuration_is_a_temporary_failure_not_a_bounce() {
         envelope_to: &f.envelope.to,
         raw: &raw,
     };
-    let refusal = email::handle(&inbound, &bindings, NOW_MS).unwrap_err();
+    let refusal = email::handle(&inbound, &bindings, NOW_MS, &EncodingRs).unwrap_err();
     assert!(refusal.rejection.status().is_server_error());
     assert_eq!(refusal.rejection.reason(), "misconfigured");
 }
@@ -380,18 +381,18 @@ proptest! {
     ) {
         let (_, f, _) = &fixtures_cached()[0];
         let inbound = InboundEmail { envelope_from: &f.envelope.from, envelope_to: &f.envelope.to, raw: &junk };
-        let _ = email::handle(&inbound, &bindings(f), NOW_MS);
+        let _ = email::handle(&inbound, &bindings(f), NOW_MS, &EncodingRs);
         let all = fixtures_cached();
         let (_, f, raw) = &all[which % all.len()];
         let mut spliced = raw.clone();
         let position = at.index(spliced.len() + 1);
         spliced.splice(position..position, junk.iter().copied());
         let inbound = InboundEmail { envelope_from: &f.envelope.from, envelope_to: &f.envelope.to, raw: &spliced };
-        let _ = email::handle(&inbound, &bindings(f), NOW_MS);
+        let _ = email::handle(&inbound, &bindings(f), NOW_MS, &EncodingRs);
         // Truncation anywhere (a message cut off in transit).
         let cut = &raw[..at.index(raw.len() + 1)];
         let inbound = InboundEmail { envelope_from: &f.envelope.from, envelope_to: &f.envelope.to, raw: cut };
-        let _ = email::handle(&inbound, &bindings(f), NOW_MS);
+        let _ = email::handle(&inbound, &bindings(f), NOW_MS, &EncodingRs);
     }
 }
 

@@ -5,9 +5,10 @@
 use std::time::Duration;
 
 use futures_util::future::{join_all, select, Either};
+use worker::worker_sys::web_sys;
 use worker::{
-    AbortController, Context, Delay, Env, Fetch, Headers, Message, MessageBatch, MessageExt,
-    Method, Queue, Request, RequestInit, RequestRedirect,
+    AbortController, Context, Delay, Env, Fetch, Headers, Message, MessageBatch, MessageExt, Queue,
+    Request,
 };
 
 use super::durable::{DeadLetterCall, Deleted};
@@ -169,12 +170,12 @@ fn build_request(outgoing: &forward::Outgoing) -> worker::Result<Request> {
     for (name, value) in &outgoing.headers {
         headers.set(name, value)?;
     }
-    let mut init = RequestInit::new();
-    init.with_method(Method::Post)
-        .with_headers(headers)
-        .with_redirect(RequestRedirect::Manual)
-        .with_body(Some(outgoing.body.clone().into()));
-    Request::new_with_init(&outgoing.url, &init)
+    super::post_request(
+        &outgoing.url,
+        &headers,
+        &outgoing.body,
+        web_sys::RequestRedirect::Manual,
+    )
 }
 
 /// Without a queue: one attempt per event after the response; failures are logged with the event id.

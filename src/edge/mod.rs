@@ -3,6 +3,7 @@
 //! claims, retry schedule, admin authorization, log lines — is made by the pure core.
 
 mod admin;
+mod charsets;
 mod consumer;
 mod durable;
 mod intake;
@@ -10,9 +11,10 @@ mod intake;
 use futures_util::StreamExt;
 use http::{HeaderMap, HeaderName, HeaderValue};
 use wasm_bindgen::JsCast;
+use worker::worker_sys::web_sys;
 use worker::{
     console_error, console_log, console_warn, event, Context, Date, Env, ForwardableEmailMessage,
-    Headers, MessageBuilder, Method, QueueContentType, Request, RequestInit, Response, SendMessage,
+    Headers, MessageBuilder, QueueContentType, Request, Response, SendMessage,
 };
 
 use crate::channels::email::{self, EmailAnswer};
@@ -20,6 +22,7 @@ use crate::channels::EdgeResponse;
 use crate::config::Bindings;
 use crate::gateway::{self, Admitted, BodyBuffer, ChannelTarget, Inbound, Refusal};
 use crate::log::{self, Level, Line};
+use crate::request_url::RequestUrl;
 use crate::Rejection;
 
 pub(crate) const QUEUE_BINDING: &str = "EVENTS";
@@ -58,13 +61,19 @@ pub(crate) fn emit(line: &Line) {
 #[event(fetch)]
 async fn fetch(mut req: Request, env: Env, ctx: Context) -> worker::Result<Response> {
     let bindings = EnvBindings(&env);
-    let url = req.url()?;
+    // Split, not parsed again: the runtime hands over a WHATWG-serialized URL (see `request_url`).
+    let raw_url = req.inner().url();
+    let Some(url) = RequestUrl::parse(&raw_url) else {
+        return Err(worker::Error::RustError(format!(
+            "failed to parse Url: {raw_url}"
+        )));
+    };
     let method =
         http::Method::from_bytes(req.method().to_string().as_bytes()).unwrap_or(http::Method::GET);
     let headers = header_map(req.headers());
     let authorization = headers.get("authorization").and_then(|v| v.to_str().ok());
     if let Some(admitted) =
-        crate::admin::admit(&method, url.path(), url.query(), authorization, &bindings)
+        crate::admin::admit(&method, url.path, url.query, authorization, &bindings)
     {
         return match admitted {
             Ok(action) => admin::run(action, &env).await,
@@ -76,7 +85,7 @@ async fn fetch(mut req: Request, env: Env, ctx: Context) -> worker::Result<Respo
         };
     }
     // Route, account and declared size first: nothing is read for a request that is refused anyway.
-    let target = match gateway::admit(&method, url.path(), url.query(), &headers, &bindings) {
+    let target = match gateway::admit(&method, url.path, url.query, &headers, &bindings) {
         Ok(Admitted::Health) => return to_response(&EdgeResponse::text("ok")),
         Ok(Admitted::Channel(target)) => target,
         Err(refusal) => return respond_refused(&refusal),
@@ -93,12 +102,11 @@ async fn fetch(mut req: Request, env: Env, ctx: Context) -> worker::Result<Respo
     } else {
         Vec::new()
     };
-    let origin = url.origin().ascii_serialization();
     let inbound = Inbound {
         method: &method,
-        origin: &origin,
-        path: url.path(),
-        query: url.query(),
+        origin: &url.origin,
+        path: url.path,
+        query: url.query,
         headers: &headers,
         body: &body,
     };
@@ -185,7 +193,13 @@ pub async fn email(
         envelope_to: &envelope_to,
         raw: &raw,
     };
-    let accepted = match email::accept(&inbound, &account, &bindings, now_ms()) {
+    let accepted = match email::accept(
+        &inbound,
+        &account,
+        &bindings,
+        now_ms(),
+        &charsets::RuntimeCharsets,
+    ) {
         Ok(accepted) => accepted,
         Err(refusal) => return answer_email(&message, &refusal).await,
     };
@@ -240,11 +254,12 @@ pub(crate) async fn call_object<T: serde::Serialize, R: serde::de::DeserializeOw
 ) -> worker::Result<R> {
     let headers = Headers::new();
     headers.set("content-type", "application/json")?;
-    let mut init = RequestInit::new();
-    init.with_method(Method::Post)
-        .with_headers(headers)
-        .with_body(Some(serde_json::to_string(body)?.into()));
-    let request = Request::new_with_init("https://sekisho.internal/", &init)?;
+    let request = post_request(
+        "https://sekisho.internal/",
+        &headers,
+        &serde_json::to_string(body)?,
+        web_sys::RequestRedirect::Follow,
+    )?;
     let mut response = stub.fetch_with_request(request).await?;
     if response.status_code() != 200 {
         return Err(worker::Error::RustError(format!(
@@ -253,6 +268,32 @@ pub(crate) async fn call_object<T: serde::Serialize, R: serde::de::DeserializeOw
         )));
     }
     response.json().await
+}
+
+/// A POST request with these headers and body: what `Request::new_with_init` builds from a `RequestInit` with
+/// the default `cf` properties, without carrying worker's conversion of every `cf` property (which a default
+/// `cf` never reaches), for about 4 KB less in the gzipped Worker.
+pub(crate) fn post_request(
+    url: &str,
+    headers: &Headers,
+    body: &str,
+    redirect: web_sys::RequestRedirect,
+) -> worker::Result<Request> {
+    let init = web_sys::RequestInit::new();
+    init.set_headers(headers.as_ref());
+    init.set_method("POST");
+    init.set_redirect(redirect);
+    init.set_body(&wasm_bindgen::JsValue::from_str(body));
+    web_sys::Request::new_with_str_and_init(url, &init)
+        .map(Request::from)
+        .map_err(|error| {
+            // The same error as `Request::new_with_init`.
+            worker::Error::JsError(
+                error
+                    .as_string()
+                    .unwrap_or_else(|| "invalid URL or options for Request".to_string()),
+            )
+        })
 }
 
 pub(crate) fn respond_refused(refusal: &Refusal) -> worker::Result<Response> {

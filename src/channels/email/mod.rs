@@ -6,8 +6,9 @@
 //! temporary one) instead of an HTTP status.
 //!
 //! Accounts are found by recipient: `EMAIL_{ACCOUNT}_ADDRESS` lists the addresses (comma-separated) that
-//! belong to the account. MIME parsing, transfer encodings and charsets (ISO-2022-JP, Shift_JIS, …) are
-//! `mail-parser`'s work.
+//! belong to the account. MIME parsing, transfer encodings and charsets are `mail-parser`'s work, except the
+//! charsets that need `encoding_rs` (ISO-2022-JP, Shift_JIS, EUC-JP, GBK, Big5, EUC-KR, …): those the caller's
+//! [`CharsetDecoder`] decodes ([`charset`]), the runtime's `TextDecoder` in the Worker.
 
 use mail_parser::{Address, HeaderValue, MessageParser, MimeHeaders};
 use serde_json::{json, Value};
@@ -24,7 +25,13 @@ use crate::{ConfigProblem, Rejection};
 
 use super::EdgeResponse;
 
+pub mod charset;
 mod content_digest;
+mod content_type;
+mod encoded_word;
+mod redecode;
+
+pub use charset::CharsetDecoder;
 
 pub const CHANNEL: &str = "email";
 pub const ADDRESS_FIELD: &str = "ADDRESS";
@@ -138,6 +145,7 @@ pub fn handle(
     inbound: &InboundEmail<'_>,
     bindings: &dyn Bindings,
     now_ms: u64,
+    charsets: &dyn CharsetDecoder,
 ) -> Result<Accepted, Refusal> {
     let account =
         admit(inbound.envelope_to, inbound.raw.len() as u64, bindings).map_err(|e| Refusal {
@@ -145,7 +153,7 @@ pub fn handle(
             channel: Some(CHANNEL),
             account: None,
         })?;
-    accept(inbound, &account, bindings, now_ms)
+    accept(inbound, &account, bindings, now_ms, charsets)
 }
 
 /// How a refused message is answered to Email Routing.
@@ -182,6 +190,7 @@ pub fn accept(
     account_name: &str,
     bindings: &dyn Bindings,
     now_ms: u64,
+    charsets: &dyn CharsetDecoder,
 ) -> Result<Accepted, Refusal> {
     let refuse = |rejection| Refusal {
         rejection,
@@ -189,7 +198,7 @@ pub fn accept(
         account: Some(account_name.to_owned()),
     };
     let account = Account::new(CHANNEL, account_name, bindings);
-    let mut event = normalize(inbound, account_name, now_ms).map_err(refuse)?;
+    let mut event = normalize(inbound, account_name, now_ms, charsets).map_err(refuse)?;
     // A queue message holds at most 128 KB: an HTML body that does not fit is left out (the text carries the
     // content); if the text alone is too large the message is refused rather than cut.
     let plan = match forward::plan(std::slice::from_ref(&event), &account) {
@@ -214,13 +223,15 @@ pub fn normalize(
     inbound: &InboundEmail<'_>,
     account: &str,
     now_ms: u64,
+    charsets: &dyn CharsetDecoder,
 ) -> Result<Event, Rejection> {
-    let message = MessageParser::default()
+    let mut message = MessageParser::default()
         .parse(inbound.raw)
         .filter(|message| !message.parts.is_empty())
         .ok_or(Rejection::MalformedBody {
             expected: "MIME message",
         })?;
+    redecode::redecode(&mut message, charsets);
 
     let message_id = message
         .message_id()
@@ -591,7 +602,8 @@ mod tests {
             )
         };
         let event_of = |raw: &str| -> Value {
-            let accepted = handle(&inbound(raw.as_bytes()), &bindings, 0).unwrap();
+            let accepted =
+                handle(&inbound(raw.as_bytes()), &bindings, 0, &charset::EncodingRs).unwrap();
             serde_json::from_str(&accepted.deliveries[0].body).unwrap()
         };
         let event = event_of(&multipart(&filler));
@@ -606,7 +618,8 @@ mod tests {
 
         let raw =
             format!("From: a@example.jp\r\nMessage-ID: <big2@example.jp>\r\n\r\n{filler}\r\n");
-        let refusal = handle(&inbound(raw.as_bytes()), &bindings, 0).unwrap_err();
+        let refusal =
+            handle(&inbound(raw.as_bytes()), &bindings, 0, &charset::EncodingRs).unwrap_err();
         assert_eq!(refusal.rejection.reason(), "event_too_large");
         assert_eq!(refusal.rejection.status().as_u16(), 413);
     }
@@ -622,7 +635,7 @@ mod tests {
                 envelope_to: "support@example.com",
                 raw: raw.as_bytes(),
             };
-            normalize(&inbound, "support", 0)
+            normalize(&inbound, "support", 0, &charset::EncodingRs)
                 .unwrap()
                 .data
                 .email
@@ -651,7 +664,8 @@ mod tests {
                    In-Reply-To: <parent\x0b@example.jp>\r\n\
                    References: <root\x7f@example.jp> <parent\x0b@example.jp>\r\n\
                    Subject: =?utf-8?b?5pys5pelDQrmib/oqo3muIjjgb8=?=\r\n\r\nbody\r\n";
-        let event = normalize(&inbound(raw.as_bytes()), "support", 0).unwrap();
+        let event =
+            normalize(&inbound(raw.as_bytes()), "support", 0, &charset::EncodingRs).unwrap();
         let email = event.data.email.as_ref().unwrap();
         let json = serde_json::to_value(&event).unwrap();
         assert_eq!(email.subject.as_deref(), Some("本日 承認済み"));
@@ -688,7 +702,7 @@ mod tests {
             b"no colon here",
             b"From:\r\n\r\n",
         ] {
-            let _ = normalize(&inbound(raw), "support", 1);
+            let _ = normalize(&inbound(raw), "support", 1, &charset::EncodingRs);
         }
     }
 }
