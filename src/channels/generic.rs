@@ -70,11 +70,7 @@ impl Channel for Generic {
             let raw = Raw::rendered(&form);
             ("form.submitted", form, raw)
         } else {
-            let malformed = Rejection::MalformedBody {
-                expected: "JSON or form-urlencoded",
-            };
-            let json = crate::json::parse_slice(request.body).map_err(|_| malformed.clone())?;
-            let raw = Raw::from_body(request.body).map_err(|_| malformed)?;
+            let (json, raw) = super::json_body(request.body, "JSON or form-urlencoded")?;
             ("webhook.received", json, raw)
         };
         // Standard Webhooks payloads carry their own `type` by convention.

@@ -288,12 +288,19 @@ pub(crate) fn verify_base64_body_hmac<K: AsRef<[u8]>>(
 /// A JSON body: its value for normalization, and its exact text for `data.raw`. Refuses anything but an
 /// object (every JSON provider sends one) as `malformed_body`.
 pub(crate) fn json_object_body(body: &[u8]) -> Result<(Value, Raw), Rejection> {
-    let malformed = Rejection::MalformedBody { expected: "JSON" };
-    let value = crate::json::parse_slice(body).map_err(|_| malformed.clone())?;
+    let (value, raw) = json_body(body, "JSON")?;
     if !value.is_object() {
-        return Err(malformed);
+        return Err(Rejection::MalformedBody { expected: "JSON" });
     }
-    let raw = Raw::from_body(body).map_err(|_| malformed)?;
+    Ok((value, raw))
+}
+
+/// A JSON body of any shape: its value for normalization and its exact text for `data.raw`; anything else is
+/// `malformed_body` with `expected`.
+pub(crate) fn json_body(body: &[u8], expected: &'static str) -> Result<(Value, Raw), Rejection> {
+    let malformed = || Rejection::MalformedBody { expected };
+    let value = crate::json::parse_slice(body).map_err(|_| malformed())?;
+    let raw = Raw::from_body(body).map_err(|_| malformed())?;
     Ok((value, raw))
 }
 

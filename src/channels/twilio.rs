@@ -88,9 +88,7 @@ impl Channel for Twilio {
                 if !body_matches(body_sha256, request.body) {
                     return Err(Rejection::InvalidSignature);
                 }
-                let malformed = Rejection::MalformedBody { expected: "JSON" };
-                let body = crate::json::parse_slice(request.body).map_err(|_| malformed.clone())?;
-                let raw = Raw::from_body(request.body).map_err(|_| malformed)?;
+                let (body, raw) = super::json_body(request.body, "JSON")?;
                 let parts = normalize_json(
                     (&body, raw),
                     request.body,

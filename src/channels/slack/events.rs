@@ -14,9 +14,7 @@ pub(super) fn json_request(
     body: &[u8],
     bot_filter: &BotFilter,
 ) -> Result<Outcome, Rejection> {
-    let malformed = Rejection::MalformedBody { expected: "JSON" };
-    let payload = crate::json::parse_slice(body).map_err(|_| malformed.clone())?;
-    let raw = Raw::from_body(body).map_err(|_| malformed)?;
+    let (payload, raw) = super::super::json_body(body, "JSON")?;
     let envelope_type = text_at(&payload, &["type"]).unwrap_or_default();
     match envelope_type.as_str() {
         "url_verification" => {
