@@ -24,6 +24,17 @@ if [ ! -x node_modules/.bin/wrangler ] || [ package-lock.json -nt node_modules/.
   npm ci --no-audit --no-fund
 fi
 
+# The admin console's browser test drives the distribution's Chromium (playwright-core from npm, no browser
+# download). Installed from the Debian packages when missing and we may (root); SEKISHO_CHROMIUM points elsewhere.
+if [ -z "${SEKISHO_CHROMIUM:-}" ] && ! command -v chromium >/dev/null 2>&1; then
+  if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
+    echo "setup: installing chromium from the distribution's packages (about 2 minutes)"
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-noto-cjk) >/dev/null
+  else
+    echo "setup: chromium is missing (the admin console's browser test will fail); install it or set SEKISHO_CHROMIUM" >&2
+  fi
+fi
+
 for tool in "$WASM_BINDGEN_BIN" "$WASM_OPT_BIN" "$ESBUILD_BIN"; do
   [ -x "$tool" ] || { echo "setup: $tool is missing" >&2; exit 1; }
 done
