@@ -180,17 +180,27 @@ fn rewrite_words(
     decoder: &dyn CharsetDecoder,
 ) -> Option<HeaderValue<'static>> {
     let candidates = encoded_words(value, decoder);
+    if candidates.is_empty() {
+        return None;
+    }
+    // Mostly every word is decoded: then one parse with all of them rewritten is what the word-by-word
+    // decisions below give too (each word sees the same bytes before it).
+    let all = parse_rewritten(field, value, &candidates)?;
+    if !candidates
+        .iter()
+        .any(|rewrite| comes_back_literally(&all, rewrite))
+    {
+        return Some(all);
+    }
     let mut decoded: Vec<Rewrite> = Vec::with_capacity(candidates.len());
     let mut reparsed = None;
     for candidate in candidates {
         decoded.push(candidate);
         let attempt = parse_rewritten(field, value, &decoded)?;
-        let literal = decoded.last().is_some_and(|rewrite| {
-            texts(&attempt)
-                .iter()
-                .any(|text| contains(text.as_bytes(), &rewrite.replacement))
-        });
-        if literal {
+        if decoded
+            .last()
+            .is_some_and(|rewrite| comes_back_literally(&attempt, rewrite))
+        {
             decoded.pop();
         } else {
             reparsed = Some(attempt);
@@ -198,6 +208,12 @@ fn rewrite_words(
     }
     // The last attempt that kept its word has every decoded word rewritten.
     reparsed
+}
+
+fn comes_back_literally(reparsed: &HeaderValue<'_>, rewrite: &Rewrite) -> bool {
+    texts(reparsed)
+        .iter()
+        .any(|text| contains(text.as_bytes(), &rewrite.replacement))
 }
 
 /// `field` (the name and colon) followed by `value` with the rewrites applied, parsed as a header.
