@@ -19,6 +19,8 @@ pub enum ConfigProblem {
     NotSigningSecrets,
     #[error("name the same address (one address, one account)")]
     AddressInSeveralAccounts,
+    #[error("is over {max_ms} ms, more than the provider waits for its answer")]
+    OverProviderDeadline { max_ms: u32 },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

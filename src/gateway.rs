@@ -8,6 +8,7 @@ use crate::config::{self, Account, Bindings};
 use crate::forward::{self, Delivery};
 use crate::notify::NotifyError;
 use crate::query::Query;
+use crate::reply::ReplyCall;
 use crate::Rejection;
 
 /// An incoming HTTP request, with the body already read as bytes.
@@ -33,6 +34,8 @@ pub struct Accepted {
     pub warnings: Vec<NotifyError>,
     /// See [`ReplayGuard`]: checked against what the de-duplication store remembers before anything is queued.
     pub replay_guard: Option<ReplayGuard>,
+    /// The reply call to make once the event is durably accepted ([`crate::reply`]).
+    pub reply: Option<ReplyCall>,
 }
 
 /// A refused request, with enough context for one structured log line.
@@ -234,6 +237,13 @@ pub fn handle_admitted(
     let verdict = channel.handle(&request, &account).map_err(refuse)?;
     let handled = channels::Handled::new(channel.name(), target.account, verdict);
     let plan = forward::plan(&handled.events, &account).map_err(refuse)?;
+    let reply = ReplyCall::plan(
+        handled.reply,
+        &account,
+        handled.events.len(),
+        &plan.deliveries,
+    )
+    .map_err(refuse)?;
     Ok(Accepted {
         channel: Some(channel.name()),
         account: Some(target.account.to_owned()),
@@ -241,6 +251,7 @@ pub fn handle_admitted(
         deliveries: plan.deliveries,
         warnings: plan.warnings,
         replay_guard: handled.replay_guard,
+        reply,
     })
 }
 
@@ -265,6 +276,7 @@ pub fn handle(
             deliveries: vec![],
             warnings: vec![],
             replay_guard: None,
+            reply: None,
         }),
         Admitted::Channel(target) => handle_admitted(&target, inbound, bindings, now_ms),
     }

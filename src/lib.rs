@@ -20,6 +20,7 @@ pub mod json;
 pub mod log;
 pub mod notify;
 pub(crate) mod query;
+pub mod reply;
 pub mod request_url;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod schema;

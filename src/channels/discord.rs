@@ -34,6 +34,7 @@ use crate::envelope::{
     Conversation, ConversationKind, EventData, EventParts, Postback, Reply, Sender, Verification,
     UNRECOGNIZED_TYPE,
 };
+use crate::reply::{plain_text, BackendReply, Budget, NoReply, RenderContext, RenderReply};
 #[cfg(not(target_arch = "wasm32"))]
 use crate::tooling::{Sign, SignParams, SignedRequest, ToolingError};
 use crate::Rejection;
@@ -112,10 +113,59 @@ impl Channel for Discord {
             verification,
             sent_s.saturating_mul(1000),
         );
-        Ok(Verdict::respond(
-            EdgeResponse::json(200, answer.to_owned()),
-            vec![parts],
-        ))
+        let verdict = Verdict::respond(EdgeResponse::json(200, answer.to_owned()), vec![parts]);
+        // Commands, components and modal submissions can be answered with a message; autocomplete cannot.
+        Ok(if matches!(interaction_type, 2 | 3 | 5) {
+            verdict.replying_with(InteractionReply)
+        } else {
+            verdict
+        })
+    }
+}
+
+/// 3 s deadline: 2.5 s by default, at most 2.8 s.
+const REPLY_BUDGET: Budget = Budget {
+    default_ms: 2_500,
+    max_ms: 2_800,
+};
+/// A message's `content` holds at most 2,000 characters.
+const MAX_CONTENT_CHARS: usize = 2_000;
+
+/// An interaction answered with a message (`{"type":4,"data":{…}}`, CHANNEL_MESSAGE_WITH_SOURCE) instead of the
+/// deferred acknowledgement.
+#[derive(Debug)]
+struct InteractionReply;
+
+impl RenderReply for InteractionReply {
+    fn budget(&self) -> Budget {
+        REPLY_BUDGET
+    }
+
+    /// Text mentions nobody (`allowed_mentions.parse` empty: `@everyone` or `<@id>` stay text). `raw` is the
+    /// interaction response object itself (embeds, components, flags).
+    fn render(
+        &self,
+        reply: &BackendReply,
+        _context: &RenderContext,
+    ) -> Result<EdgeResponse, NoReply> {
+        let response = match reply {
+            BackendReply::Text(text) => serde_json::json!({
+                "type": 4,
+                "data": {
+                    "content": plain_text(text, MAX_CONTENT_CHARS),
+                    "allowed_mentions": { "parse": [] },
+                },
+            }),
+            BackendReply::Raw(raw) if raw.get("type").is_some_and(serde_json::Value::is_u64) => {
+                raw.clone()
+            }
+            BackendReply::Raw(_) => {
+                return Err(NoReply::Unrenderable(
+                    "`raw` must be an interaction response with a `type`",
+                ))
+            }
+        };
+        Ok(EdgeResponse::json(200, response.to_string()))
     }
 }
 

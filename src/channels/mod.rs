@@ -7,6 +7,7 @@ use serde_json::Value;
 use crate::config::Account;
 use crate::envelope::{Event, EventParts, Raw};
 use crate::query::Query;
+use crate::reply::RenderReply;
 use crate::Rejection;
 
 pub mod chatplus;
@@ -24,6 +25,7 @@ pub mod twilio;
 pub mod wechat;
 pub mod wecom;
 mod wxenvelope;
+mod wxreply;
 mod wxsettings;
 mod wxxml;
 
@@ -140,6 +142,8 @@ pub struct Verdict {
     /// Set by channels whose signature does not cover the body (WeChat plaintext mode): the gateway accepts
     /// the signed query again only with the same body.
     pub replay_guard: Option<ReplayGuard>,
+    /// Set by channels whose response can carry a backend's reply to this request ([`crate::reply`]).
+    pub reply: Option<Box<dyn RenderReply>>,
 }
 
 /// What the provider is answered.
@@ -158,6 +162,7 @@ impl Verdict {
             answer: Answer::Accepted,
             events,
             replay_guard: None,
+            reply: None,
         }
     }
 
@@ -167,6 +172,7 @@ impl Verdict {
             answer: Answer::Respond(response),
             events,
             replay_guard: None,
+            reply: None,
         }
     }
 
@@ -181,6 +187,14 @@ impl Verdict {
             ..self
         }
     }
+
+    /// The response can carry a reply to this request, rendered by `renderer` when the backend gives one.
+    pub fn replying_with(self, renderer: impl RenderReply + 'static) -> Verdict {
+        Verdict {
+            reply: Some(Box::new(renderer)),
+            ..self
+        }
+    }
 }
 
 /// A verdict whose events are envelope events of one channel and account: what the gateway answers and forwards.
@@ -189,6 +203,7 @@ pub struct Handled {
     pub response: EdgeResponse,
     pub events: Vec<Event>,
     pub replay_guard: Option<ReplayGuard>,
+    pub reply: Option<Box<dyn RenderReply>>,
 }
 
 impl Handled {
@@ -206,6 +221,7 @@ impl Handled {
             response,
             events,
             replay_guard: verdict.replay_guard,
+            reply: verdict.reply,
         }
     }
 }

@@ -9,7 +9,8 @@ use http::Method;
 use serde_json::Value;
 
 use super::{
-    content_hash_key, f64_at, text_at, u64_at, value_at, Channel, ChannelRequest, Verdict,
+    content_hash_key, f64_at, text_at, u64_at, value_at, Channel, ChannelRequest, EdgeResponse,
+    Verdict,
 };
 use crate::config::Account;
 use crate::crypto;
@@ -17,6 +18,7 @@ use crate::envelope::{
     Attachment, Conversation, ConversationKind, EventData, EventParts, Location, Message, Postback,
     Raw, Reply, Sender, Sticker, Verification, UNRECOGNIZED_TYPE,
 };
+use crate::reply::{plain_text, BackendReply, Budget, NoReply, RenderContext, RenderReply};
 #[cfg(not(target_arch = "wasm32"))]
 use crate::tooling::{Sign, SignParams, SignedRequest, ToolingError};
 use crate::Rejection;
@@ -73,8 +75,78 @@ impl Channel for Telegram {
             scheme: SCHEME.to_owned(),
             key_index,
         };
+        let chat = ChatReply::for_update(&update);
         let parts = normalize(&update, raw, dedupe_key, verification, request.now_ms);
-        Ok(Verdict::accepted(vec![parts]))
+        let verdict = Verdict::accepted(vec![parts]);
+        Ok(match chat {
+            Some(chat) => verdict.replying_with(chat),
+            None => verdict,
+        })
+    }
+}
+
+/// Telegram documents no deadline, but holds the bot's next updates while it waits: 2 s by default, at most 10.
+const REPLY_BUDGET: Budget = Budget {
+    default_ms: 2_000,
+    max_ms: 10_000,
+};
+/// `sendMessage` refuses a longer text.
+const MAX_REPLY_CHARS: usize = 4_096;
+
+/// The webhook's response may itself be a Bot API call, which Telegram makes (without reporting its result):
+/// a reply goes to the chat the update came from, and only there.
+#[derive(Debug)]
+struct ChatReply {
+    chat_id: Value,
+}
+
+impl ChatReply {
+    fn for_update(update: &Value) -> Option<ChatReply> {
+        let message = MESSAGE_UPDATES
+            .iter()
+            .find_map(|(field, _)| update.get(field))
+            .or_else(|| value_at(update, &["callback_query", "message"]))?;
+        let chat_id = value_at(message, &["chat", "id"])
+            .filter(|id| id.is_i64() || id.is_string())?
+            .clone();
+        Some(ChatReply { chat_id })
+    }
+}
+
+impl RenderReply for ChatReply {
+    fn budget(&self) -> Budget {
+        REPLY_BUDGET
+    }
+
+    /// Text goes as `sendMessage` without `parse_mode`: Telegram shows it as typed. `raw` is a Bot API call
+    /// (`{"method":"sendPhoto",…}`) whose `chat_id` is always the update's chat.
+    fn render(
+        &self,
+        reply: &BackendReply,
+        _context: &RenderContext,
+    ) -> Result<EdgeResponse, NoReply> {
+        let call = match reply {
+            BackendReply::Text(text) => serde_json::json!({
+                "method": "sendMessage",
+                "chat_id": self.chat_id,
+                "text": plain_text(text, MAX_REPLY_CHARS),
+            }),
+            BackendReply::Raw(Value::Object(call)) => {
+                let is_method = call.get("method").and_then(Value::as_str).is_some_and(|m| {
+                    (1..=64).contains(&m.len()) && m.bytes().all(|b| b.is_ascii_alphabetic())
+                });
+                if !is_method {
+                    return Err(NoReply::Unrenderable("`raw` needs a Bot API `method`"));
+                }
+                let mut call = call.clone();
+                call.insert("chat_id".to_owned(), self.chat_id.clone());
+                Value::Object(call)
+            }
+            BackendReply::Raw(_) => {
+                return Err(NoReply::Unrenderable("`raw` must be a Bot API call object"))
+            }
+        };
+        Ok(EdgeResponse::json(200, call.to_string()))
     }
 }
 

@@ -17,6 +17,7 @@
 
 use http::Method;
 
+use super::wxreply::{PassiveReplyTo, Seal};
 use super::wxsettings::{self, param};
 use super::Verdict;
 use super::{wxenvelope, wxxml, Channel, ChannelRequest, EdgeResponse, ReplayGuard};
@@ -133,12 +134,12 @@ fn receive(
         .query
         .get("encrypt_type")
         .is_some_and(|t| t.eq_ignore_ascii_case("aes"));
-    let (xml, verification, replay_guard) = if !settings.keys.is_empty() {
+    let (xml, verification, replay_guard, seal) = if !settings.keys.is_empty() {
         if request.query.get("msg_signature").is_none() && !declared_aes {
             return Err(Rejection::EncryptionRequired);
         }
-        let (xml, verification) = decrypt(request, account, settings)?;
-        (xml, verification, None)
+        let (xml, verification, seal) = decrypt(request, account, settings)?;
+        (xml, verification, None, Some(seal))
     } else if declared_aes {
         // WeChat encrypts, but the account has no key to decrypt with: the admin has to add it.
         return Err(Rejection::misconfigured(
@@ -152,20 +153,27 @@ fn receive(
             scheme: SCHEME_PLAIN.to_owned(),
             key_index,
         };
-        (xml.to_owned(), verification, guard)
+        (xml.to_owned(), verification, guard, None)
     };
     let fields = wxxml::parse(&xml)?;
+    let reply_to = PassiveReplyTo::for_message(&fields, seal);
     let parts = wxxml::normalize(fields, verification, request.now_ms);
-    Ok(Verdict::respond(EdgeResponse::text("success"), vec![parts]).guarded_by(replay_guard))
+    let verdict =
+        Verdict::respond(EdgeResponse::text("success"), vec![parts]).guarded_by(replay_guard);
+    Ok(match reply_to {
+        Some(reply_to) => verdict.replying_with(reply_to),
+        None => verdict,
+    })
 }
 
 /// Compatible and safe mode: only `<Encrypt>` is read before `msg_signature` is checked over it; the rest of
-/// the envelope is checked afterwards and its plaintext fields (compatible mode) are never used.
+/// the envelope is checked afterwards and its plaintext fields (compatible mode) are never used. Also returns
+/// the token and key that opened the message, which seal a passive reply to it.
 fn decrypt(
     request: &ChannelRequest<'_>,
     account: &Account<'_>,
     settings: &Settings,
-) -> Result<(String, Verification), Rejection> {
+) -> Result<(String, Verification, Seal), Rejection> {
     let msg_signature = request
         .query
         .get("msg_signature")
@@ -190,7 +198,18 @@ fn decrypt(
         scheme: SCHEME_AES.to_owned(),
         key_index: token_index.max(key_index),
     };
-    Ok((decrypted.message, verification))
+    let (Some(key), Some(token)) = (
+        settings.keys.get(key_index),
+        settings.tokens.get(token_index),
+    ) else {
+        return Err(Rejection::InvalidSignature);
+    };
+    let seal = Seal {
+        key: key.clone(),
+        token: token.clone(),
+        receive_id: app_id,
+    };
+    Ok((decrypted.message, verification, seal))
 }
 
 /// `sekisho sign wechat`: options `token`, `timestamp`, `nonce`, `method` (POST|GET), `echostr` (GET),

@@ -12,6 +12,7 @@
 use http::Method;
 use serde_json::Value;
 
+use super::wxreply::{PassiveReplyTo, Seal};
 use super::wxsettings::{self, param};
 use super::Verdict;
 use super::{text_at, u64_at, value_at, wxenvelope, wxxml, Channel, ChannelRequest, EdgeResponse};
@@ -79,7 +80,7 @@ impl Settings {
         request: &ChannelRequest<'_>,
         encrypt: &str,
         rest: impl FnOnce() -> Result<(), Rejection>,
-    ) -> Result<(String, Verification), Rejection> {
+    ) -> Result<(String, Verification, Seal), Rejection> {
         let msg_signature = request
             .query
             .get("msg_signature")
@@ -97,7 +98,17 @@ impl Settings {
             scheme: SCHEME.to_owned(),
             key_index: token_index.max(key_index),
         };
-        Ok((decrypted.message, verification))
+        let (Some(key), Some(token)) = (self.keys.get(key_index), self.tokens.get(token_index))
+        else {
+            return Err(Rejection::InvalidSignature);
+        };
+        // A passive reply is sealed with the token and key that opened the message.
+        let seal = Seal {
+            key: key.clone(),
+            token: token.clone(),
+            receive_id: self.receive_id.clone(),
+        };
+        Ok((decrypted.message, verification, seal))
     }
 }
 
@@ -132,7 +143,7 @@ impl Channel for WeCom {
                 .get("msg_signature")
                 .ok_or(Rejection::MissingSignature)?;
             let echostr = param(request.query, "echostr")?;
-            let (plaintext, _) = settings.open(request, echostr, || Ok(()))?;
+            let (plaintext, _, _) = settings.open(request, echostr, || Ok(()))?;
             Ok(Verdict::handshake(EdgeResponse::text(plaintext)))
         } else if *request.method == Method::POST {
             receive(request, account, &settings)
@@ -159,24 +170,36 @@ fn receive(
         .query
         .get("msg_signature")
         .ok_or(Rejection::MissingSignature)?;
-    let parts = match settings.mode {
+    let (parts, reply_to) = match settings.mode {
         Mode::App => {
             let envelope = wxenvelope::find_encrypt(request.body)?;
-            let (xml, verification) =
+            let (xml, verification, seal) =
                 settings.open(request, &envelope.encrypt, || envelope.check_rest())?;
-            wxxml::normalize(wxxml::parse(&xml)?, verification, request.now_ms)
+            let fields = wxxml::parse(&xml)?;
+            let reply_to = PassiveReplyTo::for_message(&fields, Some(seal));
+            (
+                wxxml::normalize(fields, verification, request.now_ms),
+                reply_to,
+            )
         }
+        // AI bots answer through their own stream protocol, not a passive reply: no reply call.
         Mode::AiBot => {
-            let _malformed = Rejection::MalformedBody { expected: "JSON" };
             let encrypt = wxenvelope::find_json_encrypt(request.body)?;
-            let (json, verification) = settings.open(request, &encrypt, || {
+            let (json, verification, _) = settings.open(request, &encrypt, || {
                 wxenvelope::check_json_rest(request.body)
             })?;
             let (message, raw) = super::json_object_body(json.as_bytes())?;
-            normalize_aibot((&message, raw), verification, request.now_ms)
+            (
+                normalize_aibot((&message, raw), verification, request.now_ms),
+                None,
+            )
         }
     };
-    Ok(Verdict::respond(EdgeResponse::text(""), vec![parts]))
+    let verdict = Verdict::respond(EdgeResponse::text(""), vec![parts]);
+    Ok(match reply_to {
+        Some(reply_to) => verdict.replying_with(reply_to),
+        None => verdict,
+    })
 }
 
 /// AI-bot messages and events (JSON):

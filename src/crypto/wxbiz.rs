@@ -20,7 +20,8 @@ pub const ENCODING_AES_KEY_LEN: usize = 43;
 const BLOCK: usize = 16;
 /// WXBizMsgCrypt pads to 32-byte blocks, not to the AES block size, so pad values run 1..=32.
 const PAD_BLOCK: usize = 32;
-const RANDOM_LEN: usize = 16;
+/// The random prefix of every encrypted message.
+pub const RANDOM_LEN: usize = 16;
 const HEADER_LEN: usize = RANDOM_LEN + 4;
 
 /// The official EncodingAESKeys are non-canonical base64 (their last character carries non-zero

@@ -215,6 +215,7 @@ pub fn accept(
         deliveries: plan.deliveries,
         warnings: plan.warnings,
         replay_guard: None,
+        reply: None,
     })
 }
 

@@ -15,6 +15,7 @@ use crate::Rejection;
 
 pub(super) fn form_request(context: &Context, body: &[u8]) -> Result<Outcome, Rejection> {
     let form = form_object(body);
+    let mut response = Response::Empty;
     let events = if let Some(payload_text) = text_at(&form, &["payload"]) {
         let malformed = Rejection::MalformedBody {
             expected: "interactivity payload JSON",
@@ -24,6 +25,7 @@ pub(super) fn form_request(context: &Context, body: &[u8]) -> Result<Outcome, Re
         let raw = Raw::from_body(payload_text.as_bytes()).map_err(|_| malformed)?;
         vec![interaction(context, (payload, raw), body)]
     } else if form.get("command").is_some() {
+        response = Response::Command;
         vec![slash_command(context, form, body)]
     } else if text_at(&form, &["ssl_check"]).as_deref() == Some("1") {
         // Slack checks the certificate of a slash command's URL with `ssl_check=1`: nothing to forward.
@@ -36,10 +38,7 @@ pub(super) fn form_request(context: &Context, body: &[u8]) -> Result<Outcome, Re
         let raw = Raw::rendered(&form);
         vec![context.parts(hash_key(body), UNRECOGNIZED_TYPE, None, data, raw)]
     };
-    Ok(Outcome {
-        response: Response::Empty,
-        events,
-    })
+    Ok(Outcome { response, events })
 }
 
 /// Interactions have no event id; each one gets a fresh `trigger_id`.

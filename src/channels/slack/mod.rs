@@ -29,6 +29,7 @@ use crate::Rejection;
 
 mod events;
 mod interactivity;
+mod reply;
 
 pub struct Slack;
 
@@ -97,6 +98,12 @@ impl Channel for Slack {
             // Slack shows a slash command's response body to the user, and reads a modal submission's body as
             // a `response_action`: an empty 200 is the neutral acknowledgement for both.
             Response::Empty => EdgeResponse::text(Vec::new()),
+            Response::Command => {
+                return Ok(
+                    Verdict::respond(EdgeResponse::text(Vec::new()), outcome.events)
+                        .replying_with(reply::SlashCommandReply),
+                )
+            }
         };
         Ok(Verdict::respond(response, outcome.events))
     }
@@ -219,6 +226,8 @@ enum Response {
     Ignored,
     Challenge(String),
     Empty,
+    /// A slash command: an empty 200, or the backend's reply ([`reply`]).
+    Command,
 }
 
 struct Outcome {
