@@ -197,6 +197,39 @@ pub fn no_dedup_store(source: &str) -> Line {
     )
 }
 
+/// A reply call's end: `replied` when the provider got the backend's reply, else the reason it got the default
+/// answer (`info` when the backend had nothing to say, `warn` when the call went wrong). `elapsed_ms` counts from
+/// the request's arrival.
+pub fn reply_outcome(
+    event_id: &str,
+    outcome: Result<(), &crate::reply::NoReply>,
+    elapsed_ms: u64,
+) -> Line {
+    match outcome {
+        Ok(()) => line(
+            Level::Info,
+            "reply sent",
+            json!({"event_id": event_id, "elapsed_ms": elapsed_ms}),
+        ),
+        Err(no_reply) => {
+            let level = match no_reply {
+                crate::reply::NoReply::Declined => Level::Info,
+                _ => Level::Warn,
+            };
+            line(
+                level,
+                "no reply: default answer",
+                json!({
+                    "event_id": event_id,
+                    "reason": no_reply.reason(),
+                    "detail": no_reply.to_string(),
+                    "elapsed_ms": elapsed_ms,
+                }),
+            )
+        }
+    }
+}
+
 pub fn operation_failed(what: &str, error: &str) -> Line {
     line(Level::Error, what, json!({"error": error}))
 }

@@ -402,6 +402,31 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
+
+    #[test]
+    fn a_reply_is_a_message_that_mentions_nobody() {
+        let context = RenderContext {
+            now_ms: 0,
+            entropy: [0; 32],
+        };
+        let render = |reply: BackendReply| -> Result<serde_json::Value, NoReply> {
+            InteractionReply
+                .render(&reply, &context)
+                .map(|response| serde_json::from_slice(&response.body).unwrap())
+        };
+        assert_eq!(
+            render(BackendReply::Text("@everyone <@123> 受け付けました".into())).unwrap(),
+            serde_json::json!({"type": 4, "data": {"content": "@everyone <@123> 受け付けました", "allowed_mentions": {"parse": []}}})
+        );
+        let long = render(BackendReply::Text("あ".repeat(3000))).unwrap();
+        assert_eq!(
+            long["data"]["content"].as_str().unwrap().chars().count(),
+            2000
+        );
+        let embed = serde_json::json!({"type": 4, "data": {"embeds": [{"title": "t"}]}});
+        assert_eq!(render(BackendReply::Raw(embed.clone())).unwrap(), embed);
+        assert!(render(BackendReply::Raw(serde_json::json!({"data": {}}))).is_err());
+    }
     use crate::channels::test_support::{self, DemoRequest};
     use crate::envelope::event_id;
 

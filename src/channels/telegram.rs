@@ -445,6 +445,54 @@ mod tests {
 
     use super::*;
 
+    #[test]
+    fn a_reply_is_a_send_message_to_the_updates_chat_and_nowhere_else() {
+        let handled = call(
+            &bindings(SECRET, None),
+            Method::POST,
+            &[("x-telegram-bot-api-secret-token", SECRET.as_bytes())],
+            BODY.as_bytes(),
+        )
+        .unwrap();
+        let renderer = handled.reply.expect("a message can be answered");
+        let context = RenderContext {
+            now_ms: 0,
+            entropy: [0; 32],
+        };
+        let render = |reply: BackendReply| -> Value {
+            serde_json::from_slice(&renderer.render(&reply, &context).unwrap().body).unwrap()
+        };
+        assert_eq!(
+            render(BackendReply::Text("<b>受付</b>\u{0}".into())),
+            serde_json::json!({"method": "sendMessage", "chat_id": 1111111, "text": "<b>受付</b>"})
+        );
+        assert_eq!(
+            render(BackendReply::Raw(
+                serde_json::json!({"method": "sendPhoto", "chat_id": 666, "photo": "https://x/p.png"})
+            )),
+            serde_json::json!({"method": "sendPhoto", "chat_id": 1111111, "photo": "https://x/p.png"})
+        );
+        for refused in [
+            serde_json::json!({"chat_id": 1}),
+            serde_json::json!({"method": "send message"}),
+            serde_json::json!("sendMessage"),
+        ] {
+            assert!(renderer
+                .render(&BackendReply::Raw(refused), &context)
+                .is_err());
+        }
+        // An update without a chat (a poll's state) has no one to answer.
+        let poll = r#"{"update_id":10001,"poll":{"id":"1","question":"q","options":[]}}"#;
+        let handled = call(
+            &bindings(SECRET, None),
+            Method::POST,
+            &[("x-telegram-bot-api-secret-token", SECRET.as_bytes())],
+            poll.as_bytes(),
+        )
+        .unwrap();
+        assert!(handled.reply.is_none());
+    }
+
     // shared/vectors/telegram.json.
     const SECRET: &str = "s3cr3t_TOKEN-abc123";
     const BODY: &str = r#"{"update_id":10000,"message":{"message_id":1365,"date":1441645532,"chat":{"id":1111111,"type":"private","first_name":"Test"},"from":{"id":1111111,"is_bot":false,"first_name":"Test"},"text":"/start"}}"#;

@@ -537,6 +537,36 @@ mod tests {
                 key_index: 0
             }
         );
+        // A passive reply to it is sealed for the CorpID with the key that opened it, to the sender.
+        let reply = handled
+            .reply
+            .as_ref()
+            .unwrap()
+            .render(
+                &crate::reply::BackendReply::Text("受け付けました".into()),
+                &crate::reply::RenderContext {
+                    now_ms: 1_409_659_814_000,
+                    entropy: [3; 32],
+                },
+            )
+            .unwrap();
+        let envelope = wxxml::parse(std::str::from_utf8(&reply.body).unwrap()).unwrap();
+        let field = |name: &str| envelope[name].as_str().unwrap().to_owned();
+        assert_eq!(
+            field("MsgSignature"),
+            wxbiz::signature_hex(&[
+                "QDG6eK",
+                &field("TimeStamp"),
+                &field("Nonce"),
+                &field("Encrypt")
+            ])
+        );
+        let key = AesKey::from_encoding_aes_key(KEY).unwrap();
+        let opened = wxbiz::decrypt(&key, &field("Encrypt"), "wx5823bf96d3bd56c7").unwrap();
+        let message = wxxml::parse(&opened.message).unwrap();
+        assert_eq!(message["ToUserName"], "mycreate");
+        assert_eq!(message["FromUserName"], "wx5823bf96d3bd56c7");
+        assert_eq!(message["Content"], "受け付けました");
         let mut other = sample();
         other.insert("WECOM_DEMO_CORP_ID".into(), "wx0000000000000000".into());
         let error = run(&other, Method::POST, MSG_QUERY, MSG_BODY, 1_409_659_813_000).unwrap_err();

@@ -165,7 +165,7 @@ pub(super) async fn attempt(
     }
 }
 
-fn build_request(outgoing: &forward::Outgoing) -> worker::Result<Request> {
+pub(super) fn build_request(outgoing: &forward::Outgoing) -> worker::Result<Request> {
     let headers = Headers::new();
     for (name, value) in &outgoing.headers {
         headers.set(name, value)?;

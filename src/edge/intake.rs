@@ -56,7 +56,7 @@ pub(super) async fn dispatch(env: &Env, ctx: &Context, accepted: &Accepted) -> R
         emit(&log::no_dedup_store(&source));
         dedup::without_store(accepted.replay_guard.as_ref()).map_err(refuse)?;
         let messages = first_messages(accepted, &(0..ids.len()).collect::<Vec<_>>());
-        return match send_all(&queue, messages).await {
+        return match send_all(&queue, messages, first_delay_s(accepted)).await {
             Ok(()) => {
                 emit(&log::request_accepted(accepted, None, Kept::Queued));
                 Ok(())
@@ -97,7 +97,7 @@ pub(super) async fn dispatch(env: &Env, ctx: &Context, accepted: &Accepted) -> R
     };
     let fresh_ids = pick(&ids, &fresh);
     let messages = first_messages(accepted, &fresh);
-    match send_all(&queue, messages).await {
+    match send_all(&queue, messages, first_delay_s(accepted)).await {
         Ok(()) => {
             if !fresh_ids.is_empty() {
                 // Committed after the answer: the events are already queued, so the provider need not wait
@@ -222,15 +222,28 @@ fn first_messages(accepted: &Accepted, indices: &[usize]) -> Vec<String> {
         .collect()
 }
 
-/// Sends every message in as many batches as the limits need. On failure returns the messages not sent yet
-/// (the failed batch and every later one) with the error.
-async fn send_all(queue: &Queue, messages: Vec<String>) -> Result<(), (Vec<String>, String)> {
+/// With a reply call the event's first delivery waits until the call has ended (see
+/// [`crate::reply::ReplyCall::delivery_delay_s`]).
+fn first_delay_s(accepted: &Accepted) -> Option<u32> {
+    accepted
+        .reply
+        .as_ref()
+        .map(crate::reply::ReplyCall::delivery_delay_s)
+}
+
+/// Sends every message in as many batches as the limits need, each held back `delay_s` when given. On failure
+/// returns the messages not sent yet (the failed batch and every later one) with the error.
+async fn send_all(
+    queue: &Queue,
+    messages: Vec<String>,
+    delay_s: Option<u32>,
+) -> Result<(), (Vec<String>, String)> {
     let mut pending = batches(messages).into_iter();
     while let Some(batch) = pending.next() {
         let sendable: Vec<_> = batch
             .iter()
             .cloned()
-            .map(|m| queue_message(m, None))
+            .map(|m| queue_message(m, delay_s))
             .collect();
         if let Err(error) = queue.send_batch(sendable).await {
             let unsent = batch.into_iter().chain(pending.flatten()).collect();

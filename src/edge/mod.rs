@@ -7,6 +7,7 @@ mod charsets;
 mod consumer;
 mod durable;
 mod intake;
+mod reply;
 
 use futures_util::StreamExt;
 use http::{HeaderMap, HeaderName, HeaderValue};
@@ -60,6 +61,7 @@ pub(crate) fn emit(line: &Line) {
 
 #[event(fetch)]
 async fn fetch(mut req: Request, env: Env, ctx: Context) -> worker::Result<Response> {
+    let received_ms = now_ms();
     let bindings = EnvBindings(&env);
     // Split, not parsed again: the runtime hands over a WHATWG-serialized URL (see `request_url`).
     let raw_url = req.inner().url();
@@ -114,9 +116,15 @@ async fn fetch(mut req: Request, env: Env, ctx: Context) -> worker::Result<Respo
         Ok(accepted) => accepted,
         Err(refusal) => return respond_refused(&refusal),
     };
-    match intake::dispatch(&env, &ctx, &accepted).await {
-        Ok(()) => to_response(&accepted.response),
-        Err(refusal) => respond_refused(&refusal),
+    if let Err(refusal) = intake::dispatch(&env, &ctx, &accepted).await {
+        return respond_refused(&refusal);
+    }
+    match &accepted.reply {
+        // The event is durably accepted: only now may the backend's reply be waited for.
+        Some(call) => {
+            to_response(&reply::answer(call, &env, received_ms, &accepted.response).await)
+        }
+        None => to_response(&accepted.response),
     }
 }
 

@@ -51,8 +51,8 @@ export function fixtureBindings(fixtures) {
 }
 
 /** A backend on 127.0.0.1 that records every delivery and verifies it with the standardwebhooks library.
- * `respond(entry, n)` returns a status, `{ status, headers }`, or `"hang"` (keep the connection open, never
- * answer). `close()` also drops connections left hanging. */
+ * `respond(entry, n)` returns a status, `{ status, headers, body, delayMs }` (answered after `delayMs`), or
+ * `"hang"` (keep the connection open, never answer). `close()` also drops connections left hanging. */
 export async function startBackend({ secret = SIGNING_SECRET, respond = () => 204 } = {}) {
   const verifier = new Webhook(secret);
   const received = [];
@@ -79,11 +79,17 @@ export async function startBackend({ secret = SIGNING_SECRET, respond = () => 20
         for (const w of [...waiters]) w();
         return;
       }
-      const { status, headers = {} } = typeof answer === "object" && answer !== null ? answer : { status: answer };
-      res.statusCode = status;
-      for (const [k, v] of Object.entries(headers)) res.setHeader(k, v);
-      res.end();
-      for (const w of [...waiters]) w();
+      const { status, headers = {}, body: answerBody, delayMs = 0 } = typeof answer === "object" && answer !== null ? answer : { status: answer };
+      const reply = () => {
+        if (res.destroyed) return;
+        res.statusCode = status;
+        for (const [k, v] of Object.entries(headers)) res.setHeader(k, v);
+        res.end(answerBody);
+        entry.answeredAt = Date.now();
+        for (const w of [...waiters]) w();
+      };
+      if (delayMs > 0) setTimeout(reply, delayMs);
+      else reply();
     });
   });
   server.on("connection", (socket) => {
