@@ -9,9 +9,10 @@ GATEWAY_PORT="${GATEWAY_PORT:-8787}"
 RECEIVER_PORT="${RECEIVER_PORT:-8788}"
 DEMO_SIGNING_SECRET="whsec_ZGVtby1iYWNrZW5kLXNpZ25pbmctc2VjcmV0LTIwMjY="
 DEMO_LINE_SECRETS="demo-line-secret-2026,demo-line-secret-2025"
+DEMO_SLACK_SECRET="demo-slack-signing-secret-2026"
 
 cargo build --quiet --bin sekisho
-./target/debug/sekisho receive --port "$RECEIVER_PORT" --secret "$DEMO_SIGNING_SECRET" &
+./target/debug/sekisho receive --port "$RECEIVER_PORT" --secret "$DEMO_SIGNING_SECRET" --reply-text "受け付けました" &
 receiver=$!
 trap 'kill $receiver 2>/dev/null' EXIT
 
@@ -24,6 +25,11 @@ cat <<MSG
     ./target/debug/sekisho send line http://127.0.0.1:$GATEWAY_PORT/line/demo \\
         --secret demo-line-secret-2026 --body examples/line-message.json
 
+  Replies: a Slack slash command is answered with the receiver's reply ("受け付けました") in the response:
+
+    ./target/debug/sekisho send slack http://127.0.0.1:$GATEWAY_PORT/slack/demo \\
+        --secret $DEMO_SLACK_SECRET --body examples/slack-command.txt
+
   E-mail: support@example.com belongs to the account 'demo'. Hand it a Japanese message:
 
     curl -s -X POST 'http://127.0.0.1:$GATEWAY_PORT/cdn-cgi/handler/email?from=ichiro.suzuki@example.co.jp&to=support@example.com' \\
@@ -35,4 +41,6 @@ npx wrangler dev --ip 127.0.0.1 --port "$GATEWAY_PORT" --show-interactive-dev-se
   --var "BACKEND_URL:http://127.0.0.1:$RECEIVER_PORT/events" \
   --var "BACKEND_SIGNING_SECRET:$DEMO_SIGNING_SECRET" \
   --var "LINE_DEMO_CHANNEL_SECRET:$DEMO_LINE_SECRETS" \
+  --var "SLACK_DEMO_SIGNING_SECRET:$DEMO_SLACK_SECRET" \
+  --var "REPLY_URL:http://127.0.0.1:$RECEIVER_PORT/reply" \
   --var "EMAIL_DEMO_ADDRESS:support@example.com"

@@ -2,7 +2,8 @@
 //!
 //!   sekisho sign <channel> --secret S --body FILE [--option value …]   print a request the channel accepts
 //!   sekisho send <channel> <URL> --secret S --body FILE [--option …]    send it to URL (…/<channel>/<account>)
-//!   sekisho receive --port P --secret whsec_… [--status N] [--jsonl]   a backend that verifies and prints events
+//!   sekisho receive --port P --secret whsec_… [--status N] [--jsonl] [--reply-text T]
+//!                                                                       a backend that verifies and prints events
 //!   sekisho dlq list|replay [ID]|delete ID --url https://gw --token T  the dead-letter admin API
 //!   sekisho schema                                                      print schema/event-v1.schema.json
 
@@ -27,7 +28,8 @@ mod cli {
     const USAGE: &str = "usage:
   sekisho sign <channel> --secret S --body FILE [--option value ...]
   sekisho send <channel> <URL> --secret S --body FILE [--option value ...]
-  sekisho receive --port P --secret whsec_... [--host 127.0.0.1] [--status 204] [--jsonl]
+  sekisho receive --port P --secret whsec_... [--host 127.0.0.1] [--status 204] [--jsonl] [--reply-text T]
+      (--reply-text: answer the gateway's reply calls with {\"reply\":{\"text\":T}}; see README, Replies)
   sekisho dlq list --url https://gateway --token ADMIN_TOKEN [--limit N] [--cursor C]
   sekisho dlq delete WEBHOOK_ID --url https://gateway --token ADMIN_TOKEN
   sekisho dlq replay [WEBHOOK_ID] --url https://gateway --token ADMIN_TOKEN
@@ -247,6 +249,7 @@ FILE may be - for standard input. Channel options are listed in docs/channels/<c
             .and_then(|s| s.parse().ok())
             .unwrap_or(204);
         let jsonl = args.options.contains_key("jsonl");
+        let reply_text = args.options.get("reply-text");
         let server =
             tiny_http::Server::http(format!("{host}:{port}")).map_err(|e| e.to_string())?;
         eprintln!("sekisho receive: listening on http://{host}:{port}/ (verifying Standard Webhooks signatures)");
@@ -259,14 +262,32 @@ FILE may be - for standard input. Channel options are listed in docs/channels/<c
                     .map(|h| h.value.as_str().to_owned())
                     .unwrap_or_default()
             };
-            let (id, timestamp, signature) = (
+            let (id, timestamp, signature, budget) = (
                 header("webhook-id"),
                 header("webhook-timestamp"),
                 header("webhook-signature"),
+                header(sekisho::reply::BUDGET_HEADER),
             );
             let mut body = Vec::new();
             let _ = request.as_reader().read_to_end(&mut body);
             let verdict = keys.verify(&id, &timestamp, &signature, &body, now_s());
+            // A reply call (it carries the budget header): answered with the reply, the event printed when its
+            // delivery (same webhook-id) arrives a few seconds later.
+            if verdict.is_ok() && !budget.is_empty() {
+                eprintln!("↩ reply call {id} ({budget} ms left)");
+                let response = match reply_text {
+                    Some(text) => tiny_http::Response::from_string(
+                        serde_json::json!({ "reply": { "text": text } }).to_string(),
+                    )
+                    .with_header(tiny_http::Header {
+                        field: "content-type".parse().map_err(|_| "header")?,
+                        value: "application/json".parse().map_err(|_| "header")?,
+                    }),
+                    None => tiny_http::Response::from_string(String::new()).with_status_code(204),
+                };
+                let _ = request.respond(response);
+                continue;
+            }
             let status = match verdict {
                 Ok(()) => {
                     let event: serde_json::Value =
