@@ -19,6 +19,8 @@ pub mod gateway;
 pub mod json;
 pub mod log;
 pub mod notify;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod provision;
 pub(crate) mod query;
 pub mod reply;
 pub mod request_url;
