@@ -19,6 +19,7 @@ use serde_json::{json, Value};
 const BOT_TOKEN: &str = "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw";
 const BOT_SECRET_PART: &str = "AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw";
 const LINE_TOKEN: &str = "line-channel-access-token-0123456789abcdef";
+const WORKS_TOKEN: &str = "kr1AAABBBCCCworks-oauth-access-token";
 const APP_ID: &str = "188559381496048";
 const APP_SECRET: &str = "0123456789abcdef0123456789abcdef";
 
@@ -124,6 +125,8 @@ fn sekisho(args: &[&str], env: &[(&str, &str)]) -> Run {
         "TELEGRAM_API_BASE",
         "LINE_CHANNEL_ACCESS_TOKEN",
         "LINE_API_BASE",
+        "LINEWORKS_ACCESS_TOKEN",
+        "LINEWORKS_API_BASE",
         "META_APP_ID",
         "META_APP_SECRET",
         "META_API_BASE",
@@ -141,7 +144,7 @@ fn sekisho(args: &[&str], env: &[(&str, &str)]) -> Run {
         stdout: String::from_utf8(stdout).unwrap(),
         stderr: String::from_utf8(stderr).unwrap(),
     };
-    for credential in [BOT_SECRET_PART, LINE_TOKEN, APP_SECRET] {
+    for credential in [BOT_SECRET_PART, LINE_TOKEN, WORKS_TOKEN, APP_SECRET] {
         assert!(
             !run.stdout.contains(credential) && !run.stderr.contains(credential),
             "a credential was printed:\n{}\n{}",
@@ -869,4 +872,124 @@ fn meta_info_checks_one_products_subscription() {
     );
     let whatsapp = [&base[..], &["--product", "whatsapp"]].concat();
     assert_eq!(sekisho(&whatsapp, &[]).code, 1);
+}
+
+#[test]
+fn lineworks_set_patches_the_bot_callback() {
+    let mock = Mock::start(200, r#"{"botId":2000001,"botName":"Support"}"#.to_owned());
+    let run = sekisho(
+        &[
+            "lineworks",
+            "set",
+            "--bot-id",
+            "2000001",
+            "--url",
+            "https://gw.example/lineworks/acme-jp",
+            "--events",
+            "text,image",
+        ],
+        &[
+            ("LINEWORKS_ACCESS_TOKEN", WORKS_TOKEN),
+            ("LINEWORKS_API_BASE", &mock.base),
+        ],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let request = mock.only_request();
+    assert_eq!(
+        (request.method.as_str(), request.path.as_str()),
+        ("PATCH", "/v1.0/bots/2000001")
+    );
+    assert_eq!(
+        request.header("authorization"),
+        Some(&*format!("Bearer {WORKS_TOKEN}"))
+    );
+    assert_eq!(
+        request.json(),
+        json!({"enableCallback": true, "callbackUrl": "https://gw.example/lineworks/acme-jp", "callbackEvents": ["text", "image"]})
+    );
+    assert!(run.stdout.contains(
+        "printf %s \"$LINEWORKS_BOT_SECRET\" | npx wrangler secret put LINEWORKS_ACME_JP_BOT_SECRET"
+    ), "{}", run.stdout);
+    assert!(run
+        .stdout
+        .contains("LINEWORKS_ACME_JP_BOT_ID = \"2000001\""));
+}
+
+#[test]
+fn lineworks_errors_and_checks() {
+    let mock = Mock::start(
+        401,
+        r#"{"code":"UNAUTHORIZED","description":"Authentication failed"}"#.to_owned(),
+    );
+    let run = sekisho(
+        &[
+            "lineworks",
+            "set",
+            "--bot-id",
+            "2000001",
+            "--url",
+            "https://gw.example/lineworks/acme",
+            "--access-token",
+            WORKS_TOKEN,
+            "--api-base",
+            &mock.base,
+        ],
+        &[],
+    );
+    assert_eq!(run.code, 1);
+    assert!(
+        run.stderr
+            .contains("LINE WORKS refused the call (401): UNAUTHORIZED: Authentication failed"),
+        "{}",
+        run.stderr
+    );
+    assert!(!run.stdout.contains("wrangler"));
+
+    let bot = r#"{"botId":2000001,"botName":"Support","enableCallback":false,"callbackUrl":"https://gw.example/lineworks/acme","callbackEvents":["text"]}"#;
+    let mock = Mock::start(200, bot.to_owned());
+    let base = [
+        "lineworks",
+        "info",
+        "--bot-id",
+        "2000001",
+        "--access-token",
+        WORKS_TOKEN,
+        "--api-base",
+        &mock.base,
+    ];
+    let run = sekisho(&base, &[]);
+    assert_eq!(run.code, 1);
+    assert_eq!(mock.requests()[0].method, "GET");
+    assert!(
+        run.stdout.contains("enableCallback: false") && run.stdout.contains("callbackEvents: text")
+    );
+    assert!(run.stderr.contains("not active"), "{}", run.stderr);
+
+    let bot = r#"{"botId":2000001,"botName":"Support","enableCallback":true,"callbackUrl":"https://gw.example/lineworks/acme","callbackEvents":["text"]}"#;
+    let mock = Mock::start(200, bot.to_owned());
+    let base = [
+        "lineworks",
+        "info",
+        "--bot-id",
+        "2000001",
+        "--access-token",
+        WORKS_TOKEN,
+        "--api-base",
+        &mock.base,
+    ];
+    assert_eq!(
+        sekisho(
+            &[&base[..], &["--url", "https://gw.example/lineworks/acme"]].concat(),
+            &[]
+        )
+        .code,
+        0
+    );
+    let run = sekisho(&[&base[..], &["--events", "text,file"]].concat(), &[]);
+    assert_eq!(run.code, 1);
+    assert!(
+        run.stderr.contains("not subscribed to: file"),
+        "{}",
+        run.stderr
+    );
 }

@@ -11,6 +11,7 @@ use super::{ApiRequest, ApiResponse, Problem, ProviderError};
 use crate::config::is_valid_account;
 
 mod line_commands;
+mod lineworks_commands;
 mod meta_commands;
 mod telegram_commands;
 
@@ -21,13 +22,17 @@ pub const USAGE: &str = "usage:
   sekisho webhook line set --url https://GW/line/ACCOUNT [--account ACCOUNT] [--channel-access-token T]
   sekisho webhook line test [--url URL] [--channel-access-token T]
   sekisho webhook line info [--url URL] [--channel-access-token T]
+  sekisho webhook lineworks set --bot-id ID --url https://GW/lineworks/ACCOUNT [--account ACCOUNT]
+        [--access-token T] [--events text,image,...]
+  sekisho webhook lineworks info --bot-id ID [--url URL] [--events text,image] [--access-token T]
   sekisho webhook meta set --product whatsapp|messenger|instagram --url https://GW/PRODUCT/ACCOUNT
         [--account ACCOUNT] [--app-id ID] [--app-secret S] [--fields a,b] [--verify-token T|generated]
   sekisho webhook meta info [--product P] [--url URL] [--fields a,b] [--app-id ID] [--app-secret S]
 
 Credentials may come from the environment instead (kept out of shell history): TELEGRAM_BOT_TOKEN,
-LINE_CHANNEL_ACCESS_TOKEN, META_APP_ID, META_APP_SECRET. Every command takes --api-base URL (or
-TELEGRAM_API_BASE, LINE_API_BASE, META_API_BASE); meta takes --graph-version (default v24.0).";
+LINE_CHANNEL_ACCESS_TOKEN, LINEWORKS_ACCESS_TOKEN, META_APP_ID, META_APP_SECRET. Every command takes
+--api-base URL (or TELEGRAM_API_BASE, LINE_API_BASE, LINEWORKS_API_BASE, META_API_BASE); meta takes
+--graph-version (default v24.0).";
 
 /// Why a command did not succeed.
 #[derive(Debug)]
@@ -274,6 +279,8 @@ fn run(raw: &[String], env: Environment) -> Result<(), Failure> {
         ("line", "set") => line_commands::set(args)?,
         ("line", "test") => line_commands::test(args)?,
         ("line", "info") => line_commands::info(args)?,
+        ("lineworks", "set") => lineworks_commands::set(args)?,
+        ("lineworks", "info") => lineworks_commands::info(args)?,
         ("meta", "set") => meta_commands::set(args)?,
         ("meta", "info") => meta_commands::info(args)?,
         _ => return Err(usage(USAGE)),

@@ -9,6 +9,7 @@
 pub mod cli;
 mod http;
 pub mod line;
+pub mod lineworks;
 pub mod meta;
 pub mod secrets;
 pub mod telegram;
@@ -24,6 +25,7 @@ pub use secrets::{generate_secret, mask, wrangler_put_line, wrangler_put_placeho
 pub enum Provider {
     Telegram,
     Line,
+    LineWorks,
     Meta,
 }
 
@@ -32,6 +34,7 @@ impl fmt::Display for Provider {
         f.write_str(match self {
             Provider::Telegram => "Telegram",
             Provider::Line => "LINE",
+            Provider::LineWorks => "LINE WORKS",
             Provider::Meta => "Meta",
         })
     }
@@ -88,7 +91,7 @@ pub enum Problem {
     },
     /// The webhook is registered but switched off (LINE's "Use webhook", an inactive Meta subscription).
     Inactive,
-    /// A Meta subscription lacks fields the admin asked for.
+    /// A Meta subscription or a LINE WORKS bot lacks fields (events) the admin asked for.
     MissingFields(Vec<String>),
     /// The provider's test delivery did not succeed.
     TestDeliveryFailed { status_code: i64, reason: String },
