@@ -5,7 +5,7 @@
 //!   sekisho receive --port P --secret whsec_… [--status N] [--jsonl] [--reply-text T]
 //!                                                                       a backend that verifies and prints events
 //!   sekisho dlq list|replay [ID]|delete ID --url https://gw --token T  the dead-letter admin API
-//!   sekisho webhook telegram|line|meta set|info|test …                  wire the provider to the gateway (src/provision/)
+//!   sekisho webhook telegram|line|lineworks|meta set|info|test …        wire the provider to the gateway (src/provision/)
 //!   sekisho schema                                                      print schema/event-v1.schema.json
 
 #[cfg(not(target_arch = "wasm32"))]
@@ -34,7 +34,7 @@ mod cli {
   sekisho dlq list --url https://gateway --token ADMIN_TOKEN [--limit N] [--cursor C]
   sekisho dlq delete WEBHOOK_ID --url https://gateway --token ADMIN_TOKEN
   sekisho dlq replay [WEBHOOK_ID] --url https://gateway --token ADMIN_TOKEN
-  sekisho webhook telegram|line|meta set|info|test ...   (sekisho webhook for its options)
+  sekisho webhook telegram|line|lineworks|meta set|info|test ...   (sekisho webhook: its options)
   sekisho schema    (the event envelope's JSON Schema, generated from src/envelope.rs)
 
 FILE may be - for standard input. Channel options are listed in docs/channels/<channel>.md.";
