@@ -8,8 +8,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::{
-    shown, trimmed_base, url_problem, ApiBody, ApiRequest, ApiResponse, Problem, Provider,
-    ProviderError,
+    shown, trimmed_base, ApiBody, ApiRequest, ApiResponse, Problem, Provider, ProviderError,
 };
 
 pub const DEFAULT_API_BASE: &str = "https://www.worksapis.com";
@@ -124,21 +123,13 @@ pub fn interpret_bot(response: &ApiResponse) -> Result<BotCallback, ProviderErro
 impl BotCallback {
     /// Off, another URL, or events the admin expects missing.
     pub fn problems(&self, expected_url: Option<&str>, expected_events: &[String]) -> Vec<Problem> {
-        let mut problems: Vec<Problem> = url_problem(&self.callback_url, expected_url)
-            .into_iter()
-            .collect();
-        if !self.enable_callback {
-            problems.push(Problem::Inactive);
-        }
-        let missing: Vec<String> = expected_events
-            .iter()
-            .filter(|event| !self.callback_events.contains(event))
-            .cloned()
-            .collect();
-        if !missing.is_empty() {
-            problems.push(Problem::MissingFields(missing));
-        }
-        problems
+        super::registration_problems(
+            &self.callback_url,
+            expected_url,
+            self.enable_callback,
+            &self.callback_events,
+            expected_events,
+        )
     }
 }
 

@@ -8,8 +8,7 @@ use ::http::Method;
 use serde::Deserialize;
 
 use super::{
-    shown, trimmed_base, url_problem, ApiBody, ApiRequest, ApiResponse, Problem, Provider,
-    ProviderError,
+    shown, trimmed_base, ApiBody, ApiRequest, ApiResponse, Problem, Provider, ProviderError,
 };
 
 pub const DEFAULT_API_BASE: &str = "https://graph.facebook.com";
@@ -301,21 +300,13 @@ pub fn problems(
     let Some(subscription) = subscriptions.iter().find(|s| s.object == product.object()) else {
         return vec![Problem::NotConfigured];
     };
-    let mut problems: Vec<Problem> = url_problem(&subscription.callback_url, expected_url)
-        .into_iter()
-        .collect();
-    if !subscription.active {
-        problems.push(Problem::Inactive);
-    }
-    let missing: Vec<String> = expected_fields
-        .iter()
-        .filter(|field| !subscription.fields.contains(field))
-        .cloned()
-        .collect();
-    if !missing.is_empty() {
-        problems.push(Problem::MissingFields(missing));
-    }
-    problems
+    super::registration_problems(
+        &subscription.callback_url,
+        expected_url,
+        subscription.active,
+        &subscription.fields,
+        expected_fields,
+    )
 }
 
 #[cfg(test)]

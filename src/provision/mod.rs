@@ -164,6 +164,32 @@ pub(crate) fn url_problem(configured: &str, expected: Option<&str>) -> Option<Pr
     }
 }
 
+/// A callback registration checked against what the admin expects: its URL, that it is on, and that it covers
+/// every expected event (LINE WORKS callback events, Meta subscription fields).
+pub(crate) fn registration_problems(
+    configured_url: &str,
+    expected_url: Option<&str>,
+    active: bool,
+    covered: &[String],
+    expected: &[String],
+) -> Vec<Problem> {
+    let mut problems: Vec<Problem> = url_problem(configured_url, expected_url)
+        .into_iter()
+        .collect();
+    if !active {
+        problems.push(Problem::Inactive);
+    }
+    let missing: Vec<String> = expected
+        .iter()
+        .filter(|name| !covered.contains(name))
+        .cloned()
+        .collect();
+    if !missing.is_empty() {
+        problems.push(Problem::MissingFields(missing));
+    }
+    problems
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
