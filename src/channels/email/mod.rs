@@ -30,6 +30,7 @@ mod content_digest;
 mod content_type;
 mod encoded_word;
 mod redecode;
+mod sniff;
 
 pub use charset::CharsetDecoder;
 
