@@ -338,7 +338,22 @@ def ja_wave_dash_iso2022jp():
     }
 
 
+def write_attachment_files():
+    """The original bytes of `attachments.eml`'s two parts (a real one-page PDF and a real 2x2 PNG, built and
+    checked by gen_email_fixtures.py), which the attachment links must answer exactly."""
+    folder = os.path.join(OUT, "attachments")
+    os.makedirs(folder, exist_ok=True)
+    for name, data in [("quote.pdf", g.PDF_QUOTE), ("layout.png", g.PNG_2X2)]:
+        with open(os.path.join(folder, name), "wb") as fp:
+            fp.write(data)
+    with open(os.path.join(OUT, "attachments.eml"), "rb") as fp:
+        raw = fp.read()
+    assert base64.encodebytes(g.PDF_QUOTE).replace(b"\n", b"\r\n")[:60] in raw
+    assert base64.encodebytes(g.PNG_2X2).replace(b"\n", b"\r\n")[:60] in raw
+
+
 def main():
+    write_attachment_files()
     for fn in FIXTURES:
         name = fn.__name__
         f = fn()
