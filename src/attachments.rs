@@ -486,6 +486,16 @@ mod tests {
         assert_eq!(defaults.max_message_bytes, DEFAULT_MAX_MESSAGE_BYTES);
     }
 
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2_000))]
+        /// Whatever the path and query, nothing panics and nothing but a genuine link is let through.
+        #[test]
+        fn only_genuine_links_pass(path in "/attachments/[ -~]{0,60}", query in "[ -~]{0,120}") {
+            let admitted = admit(&http::Method::GET, &path, Some(&query), &configured(), NOW).unwrap();
+            proptest::prop_assert!(admitted.is_err());
+        }
+    }
+
     #[test]
     fn served_types_are_plain_or_octet_stream() {
         assert_eq!(served_content_type(Some("image/png")), "image/png");

@@ -239,7 +239,7 @@ pub async fn email(
             Err(error) => {
                 emit(&log::operation_failed(
                     "could not store the attachments",
-                    &error.to_string(),
+                    &error,
                 ));
                 return Err(js_sys::Error::new(
                     "temporary failure: could not store the attachments",

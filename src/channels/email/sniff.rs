@@ -135,6 +135,18 @@ mod tests {
         assert_eq!(sniffed(b"\xff\xff\xff", Label::Absent), None);
     }
 
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2_000))]
+        /// Valid UTF-8 is never re-read, unless it is 7-bit with a JIS designation; nothing panics.
+        #[test]
+        fn utf8_is_kept_and_nothing_panics(text in ".{0,40}", bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..64)) {
+            let read_again = sniffed(text.as_bytes(), Label::Absent);
+            proptest::prop_assert_eq!(read_again.is_some(), text.is_ascii() && has_jis_designation(text.as_bytes()));
+            let _ = sniffed(&bytes, Label::Absent);
+            let _ = sniffed(&bytes, Label::UsAscii);
+        }
+    }
+
     #[test]
     fn labels() {
         assert_eq!(Label::of(None), Some(Label::Absent));
