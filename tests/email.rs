@@ -548,3 +548,23 @@ fn without_link_settings_attachments_are_stored_unlinked_and_the_binding_is_name
         |p| !p.content_type.starts_with("text/") || p.content_type.ends_with("; charset=utf-8")
     ));
 }
+
+/// HTML-only mail: the text derived from the HTML has its character references decoded (the Worker, on wasm32,
+/// used to keep named ones; `tests/e2e/email.test.mjs` sends the same message through it).
+#[test]
+fn html_only_text_has_its_character_references_decoded() {
+    let raw =
+        "From: a@example.jp\r\nTo: support@example.com\r\nMessage-ID: <entities@example.jp>\r\n\
+        Subject: x\r\nMIME-Version: 1.0\r\nContent-Type: text/html; charset=utf-8\r\n\r\n\
+        <p>A &amp; B &lt;b&gt; &copy; &nbsp;x &#12354; &hellip; &yen;100 &amp;lt;</p>\r\n";
+    let inbound = InboundEmail {
+        envelope_from: "a@example.jp",
+        envelope_to: "support@example.com",
+        raw: raw.as_bytes(),
+    };
+    let event = email::normalize(&inbound, "support", NOW_MS, &EncodingRs).unwrap();
+    assert_eq!(
+        event.data.message.unwrap().text.as_deref(),
+        Some("A & B <b> © \u{a0}x あ … ¥100 &lt;")
+    );
+}

@@ -130,3 +130,13 @@ test("no backend configured: a temporary failure (the sender retries), never a b
     await broken.dispose();
   }
 });
+
+test("HTML-only mail: the text derived from the HTML has its character references decoded in the Worker too", async () => {
+  const raw = "From: a@example.jp\r\nTo: support@example.com\r\nMessage-ID: <entities@example.jp>\r\n" +
+    "Subject: x\r\nMIME-Version: 1.0\r\nContent-Type: text/html; charset=utf-8\r\n\r\n" +
+    "<p>A &amp; B &lt;b&gt; &copy; &nbsp;x &#12354; &hellip; &yen;100 &amp;lt;</p>\r\n";
+  const res = await sendMail(gateway, "a@example.jp", "support@example.com", raw);
+  assert.equal(res.status, 200, res.text);
+  await until(() => eventsFor("entities@example.jp").length === 1, 20000, "the event");
+  assert.equal(eventsFor("entities@example.jp")[0].event.data.message.text, "A & B <b> © \u00a0x あ … ¥100 &lt;");
+});

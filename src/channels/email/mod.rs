@@ -10,6 +10,8 @@
 //! charsets that need `encoding_rs` (ISO-2022-JP, Shift_JIS, EUC-JP, GBK, Big5, EUC-KR, …): those the caller's
 //! [`CharsetDecoder`] decodes ([`charset`]), the runtime's `TextDecoder` in the Worker.
 
+use std::borrow::Cow;
+
 use mail_parser::{Address, HeaderValue, MessageParser, MimeHeaders, PartType};
 use serde_json::{json, Value};
 
@@ -29,6 +31,7 @@ pub mod charset;
 mod content_digest;
 mod content_type;
 mod encoded_word;
+mod html_entities;
 mod recipient;
 mod redecode;
 mod sniff;
@@ -229,8 +232,13 @@ fn parse(
         .map(|seconds| seconds.saturating_mul(1000))
         .unwrap_or(now_ms);
 
-    let text = (0..message.text_body_count())
-        .filter_map(|position| message.body_text(position))
+    let text = message
+        .text_bodies()
+        .filter_map(|part| match &part.body {
+            PartType::Text(text) => Some(Cow::Borrowed(text.as_ref())),
+            PartType::Html(html) => Some(Cow::Owned(html_entities::html_to_text(html))),
+            _ => None,
+        })
         .map(|text| multi_line(&text).into_owned())
         .collect::<Vec<_>>()
         .join("\n");
