@@ -254,7 +254,8 @@ def ja_split_words():
     pdf = g.minimal_pdf(b"Estimate E-2024-0403")
     filename = "御見積書_2024年4月.pdf"
     quoted = "".join("%%%02X" % b for b in filename.encode("utf-8"))
-    cut = 3 * len("御見".encode("utf-8"))  # continuations cut between characters (see the report: not inside one)
+    cut = 3 * (len("御".encode("utf-8")) + 2)  # inside 見 (after two of its three bytes): RFC 2231 joins the bytes
+    assert filename.encode("utf-8")[: cut // 3].decode("utf-8", "replace").endswith("\ufffd")
     headers = [
         ("Received", g.received("mail.example.jp", "192.0.2.120", "route1.mx.cloudflare.net", "4Tja0020", date,
                                 "support@example.com")),
@@ -285,8 +286,8 @@ def ja_split_words():
     to = [g.addr("support@example.com", to_name)]
     return {
         "description": "RFC 2047 words cut inside a character (UTF-8 subject every 16 bytes, Shift_JIS From name "
-                       "every 7 bytes, ISO-2022-JP To name inside a JIS pair), and an RFC 2231 filename in two "
-                       "UTF-8 continuations.",
+                       "every 7 bytes, ISO-2022-JP To name inside a JIS pair), and an RFC 2231 filename whose two "
+                       "UTF-8 continuations split a character.",
         "encoders": "utf-8/cp932 codecs, cp932 -> JIS (CP50220), base64 words cut by byte count",
         "envelope": {"from": "sales@example.jp", "to": "support@example.com"},
         "raw": raw,

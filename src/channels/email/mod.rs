@@ -34,6 +34,7 @@ mod encoded_word;
 mod html_entities;
 mod recipient;
 mod redecode;
+mod rfc2231;
 mod sniff;
 mod stored;
 
@@ -286,9 +287,8 @@ fn parse(
                 kind,
                 id: part.content_id().map(clean_id).filter(|id| !id.is_empty()),
                 url: None,
-                name: part
-                    .attachment_name()
-                    .map(|name| single_line(name).into_owned()),
+                name: rfc2231::attachment_name(part, &message.raw_message, charsets)
+                    .map(|name| single_line(&name).into_owned()),
                 content_type: content_type
                     .map(|ct| single_line(&ct.to_ascii_lowercase()).into_owned()),
                 size: Some(part.len() as u64),
