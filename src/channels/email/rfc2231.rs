@@ -45,7 +45,8 @@ pub(super) fn joined_parameter(
     name: &str,
     decoder: &dyn CharsetDecoder,
 ) -> Option<String> {
-    let mut segments: Vec<(u32, Vec<u8>)> = Vec::new();
+    // Indexed by continuation number (RFC 2231 numbers them from 0, in any order on the wire).
+    let mut segments: Vec<Option<Vec<u8>>> = Vec::new();
     let mut label: Option<Vec<u8>> = None;
     for parameter in split_parameters(value) {
         let Some(eq) = parameter.iter().position(|&b| b == b'=') else {
@@ -66,10 +67,12 @@ pub(super) fn joined_parameter(
             Some(digits) => (digits, true),
             None => (rest, false),
         };
-        if digits.is_empty() || digits.len() > 3 || !digits.iter().all(u8::is_ascii_digit) {
+        if digits.is_empty() || digits.len() > 2 || !digits.iter().all(u8::is_ascii_digit) {
             continue;
         }
-        let index: u32 = std::str::from_utf8(digits).ok()?.parse().ok()?;
+        let index = digits
+            .iter()
+            .fold(0usize, |n, digit| n * 10 + usize::from(digit - b'0'));
         let mut text = unquote(raw);
         if encoded && index == 0 {
             // `charset'language'` before the first encoded segment.
@@ -83,13 +86,16 @@ pub(super) fn joined_parameter(
             text = rest.to_vec();
         }
         let bytes = if encoded { percent_decode(&text) } else { text };
-        segments.push((index, bytes));
+        if segments.len() <= index {
+            segments.resize(index + 1, None);
+        }
+        *segments.get_mut(index)? = Some(bytes);
     }
     if segments.len() < 2 {
         return None;
     }
-    segments.sort_by_key(|(index, _)| *index);
-    let joined: Vec<u8> = segments.into_iter().flat_map(|(_, bytes)| bytes).collect();
+    // A missing continuation: not a name to trust over mail-parser's reading.
+    let joined: Vec<u8> = segments.into_iter().collect::<Option<Vec<_>>>()?.concat();
     Some(decode_in_charset(
         label.as_deref().unwrap_or(b"utf-8"),
         joined,
@@ -156,10 +162,10 @@ fn percent_decode(text: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(text.len());
     let mut at = 0;
     while let Some(&byte) = text.get(at) {
-        let hex = text
-            .get(at + 1..at + 3)
-            .and_then(|pair| std::str::from_utf8(pair).ok())
-            .and_then(|pair| u8::from_str_radix(pair, 16).ok());
+        let nibble = |at: usize| text.get(at).and_then(|&b| char::from(b).to_digit(16));
+        let hex = nibble(at + 1)
+            .zip(nibble(at + 2))
+            .and_then(|(high, low)| u8::try_from(high * 16 + low).ok());
         match (byte, hex) {
             (b'%', Some(decoded)) => {
                 out.push(decoded);
