@@ -138,6 +138,27 @@ def ja_iso2022jp_no_charset():
 
 
 @fixture
+def ja_iso2022jp_raw_subject():
+    n, (date, ms) = 5, g.when(2024, 4, 1, 10, 20, 0)
+    subject = "Re: 【至急】納期のご確認について、再度のお願い"
+    g.portable_jis(subject, TEXT)
+    jis = subject.encode("iso2022_jp").decode("ascii")
+    assert jis.startswith("Re: \x1b$B")
+    folded = "Re:\r\n " + jis[4:]  # folded before the JIS run, as mailers fold: unfolding gives `Re: ` back
+    raw = message(base_headers(n, date, folded, "legacy@example.jp")
+                  + [("MIME-Version", "1.0"), ("Content-Type", "text/plain; charset=iso-2022-jp"),
+                     ("Content-Transfer-Encoding", "7bit")],
+                  jis_lines(TEXT, lambda line: line.encode("iso2022_jp")))
+    return {
+        "description": "An old mailer's Subject in raw ISO-2022-JP, without RFC 2047 words, folded before the JIS run.",
+        "encoders": "iso2022_jp codec",
+        "envelope": {"from": "legacy@example.jp", "to": "support@example.com"},
+        "raw": raw,
+        "email": expect(n, subject, g.addr("legacy@example.jp"), TEXT, ms),
+    }
+
+
+@fixture
 def ja_iso2022jp_us_ascii():
     n, (date, ms) = 2, g.when(2024, 4, 1, 10, 5, 0)
     subject, name = "見積書送付 ㈱髙橋工業", "髙橋 﨑子"

@@ -48,9 +48,30 @@ pub(super) fn redecode(message: &mut Message<'_>, decoder: &dyn CharsetDecoder) 
                 redecode_header(&header.name, field, value, &header.value, decoder)
             {
                 header.value = reparsed;
+            } else if let Some(subject) = raw_jis_subject(&header.name, value, decoder) {
+                header.value = HeaderValue::Text(Cow::Owned(subject));
             }
         }
     }
+}
+
+/// A Subject written in ISO-2022-JP without RFC 2047 words (older Japanese mailers): 7-bit, with a JIS
+/// designation and no `=?`, unfolded and decoded by the rule of [`sniff`] for a `us-ascii` part.
+fn raw_jis_subject(
+    name: &HeaderName<'_>,
+    value: &[u8],
+    decoder: &dyn CharsetDecoder,
+) -> Option<String> {
+    if *name != HeaderName::Subject || contains(value, b"=?") {
+        return None;
+    }
+    let unfolded: Vec<u8> = value
+        .iter()
+        .copied()
+        .filter(|&b| b != b'\r' && b != b'\n')
+        .collect();
+    let text = sniff::sniff(&unfolded, sniff::Label::UsAscii, decoder)?;
+    Some(text.trim().to_owned())
 }
 
 /// The MIME boundary each part was read up to: its enclosing multipart's.
@@ -477,6 +498,27 @@ mod tests {
         );
         // A UTF-8 byte order mark overrides the declared Shift_JIS.
         assert_eq!(message.text.as_deref(), Some("本文です"));
+    }
+
+    #[test]
+    fn a_raw_iso_2022_jp_subject_is_decoded_and_nothing_else_is() {
+        let subject = |value: &str| {
+            let raw = format!(
+                "From: a@example.jp\r\nMessage-ID: <s@example.jp>\r\nSubject: {value}\r\n\r\nx\r\n"
+            );
+            email(raw.as_bytes()).0.subject
+        };
+        // 日本 = JIS 0x467C 0x4B5C.
+        assert_eq!(
+            subject("Re:\r\n \x1b$BF|K\\\x1b(B").as_deref(),
+            Some("Re: 日本")
+        );
+        // With an encoded word the header is RFC 2047's business; an ESC that designates nothing is not JIS.
+        assert_eq!(
+            subject("=?utf-8?q?a?= \x1b$BF|K\\\x1b(B").as_deref(),
+            Some("a  $BF|K\\ (B")
+        );
+        assert_eq!(subject("\x1b[1mbold").as_deref(), Some(" [1mbold"));
     }
 
     #[test]
