@@ -30,7 +30,8 @@ cat <<MSG
     ./target/debug/sekisho send slack http://127.0.0.1:$GATEWAY_PORT/slack/demo \\
         --secret $DEMO_SLACK_SECRET --body examples/slack-command.txt
 
-  E-mail: support@example.com belongs to the account 'demo'. Hand it a Japanese message:
+  E-mail: support@example.com belongs to the account 'demo'. Hand it a Japanese message (attachments are
+  kept in the local R2 bucket and linked from the event):
 
     curl -s -X POST 'http://127.0.0.1:$GATEWAY_PORT/cdn-cgi/handler/email?from=ichiro.suzuki@example.co.jp&to=support@example.com' \\
         --data-binary @fixtures/email/iso2022jp.eml
@@ -43,4 +44,6 @@ npx wrangler dev --ip 127.0.0.1 --port "$GATEWAY_PORT" --show-interactive-dev-se
   --var "LINE_DEMO_CHANNEL_SECRET:$DEMO_LINE_SECRETS" \
   --var "SLACK_DEMO_SIGNING_SECRET:$DEMO_SLACK_SECRET" \
   --var "REPLY_URL:http://127.0.0.1:$RECEIVER_PORT/reply" \
-  --var "EMAIL_DEMO_ADDRESS:support@example.com"
+  --var "EMAIL_DEMO_ADDRESS:support@example.com" \
+  --var "ATTACHMENT_URL_SECRET:demo-attachment-link-secret-2026-0123456789" \
+  --var "ATTACHMENT_URL_BASE:http://127.0.0.1:$GATEWAY_PORT"

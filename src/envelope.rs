@@ -258,6 +258,10 @@ pub struct Attachment {
     /// The provider's content id, to fetch the content through the provider's API.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
+    /// Where the content can be fetched, as the channel gives it. E-mail: the gateway's own signed link
+    /// (`{ATTACHMENT_URL_BASE}/attachments/{event id}/{index}?exp={unix seconds}&sig=…`), answering the stored
+    /// bytes until `exp` (`ATTACHMENT_URL_TTL_S` after receipt) and 403 after; absent when the attachment was not
+    /// stored (no `ATTACHMENTS` bucket, over a size cap) or links are not configured.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub url: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

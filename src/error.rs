@@ -67,6 +67,10 @@ pub enum Rejection {
     },
     #[error("admin token missing or wrong")]
     Unauthorized,
+    #[error("the attachment link is not genuine")]
+    InvalidLink,
+    #[error("the attachment link has expired")]
+    LinkExpired,
     #[error("the event queue did not accept the events; the provider should retry")]
     EnqueueFailed,
     #[error("no account is configured for this recipient address")]
@@ -89,7 +93,9 @@ impl Rejection {
             | Rejection::BotIdMismatch
             | Rejection::ReplayedSignature
             | Rejection::Unauthorized => StatusCode::UNAUTHORIZED,
-            Rejection::VerifyTokenMismatch => StatusCode::FORBIDDEN,
+            Rejection::VerifyTokenMismatch | Rejection::InvalidLink | Rejection::LinkExpired => {
+                StatusCode::FORBIDDEN
+            }
             Rejection::MissingParameter(_)
             | Rejection::InvalidParameter(_)
             | Rejection::MalformedBody { .. }
@@ -137,6 +143,8 @@ impl Rejection {
             Rejection::Decrypt(e) => e.reason(),
             Rejection::Misconfigured { .. } => "misconfigured",
             Rejection::Unauthorized => "unauthorized",
+            Rejection::InvalidLink => "invalid_link",
+            Rejection::LinkExpired => "link_expired",
             Rejection::EnqueueFailed => "enqueue_failed",
             Rejection::UnknownRecipient => "unknown_recipient",
             Rejection::EventTooLarge { .. } => "event_too_large",

@@ -5,6 +5,7 @@
 //! thin Cloudflare Workers layer, compiled only for `wasm32`.
 
 pub mod admin;
+pub mod attachments;
 pub mod channels;
 pub mod config;
 pub(crate) mod control_chars;

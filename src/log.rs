@@ -5,6 +5,7 @@ use serde_json::{json, Value};
 
 use crate::delivery::{DeadLetter, QueuedDelivery};
 use crate::gateway::{Accepted, Refusal};
+use crate::Rejection;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Level {
@@ -230,6 +231,35 @@ pub fn reply_outcome(
     }
 }
 
+pub fn no_attachment_bucket() -> Line {
+    line(
+        Level::Warn,
+        "no ATTACHMENTS bucket binding: e-mail attachments are not stored, events list their names, types and sizes only",
+        json!({}),
+    )
+}
+
+/// Attachments were stored, but the event carries no links to them.
+pub fn attachment_links_disabled(rejection: &Rejection, event_id: &str) -> Line {
+    let binding = match rejection {
+        Rejection::Misconfigured { binding, .. } => binding.as_str(),
+        _ => "",
+    };
+    line(
+        Level::Warn,
+        "attachments stored without links: set the binding",
+        json!({"binding": binding, "event_id": event_id}),
+    )
+}
+
+pub fn attachments_stored(event_id: &str, stored: usize, already_stored: usize) -> Line {
+    line(
+        Level::Info,
+        "attachments stored",
+        json!({"event_id": event_id, "stored": stored, "already_stored": already_stored}),
+    )
+}
+
 pub fn operation_failed(what: &str, error: &str) -> Line {
     line(Level::Error, what, json!({"error": error}))
 }
@@ -237,7 +267,6 @@ pub fn operation_failed(what: &str, error: &str) -> Line {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::Rejection;
 
     #[test]
     fn lines_are_json_with_level_and_message_and_no_body() {

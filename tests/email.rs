@@ -401,3 +401,170 @@ fn fixtures_cached() -> &'static [(String, EmailFixture, Vec<u8>)] {
         std::sync::OnceLock::new();
     CACHE.get_or_init(fixtures)
 }
+
+const LINK_SECRET: &str = "native-attachment-link-secret-0123456789";
+
+fn accept_storing(
+    name: &str,
+    extra: &[(&str, &str)],
+) -> (email::AcceptedEmail, Vec<u8>, EmailFixture) {
+    let (f, raw) = fixture(name);
+    let mut bindings = bindings(&f);
+    for (k, v) in extra {
+        bindings.insert((*k).into(), (*v).into());
+    }
+    let inbound = InboundEmail {
+        envelope_from: &f.envelope.from,
+        envelope_to: &f.envelope.to,
+        raw: &raw,
+    };
+    let accepted = email::accept(
+        &inbound,
+        &f.account,
+        &bindings,
+        NOW_MS,
+        &EncodingRs,
+        email::Bucket::Present,
+    )
+    .unwrap();
+    (accepted, raw, f)
+}
+
+const LINKS: [(&str, &str); 2] = [
+    ("ATTACHMENT_URL_SECRET", LINK_SECRET),
+    ("ATTACHMENT_URL_BASE", "https://gw.example"),
+];
+
+/// With the bucket, each attachment is handed over with its original bytes under a key of the event id, and
+/// the event links to it with a link the route accepts.
+#[test]
+fn attachments_are_stored_under_the_event_id_and_linked() {
+    use sekisho::attachments;
+    let (accepted, _, _) = accept_storing("attachments", &LINKS);
+    let event = event_of(&accepted.accepted);
+    let id = event["id"].as_str().unwrap();
+    let dir = dir().join("attachments");
+    let originals = [
+        std::fs::read(dir.join("quote.pdf")).unwrap(),
+        std::fs::read(dir.join("layout.png")).unwrap(),
+    ];
+    let stored: Vec<_> = accepted
+        .stored
+        .iter()
+        .map(|p| {
+            (
+                p.key.as_str(),
+                p.content_type.as_str(),
+                p.filename.as_deref(),
+                &p.bytes,
+            )
+        })
+        .collect();
+    let keys = [format!("{id}/0"), format!("{id}/1")];
+    assert_eq!(
+        stored,
+        [
+            (
+                keys[0].as_str(),
+                "application/pdf",
+                Some("見積書.pdf"),
+                &originals[0]
+            ),
+            (
+                keys[1].as_str(),
+                "image/png",
+                Some("layout.png"),
+                &originals[1]
+            ),
+        ]
+    );
+    assert!(accepted.link_problem.is_none());
+    let bindings: HashMap<String, String> = LINKS
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    for (index, attachment) in event["data"]["message"]["attachments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .enumerate()
+    {
+        let url = attachment["url"].as_str().unwrap();
+        let rest = url.strip_prefix("https://gw.example").unwrap();
+        let (path, query) = rest.split_once('?').unwrap();
+        let fetch = attachments::admit(
+            &http::Method::GET,
+            path,
+            Some(query),
+            &bindings,
+            NOW_MS / 1000,
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(fetch.key, keys[index]);
+    }
+    // Delivered again: the same keys, so the bucket already has them.
+    let (again, _, _) = accept_storing("attachments", &LINKS);
+    let again_keys: Vec<_> = again.stored.iter().map(|p| p.key.clone()).collect();
+    assert_eq!(again_keys, keys);
+}
+
+#[test]
+fn attachments_over_a_cap_are_listed_without_a_link_and_not_stored() {
+    let (accepted, _, _) = accept_storing(
+        "attachments",
+        &[LINKS[0], LINKS[1], ("ATTACHMENT_MAX_BYTES", "100")],
+    );
+    let event = event_of(&accepted.accepted);
+    let listed = event["data"]["message"]["attachments"].as_array().unwrap();
+    assert!(
+        listed[0].get("url").is_none(),
+        "the 622-byte PDF is over 100"
+    );
+    assert!(listed[1]["url"].is_string(), "the 76-byte PNG is stored");
+    assert_eq!(accepted.stored.len(), 1);
+    let (accepted, _, _) = accept_storing(
+        "attachments",
+        &[LINKS[0], LINKS[1], ("ATTACHMENT_MAX_MESSAGE_BYTES", "622")],
+    );
+    assert_eq!(accepted.stored.len(), 1, "the PDF fills the message's cap");
+}
+
+#[test]
+fn without_link_settings_attachments_are_stored_unlinked_and_the_binding_is_named() {
+    let (accepted, _, _) = accept_storing("inline_image_related", &[]);
+    assert_eq!(accepted.stored.len(), 1);
+    assert_eq!(
+        accepted.link_problem.as_ref().map(|r| r.to_string()),
+        Some("binding `ATTACHMENT_URL_SECRET` is missing or invalid".to_owned())
+    );
+    let event = event_of(&accepted.accepted);
+    assert!(event["data"]["message"]["attachments"][0]
+        .get("url")
+        .is_none());
+    // Text attachments are stored as the UTF-8 text they were decoded to.
+    let (accepted, _, _) = accept_storing("big5_attachment", &LINKS);
+    assert!(accepted.stored.iter().all(
+        |p| !p.content_type.starts_with("text/") || p.content_type.ends_with("; charset=utf-8")
+    ));
+}
+
+/// HTML-only mail: the text derived from the HTML has its character references decoded (the Worker, on wasm32,
+/// used to keep named ones; `tests/e2e/email.test.mjs` sends the same message through it).
+#[test]
+fn html_only_text_has_its_character_references_decoded() {
+    let raw =
+        "From: a@example.jp\r\nTo: support@example.com\r\nMessage-ID: <entities@example.jp>\r\n\
+        Subject: x\r\nMIME-Version: 1.0\r\nContent-Type: text/html; charset=utf-8\r\n\r\n\
+        <p>A &amp; B &lt;b&gt; &copy; &nbsp;x &#12354; &hellip; &yen;100 &amp;lt;</p>\r\n";
+    let inbound = InboundEmail {
+        envelope_from: "a@example.jp",
+        envelope_to: "support@example.com",
+        raw: raw.as_bytes(),
+    };
+    let event = email::normalize(&inbound, "support", NOW_MS, &EncodingRs).unwrap();
+    assert_eq!(
+        event.data.message.unwrap().text.as_deref(),
+        Some("A & B <b> © \u{a0}x あ … ¥100 &lt;")
+    );
+}

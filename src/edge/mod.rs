@@ -3,6 +3,7 @@
 //! claims, retry schedule, admin authorization, log lines — is made by the pure core.
 
 mod admin;
+mod attachments;
 mod charsets;
 mod consumer;
 mod durable;
@@ -73,6 +74,18 @@ async fn fetch(mut req: Request, env: Env, ctx: Context) -> worker::Result<Respo
     let method =
         http::Method::from_bytes(req.method().to_string().as_bytes()).unwrap_or(http::Method::GET);
     let headers = header_map(req.headers());
+    if let Some(admitted) =
+        crate::attachments::admit(&method, url.path, url.query, &bindings, now_ms() / 1000)
+    {
+        return match admitted {
+            Ok(fetch) => attachments::serve(&env, &fetch).await,
+            Err(rejection) => respond_refused(&Refusal {
+                rejection,
+                channel: None,
+                account: None,
+            }),
+        };
+    }
     let authorization = headers.get("authorization").and_then(|v| v.to_str().ok());
     if let Some(admitted) =
         crate::admin::admit(&method, url.path, url.query, authorization, &bindings)
@@ -201,16 +214,52 @@ pub async fn email(
         envelope_to: &envelope_to,
         raw: &raw,
     };
+    let bucket = attachments::bucket(&env);
+    let presence = match bucket {
+        Some(_) => email::Bucket::Present,
+        None => email::Bucket::Absent,
+    };
     let accepted = match email::accept(
         &inbound,
         &account,
         &bindings,
         now_ms(),
         &charsets::RuntimeCharsets,
+        presence,
     ) {
         Ok(accepted) => accepted,
         Err(refusal) => return answer_email(&message, &refusal).await,
     };
+    let event_id = accepted
+        .accepted
+        .deliveries
+        .first()
+        .map(|delivery| delivery.webhook_id.clone())
+        .unwrap_or_default();
+    if let (Some(bucket), false) = (&bucket, accepted.stored.is_empty()) {
+        // Stored before Email Routing gets its answer: a failure is a temporary one, and the sender retries.
+        match attachments::put_all(bucket, &accepted.stored).await {
+            Ok(already) => emit(&log::attachments_stored(
+                &event_id,
+                accepted.stored.len() - already,
+                already,
+            )),
+            Err(error) => {
+                emit(&log::operation_failed(
+                    "could not store the attachments",
+                    &error,
+                ));
+                return Err(js_sys::Error::new(
+                    "temporary failure: could not store the attachments",
+                )
+                .into());
+            }
+        }
+        if let Some(problem) = &accepted.link_problem {
+            emit(&log::attachment_links_disabled(problem, &event_id));
+        }
+    }
+    let accepted = accepted.accepted;
     match intake::dispatch(&env, &ctx, &accepted).await {
         Ok(()) => Ok(wasm_bindgen::JsValue::UNDEFINED),
         Err(refusal) => answer_email(&message, &refusal).await,

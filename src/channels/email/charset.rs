@@ -134,6 +134,33 @@ const LOSSY_LABELS: &[(&[u8], Charset)] = {
     ]
 };
 
+/// Labels Japanese mailers and gateways write that neither `mail-parser` nor the WHATWG list knows (so
+/// `mail-parser` reads them as UTF-8), folded like [`LOSSY_LABELS`]: Microsoft's names for its Shift_JIS
+/// (`cp932`, `windows-932`, …) and for its ISO-2022-JP with the NEC and NEC-selected IBM extensions
+/// (`iso-2022-jp-ms`, `cp50220`–`cp50222`), which the WHATWG decoders include; EUC-JP spelled without a dash.
+/// The JIS X 0213 variants (`shift_jisx0213`, `iso-2022-jp-2004`, …) are not here: their extra characters are
+/// not in the WHATWG tables, so mapping them would invent text.
+const JAPANESE_LABELS: &[(&[u8], Charset)] = {
+    use Charset::Decoder;
+    use Encoding::*;
+    &[
+        (b"cp932", Decoder(ShiftJis)),
+        (b"ms_932", Decoder(ShiftJis)),
+        (b"windows_932", Decoder(ShiftJis)),
+        (b"x_ms_cp932", Decoder(ShiftJis)),
+        (b"cswindows31j", Decoder(ShiftJis)),
+        (b"shiftjis", Decoder(ShiftJis)),
+        (b"iso_2022_jp_ms", Decoder(Iso2022Jp)),
+        (b"cp50220", Decoder(Iso2022Jp)),
+        (b"cp50221", Decoder(Iso2022Jp)),
+        (b"cp50222", Decoder(Iso2022Jp)),
+        (b"eucjp", Decoder(EucJp)),
+        (b"eucjp_ms", Decoder(EucJp)),
+        (b"euc_jp_ms", Decoder(EucJp)),
+        (b"ujis", Decoder(EucJp)),
+    ]
+};
+
 /// The charset of `label` if `mail-parser` (without `full_encoding`) reads it as UTF-8 only. Labels compare
 /// as `mail-parser` compares them: ASCII case-insensitively, `-` and `_` alike, on their first 45 bytes.
 pub(super) fn lossy_charset(label: &[u8]) -> Option<Charset> {
@@ -148,6 +175,7 @@ pub(super) fn lossy_charset(label: &[u8]) -> Option<Charset> {
     let folded = folded.get(..label.len().clamp(1, 45))?;
     LOSSY_LABELS
         .iter()
+        .chain(JAPANESE_LABELS)
         .find(|(known, _)| *known == folded)
         .map(|&(_, charset)| charset)
 }
@@ -465,7 +493,7 @@ mod tests {
             .map(|l| l.to_string())
             .chain(table.map(String::from))
         {
-            if is_utf8(&label) {
+            if is_utf8(&label) || JAPANESE_LABELS.iter().any(|(l, _)| *l == label.as_bytes()) {
                 continue;
             }
             for spelling in [label.clone(), label.to_uppercase(), label.replace('-', "_")] {
@@ -475,6 +503,34 @@ mod tests {
                     "{spelling}"
                 );
             }
+        }
+    }
+
+    #[test]
+    fn the_japanese_labels_are_unknown_to_mail_parser_and_whatwg_and_map_in_every_spelling() {
+        for (label, charset) in JAPANESE_LABELS {
+            let dashed: Vec<u8> = label
+                .iter()
+                .map(|&b| if b == b'_' { b'-' } else { b })
+                .collect();
+            assert!(charset_decoder(label).is_none() && charset_decoder(&dashed).is_none());
+            assert!(encoding_rs::Encoding::for_label(&dashed).is_none());
+            assert!(!LOSSY_LABELS.iter().any(|(l, _)| l == label));
+            assert_eq!(lossy_charset(&dashed.to_ascii_uppercase()), Some(*charset));
+        }
+        for (label, encoding) in [
+            ("x-sjis", Encoding::ShiftJis),
+            ("Shift-JIS", Encoding::ShiftJis),
+            ("CP932", Encoding::ShiftJis),
+            ("Windows-31J", Encoding::ShiftJis),
+            ("ISO-2022-JP-MS", Encoding::Iso2022Jp),
+            ("x-euc-jp", Encoding::EucJp),
+        ] {
+            assert_eq!(
+                lossy_charset(label.as_bytes()),
+                Some(Charset::Decoder(encoding)),
+                "{label}"
+            );
         }
     }
 

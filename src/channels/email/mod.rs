@@ -10,10 +10,12 @@
 //! charsets that need `encoding_rs` (ISO-2022-JP, Shift_JIS, EUC-JP, GBK, Big5, EUC-KR, …): those the caller's
 //! [`CharsetDecoder`] decodes ([`charset`]), the runtime's `TextDecoder` in the Worker.
 
-use mail_parser::{Address, HeaderValue, MessageParser, MimeHeaders};
+use std::borrow::Cow;
+
+use mail_parser::{Address, HeaderValue, MessageParser, MimeHeaders, PartType};
 use serde_json::{json, Value};
 
-use crate::config::{self, Account, Bindings};
+use crate::config::{Account, Bindings};
 use crate::control_chars::{multi_line, single_line};
 use crate::envelope::{
     Attachment, Conversation, ConversationKind, EmailAddress, EmailDetails, EmailEnvelope, Event,
@@ -21,7 +23,7 @@ use crate::envelope::{
 };
 use crate::forward;
 use crate::gateway::{Accepted, Refusal};
-use crate::{ConfigProblem, Rejection};
+use crate::Rejection;
 
 use super::EdgeResponse;
 
@@ -29,9 +31,17 @@ pub mod charset;
 mod content_digest;
 mod content_type;
 mod encoded_word;
+mod html_entities;
+mod recipient;
 mod redecode;
+mod rfc2231;
+mod sniff;
+mod stored;
 
 pub use charset::CharsetDecoder;
+pub use recipient::account_for_recipient;
+use stored::{store_attachments, PartBytes};
+pub use stored::{AcceptedEmail, Bucket};
 
 pub const CHANNEL: &str = "email";
 pub const ADDRESS_FIELD: &str = "ADDRESS";
@@ -72,74 +82,6 @@ pub fn check_size(raw_size: u64, bindings: &dyn Bindings) -> Result<(), Rejectio
     Ok(())
 }
 
-/// The account whose `EMAIL_{ACCOUNT}_ADDRESS` lists `recipient`. Addresses compare case-insensitively; a
-/// sub-address (`support+urgent@…`) also matches its base address (`support@…`) when it is not configured
-/// itself. The same address under two accounts is a configuration error, never a guess.
-pub fn account_for_recipient(
-    recipient: &str,
-    bindings: &dyn Bindings,
-) -> Result<String, Rejection> {
-    let recipient = recipient
-        .trim()
-        .trim_start_matches('<')
-        .trim_end_matches('>');
-    let wanted = recipient.to_lowercase();
-    let base = base_address(&wanted);
-    let mut exact: Vec<(String, String)> = Vec::new();
-    let mut by_base: Vec<(String, String)> = Vec::new();
-    let mut names = bindings.names();
-    names.sort();
-    for name in names {
-        let Some(account) = account_of_binding(&name) else {
-            continue;
-        };
-        let Some(value) = bindings.get(&name) else {
-            continue;
-        };
-        for address in config::split_values(&value) {
-            let address = address.to_lowercase();
-            if address == wanted {
-                exact.push((account.clone(), name.clone()));
-            } else if base.as_deref() == Some(address.as_str()) {
-                by_base.push((account.clone(), name.clone()));
-            }
-        }
-    }
-    let found = if exact.is_empty() { by_base } else { exact };
-    match found.as_slice() {
-        [] => Err(Rejection::UnknownRecipient),
-        [(account, _)] => Ok(account.clone()),
-        [(first, first_binding), rest @ ..] => {
-            if rest.iter().all(|(account, _)| account == first) {
-                return Ok(first.clone());
-            }
-            let bindings: Vec<&str> = std::iter::once(first_binding.as_str())
-                .chain(rest.iter().map(|(_, binding)| binding.as_str()))
-                .collect();
-            Err(Rejection::misconfigured_because(
-                bindings.join(", "),
-                ConfigProblem::AddressInSeveralAccounts,
-            ))
-        }
-    }
-}
-
-/// `EMAIL_ACME_JP_ADDRESS` → `acme-jp`.
-fn account_of_binding(name: &str) -> Option<String> {
-    let middle = name.strip_prefix("EMAIL_")?.strip_suffix("_ADDRESS")?;
-    let account = middle.replace('_', "-").to_ascii_lowercase();
-    // Only names that map back exactly: `EMAIL_Acme_ADDRESS` is not `EMAIL_ACME_ADDRESS`.
-    (config::is_valid_account(&account)
-        && config::binding_name(CHANNEL, &account, ADDRESS_FIELD) == name)
-        .then_some(account)
-}
-
-fn base_address(address: &str) -> Option<String> {
-    let (local, domain) = address.rsplit_once('@')?;
-    let (base, _tag) = local.split_once('+')?;
-    Some(format!("{base}@{domain}"))
-}
-
 /// Size check → account → MIME parse → one event → delivery plan. Never panics on any input.
 pub fn handle(
     inbound: &InboundEmail<'_>,
@@ -153,7 +95,15 @@ pub fn handle(
             channel: Some(CHANNEL),
             account: None,
         })?;
-    accept(inbound, &account, bindings, now_ms, charsets)
+    accept(
+        inbound,
+        &account,
+        bindings,
+        now_ms,
+        charsets,
+        Bucket::Absent,
+    )
+    .map(|email| email.accepted)
 }
 
 /// How a refused message is answered to Email Routing.
@@ -191,14 +141,19 @@ pub fn accept(
     bindings: &dyn Bindings,
     now_ms: u64,
     charsets: &dyn CharsetDecoder,
-) -> Result<Accepted, Refusal> {
+    bucket: Bucket,
+) -> Result<AcceptedEmail, Refusal> {
     let refuse = |rejection| Refusal {
         rejection,
         channel: Some(CHANNEL),
         account: Some(account_name.to_owned()),
     };
     let account = Account::new(CHANNEL, account_name, bindings);
-    let mut event = normalize(inbound, account_name, now_ms, charsets).map_err(refuse)?;
+    let (mut event, parts) = parse(inbound, account_name, now_ms, charsets).map_err(refuse)?;
+    let (stored, link_problem) = match bucket {
+        Bucket::Present => store_attachments(&mut event, parts, bindings, now_ms / 1000),
+        Bucket::Absent => (Vec::new(), None),
+    };
     // A queue message holds at most 128 KB: an HTML body that does not fit is left out (the text carries the
     // content); if the text alone is too large the message is refused rather than cut.
     let plan = match forward::plan(std::slice::from_ref(&event), &account) {
@@ -208,14 +163,18 @@ pub fn accept(
         planned => planned,
     }
     .map_err(refuse)?;
-    Ok(Accepted {
-        channel: Some(CHANNEL),
-        account: Some(account_name.to_owned()),
-        response: EdgeResponse::accepted(1),
-        deliveries: plan.deliveries,
-        warnings: plan.warnings,
-        replay_guard: None,
-        reply: None,
+    Ok(AcceptedEmail {
+        accepted: Accepted {
+            channel: Some(CHANNEL),
+            account: Some(account_name.to_owned()),
+            response: EdgeResponse::accepted(1),
+            deliveries: plan.deliveries,
+            warnings: plan.warnings,
+            replay_guard: None,
+            reply: None,
+        },
+        stored,
+        link_problem,
     })
 }
 
@@ -226,6 +185,16 @@ pub fn normalize(
     now_ms: u64,
     charsets: &dyn CharsetDecoder,
 ) -> Result<Event, Rejection> {
+    parse(inbound, account, now_ms, charsets).map(|(event, _)| event)
+}
+
+/// The event and the content of each of its attachments, in the order of `data.message.attachments`.
+fn parse(
+    inbound: &InboundEmail<'_>,
+    account: &str,
+    now_ms: u64,
+    charsets: &dyn CharsetDecoder,
+) -> Result<(Event, Vec<PartBytes>), Rejection> {
     let mut message = MessageParser::default()
         .parse(inbound.raw)
         .filter(|message| !message.parts.is_empty())
@@ -265,8 +234,13 @@ pub fn normalize(
         .map(|seconds| seconds.saturating_mul(1000))
         .unwrap_or(now_ms);
 
-    let text = (0..message.text_body_count())
-        .filter_map(|position| message.body_text(position))
+    let text = message
+        .text_bodies()
+        .filter_map(|part| match &part.body {
+            PartType::Text(text) => Some(Cow::Borrowed(text.as_ref())),
+            PartType::Html(html) => Some(Cow::Owned(html_entities::html_to_text(html))),
+            _ => None,
+        })
         .map(|text| multi_line(&text).into_owned())
         .collect::<Vec<_>>()
         .join("\n");
@@ -276,6 +250,28 @@ pub fn normalize(
         _ => None,
     });
 
+    let contents: Vec<PartBytes> = message
+        .attachments()
+        .map(|part| {
+            let content_type = match part.content_type() {
+                Some(ct) => match ct.subtype() {
+                    Some(subtype) => format!("{}/{}", ct.ctype(), subtype),
+                    None => ct.ctype().to_owned(),
+                },
+                None => "application/octet-stream".to_owned(),
+            };
+            let content_type = single_line(&content_type.to_ascii_lowercase()).into_owned();
+            let text = matches!(part.body, PartType::Text(_) | PartType::Html(_));
+            PartBytes {
+                content_type: if text {
+                    format!("{content_type}; charset=utf-8")
+                } else {
+                    content_type
+                },
+                bytes: part.contents().to_vec(),
+            }
+        })
+        .collect();
     let attachments = message
         .attachments()
         .map(|part| {
@@ -292,9 +288,8 @@ pub fn normalize(
                 kind,
                 id: part.content_id().map(clean_id).filter(|id| !id.is_empty()),
                 url: None,
-                name: part
-                    .attachment_name()
-                    .map(|name| single_line(name).into_owned()),
+                name: rfc2231::attachment_name(part, &message.raw_message, charsets)
+                    .map(|name| single_line(&name).into_owned()),
                 content_type: content_type
                     .map(|ct| single_line(&ct.to_ascii_lowercase()).into_owned()),
                 size: Some(part.len() as u64),
@@ -368,7 +363,7 @@ pub fn normalize(
             Raw::rendered(&json!({ "headers": raw_headers })),
         )
     };
-    Ok(Event::new(
+    let event = Event::new(
         CHANNEL,
         account,
         EventParts {
@@ -377,7 +372,8 @@ pub fn normalize(
             time_ms,
             data,
         },
-    ))
+    );
+    Ok((event, contents))
 }
 
 /// Mail written by a machine: an auto-reply, a bounce, a mailing list. A helpdesk that answers it starts a
@@ -487,83 +483,6 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect()
-    }
-
-    #[test]
-    fn recipients_map_to_accounts_case_insensitively_with_several_addresses() {
-        let b = bindings(&[
-            (
-                "EMAIL_SUPPORT_ADDRESS",
-                "support@example.com, info@Example.co.jp",
-            ),
-            ("EMAIL_ACME_JP_ADDRESS", "acme@example.com"),
-            ("LINE_SUPPORT_CHANNEL_SECRET", "x"),
-        ]);
-        assert_eq!(
-            account_for_recipient("support@example.com", &b).unwrap(),
-            "support"
-        );
-        assert_eq!(
-            account_for_recipient("INFO@EXAMPLE.CO.JP", &b).unwrap(),
-            "support"
-        );
-        assert_eq!(
-            account_for_recipient("<acme@example.com>", &b).unwrap(),
-            "acme-jp"
-        );
-        assert_eq!(
-            account_for_recipient("nobody@example.com", &b),
-            Err(Rejection::UnknownRecipient)
-        );
-        assert_eq!(
-            account_for_recipient("", &b),
-            Err(Rejection::UnknownRecipient)
-        );
-    }
-
-    #[test]
-    fn sub_addresses_fall_back_to_their_base_unless_configured_themselves() {
-        let b = bindings(&[
-            ("EMAIL_SUPPORT_ADDRESS", "support@example.com"),
-            ("EMAIL_URGENT_ADDRESS", "support+urgent@example.com"),
-        ]);
-        assert_eq!(
-            account_for_recipient("support+tag@example.com", &b).unwrap(),
-            "support"
-        );
-        assert_eq!(
-            account_for_recipient("support+urgent@example.com", &b).unwrap(),
-            "urgent"
-        );
-    }
-
-    #[test]
-    fn one_address_in_two_accounts_is_a_configuration_error_naming_both_bindings() {
-        let b = bindings(&[
-            ("EMAIL_A_ADDRESS", "shared@example.com"),
-            ("EMAIL_B_ADDRESS", "Shared@example.com"),
-        ]);
-        match account_for_recipient("shared@example.com", &b) {
-            Err(Rejection::Misconfigured { binding, .. }) => {
-                assert!(binding.contains("EMAIL_A_ADDRESS") && binding.contains("EMAIL_B_ADDRESS"))
-            }
-            other => panic!("{other:?}"),
-        }
-    }
-
-    #[test]
-    fn binding_names_that_do_not_map_back_exactly_are_ignored() {
-        let b = bindings(&[
-            ("EMAIL_Acme_ADDRESS", "a@example.com"),
-            ("EMAIL__ADDRESS", "b@example.com"),
-            ("EMAIL_X-Y_ADDRESS", "c@example.com"),
-        ]);
-        for address in ["a@example.com", "b@example.com", "c@example.com"] {
-            assert_eq!(
-                account_for_recipient(address, &b),
-                Err(Rejection::UnknownRecipient)
-            );
-        }
     }
 
     #[test]

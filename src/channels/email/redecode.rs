@@ -26,7 +26,7 @@ use mail_parser::{
 };
 
 use super::charset::{self, lossy_charset, CharsetDecoder};
-use super::{content_type, encoded_word};
+use super::{content_type, encoded_word, sniff};
 
 /// Decodes again every body, encoded word and parameter value in a charset `mail-parser` read as UTF-8.
 pub(super) fn redecode(message: &mut Message<'_>, decoder: &dyn CharsetDecoder) {
@@ -48,9 +48,30 @@ pub(super) fn redecode(message: &mut Message<'_>, decoder: &dyn CharsetDecoder) 
                 redecode_header(&header.name, field, value, &header.value, decoder)
             {
                 header.value = reparsed;
+            } else if let Some(subject) = raw_jis_subject(&header.name, value, decoder) {
+                header.value = HeaderValue::Text(Cow::Owned(subject));
             }
         }
     }
+}
+
+/// A Subject written in ISO-2022-JP without RFC 2047 words (older Japanese mailers): 7-bit, with a JIS
+/// designation and no `=?`, unfolded and decoded by the rule of [`sniff`] for a `us-ascii` part.
+fn raw_jis_subject(
+    name: &HeaderName<'_>,
+    value: &[u8],
+    decoder: &dyn CharsetDecoder,
+) -> Option<String> {
+    if *name != HeaderName::Subject || contains(value, b"=?") {
+        return None;
+    }
+    let unfolded: Vec<u8> = value
+        .iter()
+        .copied()
+        .filter(|&b| b != b'\r' && b != b'\n')
+        .collect();
+    let text = sniff::sniff(&unfolded, sniff::Label::UsAscii, decoder)?;
+    Some(text.trim().to_owned())
 }
 
 /// The MIME boundary each part was read up to: its enclosing multipart's.
@@ -73,18 +94,26 @@ fn parent_boundaries(parts: &[MessagePart<'_>]) -> Vec<Option<Vec<u8>>> {
     boundaries
 }
 
+/// How a body is decoded again: by its label, or by [`sniff`] when it has none (or `us-ascii`).
+enum Decoding {
+    Labelled(charset::Charset),
+    Sniffed(sniff::Label),
+}
+
 fn redecode_body(
     part: &mut MessagePart<'_>,
     raw: &[u8],
     boundary: &[u8],
     decoder: &dyn CharsetDecoder,
 ) {
-    let Some(charset) = part
-        .content_type()
-        .and_then(|ct| ct.attribute("charset"))
-        .and_then(|label| lossy_charset(label.as_bytes()))
-    else {
-        return;
+    let label = part.content_type().and_then(|ct| ct.attribute("charset"));
+    let decoding = match (
+        label.and_then(|label| lossy_charset(label.as_bytes())),
+        sniff::Label::of(label),
+    ) {
+        (Some(charset), _) => Decoding::Labelled(charset),
+        (None, Some(unlabelled)) => Decoding::Sniffed(unlabelled),
+        (None, None) => return,
     };
     let (PartType::Text(parsed) | PartType::Html(parsed)) = &part.body else {
         return;
@@ -95,7 +124,14 @@ fn redecode_body(
     if String::from_utf8_lossy(&bytes) != *parsed {
         return;
     }
-    let text = Cow::Owned(charset::decode(decoder, charset, &bytes));
+    let text = match decoding {
+        Decoding::Labelled(charset) => charset::decode(decoder, charset, &bytes),
+        Decoding::Sniffed(label) => match sniff::sniff(&bytes, label, decoder) {
+            Some(text) => text,
+            None => return,
+        },
+    };
+    let text = Cow::Owned(text);
     part.body = match part.body {
         PartType::Html(_) => PartType::Html(text),
         _ => PartType::Text(text),
@@ -146,10 +182,12 @@ fn redecode_header(
                 HeaderName::ContentType | HeaderName::ContentDisposition
             ) =>
         {
-            (has_lossy_label(value) || !encoded_words(value, decoder).is_empty()).then(|| {
-                content_type::parse_content_type(&mut MessageStream::new(value), decoder)
-                    .into_owned()
-            })
+            (has_lossy_label(value) || !encoded_words(value, decoder, false).is_empty()).then(
+                || {
+                    content_type::parse_content_type(&mut MessageStream::new(value), decoder)
+                        .into_owned()
+                },
+            )
         }
         HeaderValue::Text(_) | HeaderValue::TextList(_) | HeaderValue::Address(_) => {
             rewrite_words(field, value, decoder)
@@ -179,7 +217,7 @@ fn rewrite_words(
     value: &[u8],
     decoder: &dyn CharsetDecoder,
 ) -> Option<HeaderValue<'static>> {
-    let candidates = encoded_words(value, decoder);
+    let candidates = encoded_words(value, decoder, true);
     if candidates.is_empty() {
         return None;
     }
@@ -242,8 +280,90 @@ fn parse_rewritten(
 /// `mail-parser` reads the same label as UTF-8, so where it decodes the word it gets the decoded text. The
 /// language suffix `*{n}` (which decoding ignores) makes each rewritten word unique, so that one that comes back
 /// literally is told from the others.
-fn encoded_words(value: &[u8], decoder: &dyn CharsetDecoder) -> Vec<Rewrite> {
+///
+/// With `join_split`, adjacent words (only whitespace between them, which RFC 2047 ignores) of one label in a
+/// multi-byte charset (UTF-8 or a lossy one) are decoded together when that gives fewer malformed sequences than
+/// decoding them one by one, that is when one of them ends inside a character (as Japanese subjects often do,
+/// although RFC 2047 forbids it): one word replaces them all. (Joining self-contained ISO-2022-JP words would
+/// put two escape sequences side by side, which the WHATWG decoder counts as malformed, so those stay apart.)
+fn encoded_words(value: &[u8], decoder: &dyn CharsetDecoder, join_split: bool) -> Vec<Rewrite> {
+    let words = read_words(value);
     let mut rewrites = Vec::new();
+    let mut index = 0;
+    while let Some(first) = words.get(index) {
+        let label = value.get(first.label.clone()).unwrap_or_default();
+        let run_length = if join_split && splittable(label) {
+            1 + words
+                .get(index..)
+                .unwrap_or_default()
+                .windows(2)
+                .take_while(|pair| match pair {
+                    [a, b] => {
+                        value.get(a.end..b.start).is_some_and(|gap| {
+                            gap.iter()
+                                .all(|b| matches!(b, b' ' | b'\t' | b'\r' | b'\n'))
+                        }) && value
+                            .get(b.label.clone())
+                            .is_some_and(|other| other.eq_ignore_ascii_case(label))
+                    }
+                    _ => false,
+                })
+                .count()
+        } else {
+            1
+        };
+        let run = words.get(index..index + run_length).unwrap_or_default();
+        index += run_length.max(1);
+        let joined: Vec<u8> = run
+            .iter()
+            .flat_map(|word| word.payload.iter().copied())
+            .collect();
+        let together = decode_word_text(label, &joined, decoder);
+        let apart: Option<String> = run
+            .iter()
+            .map(|word| decode_word_text(label, &word.payload, decoder))
+            .collect();
+        let words_to_rewrite: Vec<(std::ops::Range<usize>, String)> = match (run, together) {
+            ([first, .., last], Some(together))
+                if replacements(&together) < apart.as_deref().map_or(0, replacements) =>
+            {
+                vec![(first.start..last.end, together)]
+            }
+            _ if lossy_charset(label).is_some() => run
+                .iter()
+                .filter_map(|word| {
+                    decode_word_text(label, &word.payload, decoder)
+                        .map(|text| (word.start..word.end, text))
+                })
+                .collect(),
+            _ => Vec::new(),
+        };
+        for (range, text) in words_to_rewrite {
+            let mut replacement = b"=?".to_vec();
+            replacement.extend_from_slice(label);
+            replacement.extend_from_slice(format!("*{}?B?", rewrites.len()).as_bytes());
+            replacement.extend_from_slice(
+                base64::engine::general_purpose::STANDARD
+                    .encode(text)
+                    .as_bytes(),
+            );
+            replacement.extend_from_slice(b"?=");
+            rewrites.push(Rewrite { range, replacement });
+        }
+    }
+    rewrites
+}
+
+/// One RFC 2047 word of a header value: where it stands, its label and its payload bytes.
+struct Word {
+    start: usize,
+    end: usize,
+    label: std::ops::Range<usize>,
+    payload: Vec<u8>,
+}
+
+fn read_words(value: &[u8]) -> Vec<Word> {
+    let mut words = Vec::new();
     let mut at = 0;
     while let Some(found) = value
         .get(at..)
@@ -257,26 +377,38 @@ fn encoded_words(value: &[u8], decoder: &dyn CharsetDecoder) -> Vec<Rewrite> {
             continue;
         };
         let end = stream.offset();
-        let label = value.get(word.label.clone()).unwrap_or_default();
-        if let Some(charset) = lossy_charset(label) {
-            let text = charset::decode(decoder, charset, &word.payload);
-            let mut replacement = b"=?".to_vec();
-            replacement.extend_from_slice(label);
-            replacement.extend_from_slice(format!("*{}?B?", rewrites.len()).as_bytes());
-            replacement.extend_from_slice(
-                base64::engine::general_purpose::STANDARD
-                    .encode(text)
-                    .as_bytes(),
-            );
-            replacement.extend_from_slice(b"?=");
-            rewrites.push(Rewrite {
-                range: start..end,
-                replacement,
-            });
-        }
+        words.push(Word {
+            start,
+            end,
+            label: word.label,
+            payload: word.payload,
+        });
         at = end;
     }
-    rewrites
+    words
+}
+
+/// Whether a word's payload may end inside a character: UTF-8, or a lossy (multi-byte) charset.
+fn splittable(label: &[u8]) -> bool {
+    is_utf8_label(label) || lossy_charset(label).is_some()
+}
+
+fn is_utf8_label(label: &[u8]) -> bool {
+    label.eq_ignore_ascii_case(b"utf-8") || label.eq_ignore_ascii_case(b"utf8")
+}
+
+/// A word's text in `label`, decoded by the decoder (lossy charsets) or as UTF-8; `None` for other charsets,
+/// which `mail-parser` decodes itself.
+fn decode_word_text(label: &[u8], payload: &[u8], decoder: &dyn CharsetDecoder) -> Option<String> {
+    match lossy_charset(label) {
+        Some(charset) => Some(charset::decode(decoder, charset, payload)),
+        None if is_utf8_label(label) => Some(String::from_utf8_lossy(payload).into_owned()),
+        None => None,
+    }
+}
+
+fn replacements(text: &str) -> usize {
+    text.chars().filter(|&c| c == '\u{FFFD}').count()
 }
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
@@ -366,6 +498,27 @@ mod tests {
         );
         // A UTF-8 byte order mark overrides the declared Shift_JIS.
         assert_eq!(message.text.as_deref(), Some("本文です"));
+    }
+
+    #[test]
+    fn a_raw_iso_2022_jp_subject_is_decoded_and_nothing_else_is() {
+        let subject = |value: &str| {
+            let raw = format!(
+                "From: a@example.jp\r\nMessage-ID: <s@example.jp>\r\nSubject: {value}\r\n\r\nx\r\n"
+            );
+            email(raw.as_bytes()).0.subject
+        };
+        // 日本 = JIS 0x467C 0x4B5C.
+        assert_eq!(
+            subject("Re:\r\n \x1b$BF|K\\\x1b(B").as_deref(),
+            Some("Re: 日本")
+        );
+        // With an encoded word the header is RFC 2047's business; an ESC that designates nothing is not JIS.
+        assert_eq!(
+            subject("=?utf-8?q?a?= \x1b$BF|K\\\x1b(B").as_deref(),
+            Some("a  $BF|K\\ (B")
+        );
+        assert_eq!(subject("\x1b[1mbold").as_deref(), Some(" [1mbold"));
     }
 
     #[test]
