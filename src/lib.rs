@@ -18,6 +18,7 @@ pub mod forward;
 pub mod gateway;
 pub mod json;
 pub mod log;
+pub mod metrics;
 pub mod notify;
 pub(crate) mod query;
 pub mod request_url;
