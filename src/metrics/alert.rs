@@ -178,8 +178,12 @@ mod tests {
 
     #[test]
     fn messages_link_to_the_account_page() {
-        let text = alert(AlertKind::SignatureJump, "acme-jp", 12).message("https://gate.example.com");
-        assert!(text.contains("https://gate.example.com/admin#account/line/acme-jp"), "{text}");
+        let text =
+            alert(AlertKind::SignatureJump, "acme-jp", 12).message("https://gate.example.com");
+        assert!(
+            text.contains("https://gate.example.com/admin#account/line/acme-jp"),
+            "{text}"
+        );
         assert!(text.contains("invalid_signature"));
         assert!(text.contains("12"));
     }

@@ -27,10 +27,7 @@ pub fn percentile(counts: &[u64; BUCKETS], q: f64) -> Option<u64> {
     for (bucket, count) in counts.iter().enumerate() {
         seen += count;
         if seen >= rank {
-            return BOUNDS_MS
-                .get(bucket)
-                .or(BOUNDS_MS.last())
-                .copied();
+            return BOUNDS_MS.get(bucket).or(BOUNDS_MS.last()).copied();
         }
     }
     BOUNDS_MS.last().copied()

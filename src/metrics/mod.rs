@@ -287,11 +287,7 @@ pub fn key_fingerprint(channel: &str, account: &str, value: &str) -> String {
         b"\0",
         value.as_bytes(),
     ]);
-    digest
-        .iter()
-        .take(8)
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    digest.iter().take(8).map(|b| format!("{b:02x}")).collect()
 }
 
 /// The account's secret values in order (newest first), from its secret binding.

@@ -157,7 +157,10 @@ mod tests {
         let rows = [row("new", 40, NOW - H), row("old", 7, NOW - 73 * H)];
         let keys = status(&fps(&["new", "old"]), &rows, NOW);
         assert_eq!(keys[0].advice, Advice::Current);
-        assert_eq!((keys[0].matched, keys[0].last_matched_at_ms), (40, Some(NOW - H)));
+        assert_eq!(
+            (keys[0].matched, keys[0].last_matched_at_ms),
+            (40, Some(NOW - H))
+        );
         assert_eq!(keys[1].advice, Advice::Removable { idle_days: 3 });
         assert_eq!(keys[1].matched, 7);
         assert_eq!(

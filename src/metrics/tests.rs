@@ -43,7 +43,13 @@ fn store(writes: &[Writes]) -> (Vec<CounterRow>, Vec<KeyRow>, Vec<SeenRow>) {
         for row in &w.counters {
             match counters.iter_mut().find(|r| {
                 (r.resolution, r.bucket_ms, &r.channel, &r.account, &r.metric)
-                    == (row.resolution, row.bucket_ms, &row.channel, &row.account, &row.metric)
+                    == (
+                        row.resolution,
+                        row.bucket_ms,
+                        &row.channel,
+                        &row.account,
+                        &row.metric,
+                    )
             }) {
                 Some(r) => r.value += row.value,
                 None => counters.push(row.clone()),
@@ -77,9 +83,21 @@ fn metric_keys_round_trip_and_unknown_keys_are_ignored() {
         Metric::AckLatency(3),
         Metric::BackendLatency(14),
     ] {
-        assert_eq!(Metric::parse(&metric.key()), Some(metric.clone()), "{metric:?}");
+        assert_eq!(
+            Metric::parse(&metric.key()),
+            Some(metric.clone()),
+            "{metric:?}"
+        );
     }
-    for key in ["", "requests.1", "ack.15", "ack.x", "delivery.lost", "rejected", "other"] {
+    for key in [
+        "",
+        "requests.1",
+        "ack.15",
+        "ack.x",
+        "delivery.lost",
+        "rejected",
+        "other",
+    ] {
         assert_eq!(Metric::parse(key), None, "{key}");
     }
 }
@@ -148,7 +166,10 @@ fn series_and_totals_sum_the_buckets_of_the_window_only() {
     assert_eq!(hour.totals.events, 4);
     assert_eq!(hour.totals.duplicates, 2);
     assert_eq!(hour.totals.rejected, 2);
-    assert_eq!(hour.totals.rejected_by_reason.get("invalid_signature"), Some(&1));
+    assert_eq!(
+        hour.totals.rejected_by_reason.get("invalid_signature"),
+        Some(&1)
+    );
     assert_eq!((hour.totals.delivered, hour.totals.retried), (1, 1));
     assert_eq!(hour.totals.ack_p50_ms, Some(5));
     assert_eq!(hour.totals.ack_p99_ms, Some(200));
@@ -182,9 +203,17 @@ fn the_accounts_table_lists_every_configured_account_with_rotation_status() {
     assert_ne!(old.fingerprint, new.fingerprint);
     assert!(!old.fingerprint.contains("old-secret"));
     assert_eq!(key_match("line", "acme-jp", 2, &bindings), None);
-    let mut observations = vec![obs("acme-jp", now - 4 * 24 * 3_600_000, accepted(2, Some(old)))];
+    let mut observations = vec![obs(
+        "acme-jp",
+        now - 4 * 24 * 3_600_000,
+        accepted(2, Some(old)),
+    )];
     for hours in [3, 2, 1] {
-        observations.push(obs("acme-jp", now - hours * 3_600_000, accepted(2, Some(new.clone()))));
+        observations.push(obs(
+            "acme-jp",
+            now - hours * 3_600_000,
+            accepted(2, Some(new.clone())),
+        ));
     }
     let (counters, keys, seen) = store(&[plan_writes(&observations)]);
     let table = accounts(
@@ -204,8 +233,14 @@ fn the_accounts_table_lists_every_configured_account_with_rotation_status() {
     assert_eq!(line.totals.requests, 3, "the old request is outside 24h");
     assert_eq!(line.sparkline.len(), 24);
     assert_eq!(line.sparkline.iter().sum::<u64>(), 3);
-    assert_eq!(line.last_event_at.as_deref(), Some("2025-12-11T23:00:00.000Z"));
-    assert_eq!(line.secret_binding.as_deref(), Some("LINE_ACME_JP_CHANNEL_SECRET"));
+    assert_eq!(
+        line.last_event_at.as_deref(),
+        Some("2025-12-11T23:00:00.000Z")
+    );
+    assert_eq!(
+        line.secret_binding.as_deref(),
+        Some("LINE_ACME_JP_CHANNEL_SECRET")
+    );
     assert_eq!(line.keys.len(), 2);
     assert_eq!((line.keys[0].matched, line.keys[1].matched), (3, 1));
     assert_eq!(line.keys[1].advice, Advice::Removable { idle_days: 4 });
@@ -220,7 +255,8 @@ fn the_accounts_table_lists_every_configured_account_with_rotation_status() {
 
 #[test]
 fn the_key_index_is_read_from_the_event_envelope() {
-    let body = r#"{"id":"evt_1","data":{"verification":{"scheme":"line-hmac-sha256","key_index":1}}}"#;
+    let body =
+        r#"{"id":"evt_1","data":{"verification":{"scheme":"line-hmac-sha256","key_index":1}}}"#;
     assert_eq!(key_index_of_event(body), Some(1));
     assert_eq!(key_index_of_event(r#"{"data":{}}"#), None);
     assert_eq!(key_index_of_event("not json"), None);

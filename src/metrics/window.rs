@@ -115,7 +115,10 @@ mod tests {
     #[test]
     fn buckets_align_to_their_resolution() {
         assert_eq!(Resolution::FiveMinutes.bucket_start(T + 299_999), T);
-        assert_eq!(Resolution::FiveMinutes.bucket_start(T + 300_000), T + 300_000);
+        assert_eq!(
+            Resolution::FiveMinutes.bucket_start(T + 300_000),
+            T + 300_000
+        );
         assert_eq!(Resolution::Hour.bucket_start(T + 3_599_999), T);
         assert_eq!(Resolution::from_code(300), Some(Resolution::FiveMinutes));
         assert_eq!(Resolution::from_code(3600), Some(Resolution::Hour));
@@ -130,7 +133,10 @@ mod tests {
         assert_eq!(hour.last(), Some(&(T + 600_000)));
         assert_eq!(hour.first(), Some(&(T + 600_000 - 11 * 300_000)));
         assert_eq!(Window::Day.bucket_starts(now).len(), 24);
-        assert_eq!(Window::Week.bucket_starts(now).first(), Some(&(T - 167 * 3_600_000)));
+        assert_eq!(
+            Window::Week.bucket_starts(now).first(),
+            Some(&(T - 167 * 3_600_000))
+        );
         assert_eq!(Window::Week.since_ms(now), T - 167 * 3_600_000);
         assert_eq!(Window::parse("7d"), Some(Window::Week));
         assert_eq!(Window::parse("1d"), None);
