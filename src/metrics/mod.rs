@@ -7,7 +7,9 @@
 pub mod accounts;
 pub mod alert;
 pub mod histogram;
+pub mod observe;
 pub mod rotation;
+pub mod store;
 pub mod view;
 pub mod window;
 
