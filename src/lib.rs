@@ -7,6 +7,7 @@
 pub mod admin;
 pub mod channels;
 pub mod config;
+pub mod console;
 pub(crate) mod control_chars;
 pub mod crypto;
 pub(crate) mod datetime;

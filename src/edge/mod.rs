@@ -7,6 +7,7 @@ mod charsets;
 mod consumer;
 mod durable;
 mod intake;
+mod metrics;
 
 use futures_util::StreamExt;
 use http::{HeaderMap, HeaderName, HeaderValue};
@@ -71,6 +72,7 @@ async fn fetch(mut req: Request, env: Env, ctx: Context) -> worker::Result<Respo
     let method =
         http::Method::from_bytes(req.method().to_string().as_bytes()).unwrap_or(http::Method::GET);
     let headers = header_map(req.headers());
+    let recording = metrics::RequestMetrics::start(&env, &ctx, &url.origin);
     let authorization = headers.get("authorization").and_then(|v| v.to_str().ok());
     if let Some(admitted) =
         crate::admin::admit(&method, url.path, url.query, authorization, &bindings)
@@ -88,7 +90,7 @@ async fn fetch(mut req: Request, env: Env, ctx: Context) -> worker::Result<Respo
     let target = match gateway::admit(&method, url.path, url.query, &headers, &bindings) {
         Ok(Admitted::Health) => return to_response(&EdgeResponse::text("ok")),
         Ok(Admitted::Channel(target)) => target,
-        Err(refusal) => return respond_refused(&refusal),
+        Err(refusal) => return recording.refused(&refusal),
     };
     let body = if ChannelTarget::reads_body(&method) {
         let declared = headers
@@ -97,7 +99,7 @@ async fn fetch(mut req: Request, env: Env, ctx: Context) -> worker::Result<Respo
             .and_then(|v| v.trim().parse().ok());
         match read_body(&mut req, target.body_limit, declared).await {
             Ok(body) => body,
-            Err(rejection) => return respond_refused(&target.refusal(rejection)),
+            Err(rejection) => return recording.refused(&target.refusal(rejection)),
         }
     } else {
         Vec::new()
@@ -112,11 +114,14 @@ async fn fetch(mut req: Request, env: Env, ctx: Context) -> worker::Result<Respo
     };
     let accepted = match gateway::handle_admitted(&target, &inbound, &bindings, now_ms()) {
         Ok(accepted) => accepted,
-        Err(refusal) => return respond_refused(&refusal),
+        Err(refusal) => return recording.refused(&refusal),
     };
     match intake::dispatch(&env, &ctx, &accepted).await {
-        Ok(()) => to_response(&accepted.response),
-        Err(refusal) => respond_refused(&refusal),
+        Ok(duplicate_events) => {
+            recording.accepted(&accepted, duplicate_events);
+            to_response(&accepted.response)
+        }
+        Err(refusal) => recording.refused(&refusal),
     }
 }
 
@@ -204,7 +209,7 @@ pub async fn email(
         Err(refusal) => return answer_email(&message, &refusal).await,
     };
     match intake::dispatch(&env, &ctx, &accepted).await {
-        Ok(()) => Ok(wasm_bindgen::JsValue::UNDEFINED),
+        Ok(_) => Ok(wasm_bindgen::JsValue::UNDEFINED),
         Err(refusal) => answer_email(&message, &refusal).await,
     }
 }

@@ -5,6 +5,14 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::config::Bindings;
+use crate::notify as chatwork;
+
+pub const CHATWORK_ROOM_BINDING: &str = "ALERT_CHATWORK_ROOM";
+pub const SLACK_WEBHOOK_BINDING: &str = "ALERT_SLACK_WEBHOOK_URL";
+/// The console's public origin for the links in alerts; else the origin of the request that raised them.
+pub const PUBLIC_URL_BINDING: &str = "PUBLIC_URL";
+
 /// At most one alert of a kind per channel/account in this time.
 pub const MIN_INTERVAL_MS: u64 = 30 * 60_000;
 /// A backend failing (every attempt retried or dead-lettered, none delivered) this long raises an alert.
@@ -113,6 +121,68 @@ pub fn to_send(
     out
 }
 
+/// Whether any alert destination is configured.
+pub fn configured(bindings: &dyn Bindings) -> bool {
+    [CHATWORK_ROOM_BINDING, SLACK_WEBHOOK_BINDING]
+        .iter()
+        .any(|name| bindings.get(name).is_some_and(|v| !v.trim().is_empty()))
+}
+
+/// One alert message to one destination (sent without following redirects).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AlertRequest {
+    /// The binding naming the destination, for the log when sending fails.
+    pub destination: &'static str,
+    pub url: String,
+    pub headers: Vec<(&'static str, String)>,
+    pub body: String,
+}
+
+/// The requests that send `alerts` to every configured destination. `request_origin`: the origin of the
+/// request that raised them, used for the console link without a `PUBLIC_URL`.
+pub fn requests(
+    alerts: &[Alert],
+    bindings: &dyn Bindings,
+    request_origin: Option<&str>,
+) -> Vec<AlertRequest> {
+    let origin = bindings
+        .get(PUBLIC_URL_BINDING)
+        .map(|url| url.trim().trim_end_matches('/').to_owned())
+        .or_else(|| request_origin.map(str::to_owned))
+        .unwrap_or_default();
+    let room = bindings
+        .get(CHATWORK_ROOM_BINDING)
+        .map(|room| room.trim().to_owned())
+        .filter(|room| !room.is_empty());
+    let slack = bindings
+        .get(SLACK_WEBHOOK_BINDING)
+        .map(|url| url.trim().to_owned())
+        .filter(|url| url.starts_with("https://") || url.starts_with("http://"));
+    let mut out = Vec::new();
+    for alert in alerts {
+        let message = alert.message(&origin);
+        if let Some(room) = &room {
+            if let Ok(request) = chatwork::plain_request(room, &message, bindings) {
+                out.push(AlertRequest {
+                    destination: CHATWORK_ROOM_BINDING,
+                    url: request.url,
+                    headers: request.headers,
+                    body: request.body,
+                });
+            }
+        }
+        if let Some(url) = &slack {
+            out.push(AlertRequest {
+                destination: SLACK_WEBHOOK_BINDING,
+                url: url.clone(),
+                headers: vec![("content-type", "application/json".to_owned())],
+                body: serde_json::json!({ "text": message }).to_string(),
+            });
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -174,6 +244,42 @@ mod tests {
     fn a_backend_alert_waits_for_the_failing_duration() {
         assert!(!is_backend_failing(NOW - BACKEND_FAILING_MS + 1, NOW));
         assert!(is_backend_failing(NOW - BACKEND_FAILING_MS, NOW));
+    }
+
+    #[test]
+    fn alerts_go_to_every_configured_destination() {
+        use std::collections::HashMap;
+        let alerts = [alert(AlertKind::DeadLettered, "a", 1)];
+        let none: HashMap<String, String> = HashMap::new();
+        assert!(!configured(&none));
+        assert!(requests(&alerts, &none, Some("https://x")).is_empty());
+        let both = HashMap::from([
+            ("ALERT_CHATWORK_ROOM".to_owned(), "123".to_owned()),
+            ("CHATWORK_API_TOKEN".to_owned(), "tok".to_owned()),
+            (
+                "ALERT_SLACK_WEBHOOK_URL".to_owned(),
+                "https://hooks.slack.test/T/B/x".to_owned(),
+            ),
+            (
+                "PUBLIC_URL".to_owned(),
+                "https://gate.example.com/".to_owned(),
+            ),
+        ]);
+        assert!(configured(&both));
+        let out = requests(&alerts, &both, Some("http://127.0.0.1"));
+        assert_eq!(out.len(), 2);
+        assert_eq!(out[0].url, "https://api.chatwork.com/v2/rooms/123/messages");
+        assert!(
+            out[0].body.contains("gate.example.com%2Fadmin"),
+            "{}",
+            out[0].body
+        );
+        assert_eq!(out[1].url, "https://hooks.slack.test/T/B/x");
+        let text: serde_json::Value = serde_json::from_str(&out[1].body).unwrap();
+        assert!(text["text"]
+            .as_str()
+            .unwrap()
+            .contains("https://gate.example.com/admin#account/line/a"));
     }
 
     #[test]

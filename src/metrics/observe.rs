@@ -57,6 +57,15 @@ impl AcceptedRequest {
     }
 }
 
+/// How many backend deliveries (events) are not among the `fresh` indices, i.e. were duplicates.
+pub fn duplicate_events(deliveries: &[Delivery], fresh: &[usize]) -> usize {
+    deliveries
+        .iter()
+        .enumerate()
+        .filter(|(index, delivery)| delivery.target.is_backend() && !fresh.contains(index))
+        .count()
+}
+
 /// A refusal is recorded only for a configured account, so probing unknown names never grows the store.
 pub fn rejected(
     refusal: &Refusal,
@@ -152,6 +161,20 @@ mod tests {
             fingerprint,
             crate::metrics::key_fingerprint("line", "acme", "old")
         );
+    }
+
+    #[test]
+    fn duplicates_count_events_not_notifications() {
+        let mut notification = event("evt_1.chatwork", 0);
+        notification.target = Target::ChatworkRoom(crate::notify::ChatworkNotice {
+            room_id: "1".into(),
+            template_binding: None,
+            self_unread: None,
+        });
+        let deliveries = [event("evt_1", 0), notification, event("evt_2", 0)];
+        assert_eq!(duplicate_events(&deliveries, &[0, 1, 2]), 0);
+        assert_eq!(duplicate_events(&deliveries, &[2]), 1);
+        assert_eq!(duplicate_events(&deliveries, &[]), 2);
     }
 
     #[test]
