@@ -4,6 +4,7 @@
 //!   sekisho send <channel> <URL> --secret S --body FILE [--option …]    send it to URL (…/<channel>/<account>)
 //!   sekisho receive --port P --secret whsec_… [--status N] [--jsonl]   a backend that verifies and prints events
 //!   sekisho dlq list|replay [ID]|delete ID --url https://gw --token T  the dead-letter admin API
+//!   sekisho status --url https://gw --token T [--window 24h] [--json]  accounts, counters, rotation status
 //!   sekisho schema                                                      print schema/event-v1.schema.json
 
 #[cfg(not(target_arch = "wasm32"))]
@@ -13,6 +14,9 @@ fn main() {
 
 #[cfg(target_arch = "wasm32")]
 fn main() {}
+
+#[cfg(not(target_arch = "wasm32"))]
+mod status;
 
 #[cfg(not(target_arch = "wasm32"))]
 mod cli {
@@ -31,6 +35,7 @@ mod cli {
   sekisho dlq list --url https://gateway --token ADMIN_TOKEN [--limit N] [--cursor C]
   sekisho dlq delete WEBHOOK_ID --url https://gateway --token ADMIN_TOKEN
   sekisho dlq replay [WEBHOOK_ID] --url https://gateway --token ADMIN_TOKEN
+  sekisho status --url https://gateway --token ADMIN_TOKEN [--window 1h|24h|7d] [--json]
   sekisho schema    (the event envelope's JSON Schema, generated from src/envelope.rs)
 
 FILE may be - for standard input. Channel options are listed in docs/channels/<channel>.md.";
@@ -48,7 +53,7 @@ FILE may be - for standard input. Channel options are listed in docs/channels/<c
             if let Some(name) = arg.strip_prefix("--") {
                 if let Some((name, value)) = name.split_once('=') {
                     options.insert(name.to_owned(), value.to_owned());
-                } else if name == "jsonl" {
+                } else if name == "jsonl" || name == "json" {
                     options.insert(name.to_owned(), "true".to_owned());
                 } else {
                     let value = iter.next().ok_or(format!("--{name} needs a value"))?;
@@ -71,6 +76,12 @@ FILE may be - for standard input. Channel options are listed in docs/channels/<c
                 Some("send") => send(&args),
                 Some("receive") => receive(&args),
                 Some("dlq") => dlq(&args),
+                Some("status") => crate::status::run(
+                    args.options.get("url"),
+                    args.options.get("token"),
+                    args.options.get("window"),
+                    args.options.contains_key("json"),
+                ),
                 Some("schema") if args.positional.len() == 1 => {
                     print!("{}", sekisho::schema::event_schema_json());
                     Ok(())
