@@ -52,7 +52,7 @@ impl DeliveryOutcome {
 
 /// What happened, for one channel/account at one time.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
 pub enum Observed {
     /// A request the gateway accepted (2xx): `events` new ones, `duplicates` already seen. `key` is the secret
     /// that matched, when the request produced an event (only events carry `data.verification.key_index`).
@@ -89,7 +89,7 @@ pub struct Observation {
 }
 
 /// One counter of one bucket, as the store keeps it: `metric` is a [`Metric`] key.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CounterRow {
     pub resolution: Resolution,
     pub bucket_ms: u64,
@@ -100,7 +100,7 @@ pub struct CounterRow {
 }
 
 /// What the store keeps per key fingerprint.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeyRow {
     pub channel: String,
     pub account: String,
@@ -110,14 +110,14 @@ pub struct KeyRow {
 }
 
 /// When an account last had an accepted event.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SeenRow {
     pub channel: String,
     pub account: String,
     pub last_event_ms: u64,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct RejectionRow {
     pub at_ms: u64,
     pub channel: String,

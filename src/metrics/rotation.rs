@@ -98,6 +98,9 @@ fn advise(index: usize, last: Option<u64>, newer_last: Option<u64>, now_ms: u64)
 fn sentence_en(index: usize, advice: &Advice) -> String {
     match advice {
         Advice::Current => format!("Newest secret (index {index})."),
+        Advice::InUse { idle_hours: 0 } => format!(
+            "Old secret (index {index}) was used within the last hour — keep it for now."
+        ),
         Advice::InUse { idle_hours } => format!(
             "Old secret (index {index}) was used {idle_hours} h ago — keep it for now."
         ),
@@ -116,6 +119,9 @@ fn sentence_en(index: usize, advice: &Advice) -> String {
 fn sentence_ja(index: usize, advice: &Advice) -> String {
     match advice {
         Advice::Current => format!("最新のシークレット (index {index})。"),
+        Advice::InUse { idle_hours: 0 } => format!(
+            "旧シークレット (index {index}) は 1 時間以内に使われました — まだ削除しないでください"
+        ),
         Advice::InUse { idle_hours } => format!(
             "旧シークレット (index {index}) は {idle_hours} 時間前に使われました — まだ削除しないでください"
         ),
@@ -175,6 +181,13 @@ mod tests {
         let rows = [row("new", 1, NOW - 100 * H), row("old", 3, NOW - 2 * H)];
         let keys = status(&fps(&["new", "old"]), &rows, NOW);
         assert_eq!(keys[1].advice, Advice::InUse { idle_hours: 2 });
+        assert!(keys[1].sentence_ja.contains("2 時間前に使われました"));
+        let rows = [row("new", 1, NOW - 100 * H), row("old", 3, NOW - H / 2)];
+        let keys = status(&fps(&["new", "old"]), &rows, NOW);
+        assert_eq!(
+            keys[1].sentence_ja,
+            "旧シークレット (index 1) は 1 時間以内に使われました — まだ削除しないでください"
+        );
         // Idle for four days, but the newer one was last used even earlier: the provider went back.
         let rows = [row("new", 1, NOW - 200 * H), row("old", 3, NOW - 100 * H)];
         let keys = status(&fps(&["new", "old"]), &rows, NOW);

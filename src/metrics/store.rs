@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::alert::{self, Alert, AlertKind};
-use super::window::Resolution;
+use super::window::Window;
 use super::{
     CounterRow, DeliveryOutcome, KeyRow, Metric, Observation, Observed, RejectionRow, SeenRow,
 };
@@ -16,7 +16,7 @@ pub const JUMP_BASELINE_BUCKETS: u64 = 12;
 pub const KEY_RETENTION_MS: u64 = 30 * 24 * 3_600_000;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "call", rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
 pub enum MetricsCall {
     /// Store a batch; with `alerts`, also decide which alerts it raises.
     Record {
@@ -24,10 +24,14 @@ pub enum MetricsCall {
         now_ms: u64,
         alerts: bool,
     },
-    /// Every counter of this resolution from `since_ms`, every key row and last-event time.
-    Load {
-        resolution: Resolution,
-        since_ms: u64,
+    /// The accounts table of `GET /admin/api/accounts` (see [`super::view::accounts_answer`]).
+    Accounts { window: Window, now_ms: u64 },
+    /// An account's time series (see [`super::view::series`]).
+    Series {
+        channel: String,
+        account: String,
+        window: Window,
+        now_ms: u64,
     },
     /// The latest rejections, newest first.
     Rejections { limit: usize },
@@ -38,14 +42,15 @@ pub struct Recorded {
     pub alerts: Vec<Alert>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// What the store holds for a window: its counters, every key row and last-event time.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Loaded {
     pub counters: Vec<CounterRow>,
     pub keys: Vec<KeyRow>,
     pub seen: Vec<SeenRow>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct RecentRejections {
     pub rejections: Vec<RejectionRow>,
 }

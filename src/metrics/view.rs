@@ -185,6 +185,29 @@ pub struct Stored<'a> {
     pub seen: &'a [SeenRow],
 }
 
+/// The whole answer of `GET /admin/api/accounts`. `recording`: whether there is a store at all.
+pub fn accounts_answer(
+    loaded: &super::store::Loaded,
+    bindings: &dyn Bindings,
+    window: Window,
+    now_ms: u64,
+    recording: bool,
+) -> String {
+    let stored = Stored {
+        counters: &loaded.counters,
+        keys: &loaded.keys,
+        seen: &loaded.seen,
+    };
+    let table = accounts(
+        &super::accounts::configured(bindings),
+        &stored,
+        bindings,
+        window,
+        now_ms,
+    );
+    serde_json::json!({ "window": window, "recording": recording, "accounts": table }).to_string()
+}
+
 /// The accounts table: every configured account, with or without recorded traffic.
 pub fn accounts(
     configured: &[ConfiguredAccount],

@@ -158,31 +158,36 @@ test("the console page: inline only, a strict CSP; no ADMIN_TOKEN → 404 for th
 
 test("recording does not delay the provider's answer (ack latency with and without the METRICS binding)", async () => {
   const quiet = await startBackend();
-  const measure = async (metrics) => {
-    const port = await freePort();
-    const mf = await startGateway(config(quiet.url), { ...durableOptions({ metrics }), host: "127.0.0.1", port });
-    const url = `http://127.0.0.1:${port}`;
-    try {
-      for (let i = 0; i < 5; i++) await postLine(url, NEW_SECRET, `warm-${metrics}-${i}`, "warm");
-      const times = [];
-      for (let i = 0; i < 40; i++) {
-        const { status, ms } = await postLine(url, NEW_SECRET, `lat-${metrics}-${i}`, "latency");
-        assert.equal(status, 200);
-        times.push(ms);
-      }
-      times.sort((a, b) => a - b);
-      return { median: times[Math.floor(times.length / 2)], p90: times[Math.floor(times.length * 0.9)] };
-    } finally {
-      await mf.dispose();
-    }
-  };
+  const gateways = [];
   try {
-    const without = await measure(false);
-    const withMetrics = await measure(true);
-    console.log(`ack latency over 40 requests: without METRICS median ${without.median.toFixed(2)} ms, p90 ${without.p90.toFixed(2)} ms; with METRICS median ${withMetrics.median.toFixed(2)} ms, p90 ${withMetrics.p90.toFixed(2)} ms`);
-    // Generous: recording runs after the answer, so the medians differ by noise only.
+    // Both at once, requests alternating between them, so the machine's load drifts alike for both.
+    for (const metrics of [false, true]) {
+      const port = await freePort();
+      gateways.push({ metrics, url: `http://127.0.0.1:${port}`, times: [], mf: await startGateway(config(quiet.url), { ...durableOptions({ metrics }), host: "127.0.0.1", port }) });
+    }
+    for (let i = 0; i < 65; i++) {
+      for (const g of gateways) {
+        const { status, ms } = await postLine(g.url, NEW_SECRET, `lat-${g.metrics}-${i}`, "latency");
+        assert.equal(status, 200);
+        if (i >= 5) g.times.push(ms); // the first requests warm up each Worker
+      }
+    }
+    const stats = (times) => {
+      const sorted = [...times].sort((a, b) => a - b);
+      return { median: sorted[Math.floor(sorted.length / 2)], p90: sorted[Math.floor(sorted.length * 0.9)] };
+    };
+    const [without, withMetrics] = gateways.map((g) => stats(g.times));
+    console.log(`ack latency over 60 requests each, alternating: without METRICS median ${without.median.toFixed(2)} ms, p90 ${without.p90.toFixed(2)} ms; with METRICS median ${withMetrics.median.toFixed(2)} ms, p90 ${withMetrics.p90.toFixed(2)} ms`);
+    // Generous: recording runs after the answer; what remains is the recording's CPU competing for the machine.
     assert.ok(withMetrics.median <= without.median * 1.5 + 5, `median with ${withMetrics.median} vs without ${without.median}`);
+    // And the recording did happen: every request of the metered gateway is counted.
+    const metered = gateways[1];
+    await until(async () => {
+      const res = await metered.mf.dispatchFetch("http://gateway/admin/api/accounts?window=1h", { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } });
+      return shopOf(await res.json())?.requests === 65;
+    }, 20000, "all 65 requests recorded");
   } finally {
+    for (const g of gateways) await g.mf.dispose();
     await quiet.close();
   }
 });
@@ -226,13 +231,13 @@ test("in Chromium: a wrong token shows an error and no data; the token shows the
     const rotation = page.locator(".keys li");
     assert.equal(await rotation.count(), 2);
     assert.match(await rotation.nth(1).textContent(), /index 1 — 一致 2/);
-    assert.match(await rotation.nth(1).textContent(), /旧シークレット \(index 1\) は \d+ 時間前に使われました/);
+    assert.match(await rotation.nth(1).textContent(), /旧シークレット \(index 1\) は 1 時間以内に使われました/);
     assert.match(await page.locator("#view").textContent(), /invalid_signature/);
     await page.screenshot({ path: join(ARTIFACTS, "admin-account.png"), fullPage: true });
 
     await page.getByRole("button", { name: "English" }).click();
     await page.getByRole("heading", { name: "line/shop" }).waitFor();
-    assert.match(await rotation.nth(1).textContent(), /Old secret \(index 1\) was used \d+ h ago/);
+    assert.match(await rotation.nth(1).textContent(), /Old secret \(index 1\) was used within the last hour/);
 
     await page.getByRole("link", { name: "Dead letters" }).click();
     await page.getByRole("heading", { name: "Dead letters (1)" }).waitFor();

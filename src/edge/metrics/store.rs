@@ -5,11 +5,13 @@
 use serde::Deserialize;
 use worker::{durable_object, DurableObject, Env, Request, Response, Result, SqlStorage, State};
 
+use super::super::EnvBindings;
 use crate::metrics::alert::{self, Alert};
 use crate::metrics::store::{
     alert_candidates, invalid_signature_key, AlertState, Loaded, MetricsCall, RecentRejections,
     Recorded, JUMP_BASELINE_BUCKETS, KEY_RETENTION_MS,
 };
+use crate::metrics::view;
 use crate::metrics::window::Resolution;
 use crate::metrics::{
     plan_writes, CounterRow, DeliveryOutcome, KeyRow, Observation, Observed, RejectionRow, SeenRow,
@@ -19,6 +21,7 @@ use crate::metrics::{
 #[durable_object]
 pub struct Metrics {
     state: State,
+    env: Env,
 }
 
 #[derive(Deserialize)]
@@ -69,7 +72,7 @@ fn db(value: u64) -> worker::SqlStorageValue {
 }
 
 impl DurableObject for Metrics {
-    fn new(state: State, _env: Env) -> Self {
+    fn new(state: State, env: Env) -> Self {
         let sql = state.storage().sql();
         for statement in [
             "CREATE TABLE IF NOT EXISTS counters (res INTEGER NOT NULL, bucket INTEGER NOT NULL, channel TEXT NOT NULL, account TEXT NOT NULL, metric TEXT NOT NULL, value INTEGER NOT NULL, PRIMARY KEY (res, bucket, channel, account, metric))",
@@ -81,7 +84,7 @@ impl DurableObject for Metrics {
         ] {
             let _ = sql.exec(statement, None);
         }
-        Metrics { state }
+        Metrics { state, env }
     }
 
     async fn fetch(&self, mut req: Request) -> Result<Response> {
@@ -100,10 +103,23 @@ impl DurableObject for Metrics {
                 };
                 Response::from_json(&Recorded { alerts })
             }
-            MetricsCall::Load {
-                resolution,
-                since_ms,
-            } => Response::from_json(&load(&sql, resolution, since_ms)?),
+            MetricsCall::Accounts { window, now_ms } => {
+                let loaded = load(&sql, window.resolution(), window.since_ms(now_ms))?;
+                let bindings = EnvBindings(&self.env);
+                json(view::accounts_answer(
+                    &loaded, &bindings, window, now_ms, true,
+                ))
+            }
+            MetricsCall::Series {
+                channel,
+                account,
+                window,
+                now_ms,
+            } => {
+                let loaded = load(&sql, window.resolution(), window.since_ms(now_ms))?;
+                let series = view::series(&loaded.counters, &channel, &account, window, now_ms);
+                Response::from_json(&series)
+            }
             MetricsCall::Rejections { limit } => {
                 let limit = limit.clamp(1, REJECTION_RING) as i64;
                 let rows: Vec<RejectionRecord> = sql
@@ -125,6 +141,12 @@ impl DurableObject for Metrics {
             }
         }
     }
+}
+
+fn json(body: String) -> Result<Response> {
+    let headers = worker::Headers::new();
+    headers.set("content-type", "application/json")?;
+    Ok(Response::ok(body)?.with_headers(headers))
 }
 
 fn write(sql: &SqlStorage, observations: &[Observation], now_ms: u64) -> Result<()> {
