@@ -16,6 +16,7 @@ fn main() {
 fn main() {}
 
 #[cfg(not(target_arch = "wasm32"))]
+#[path = "sekisho/status.rs"]
 mod status;
 
 #[cfg(not(target_arch = "wasm32"))]

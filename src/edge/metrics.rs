@@ -39,13 +39,22 @@ impl<'a> RequestMetrics<'a> {
     /// Answers the refusal, then records it (for a configured account only).
     pub(super) fn refused(&self, refusal: &Refusal) -> worker::Result<Response> {
         let response = respond_refused(refusal);
-        let now = now_ms();
-        let bindings = EnvBindings(self.env);
-        if let Some(observation) =
-            observe::rejected(refusal, now.saturating_sub(self.started_ms), now, &bindings)
-        {
-            self.schedule(move |_| vec![observation]);
+        if refusal.channel.is_none() || refusal.account.is_none() {
+            return response;
         }
+        let now = now_ms();
+        let ack_ms = now.saturating_sub(self.started_ms);
+        let refusal = Refusal {
+            rejection: refusal.rejection.clone(),
+            channel: refusal.channel,
+            account: refusal.account.clone(),
+        };
+        // Whether the account is configured is looked up after the answer, too.
+        self.schedule(move |bindings| {
+            observe::rejected(&refusal, ack_ms, now, bindings)
+                .into_iter()
+                .collect()
+        });
         response
     }
 

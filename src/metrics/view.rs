@@ -205,7 +205,19 @@ pub fn accounts_answer(
         window,
         now_ms,
     );
-    serde_json::json!({ "window": window, "recording": recording, "accounts": table }).to_string()
+    serde_json::to_string(&AccountsAnswer {
+        window,
+        recording,
+        accounts: table,
+    })
+    .unwrap_or_default()
+}
+
+#[derive(Serialize)]
+struct AccountsAnswer {
+    window: Window,
+    recording: bool,
+    accounts: Vec<AccountView>,
 }
 
 /// The accounts table: every configured account, with or without recorded traffic.
