@@ -39,8 +39,14 @@ impl<'a> RequestMetrics<'a> {
     /// Answers the refusal, then records it (for a configured account only).
     pub(super) fn refused(&self, refusal: &Refusal) -> worker::Result<Response> {
         let response = respond_refused(refusal);
+        self.observe_refusal(refusal);
+        response
+    }
+
+    /// Records a refusal answered elsewhere (an e-mail's bounce or temporary failure).
+    pub(super) fn observe_refusal(&self, refusal: &Refusal) {
         if refusal.channel.is_none() || refusal.account.is_none() {
-            return response;
+            return;
         }
         let now = now_ms();
         let ack_ms = now.saturating_sub(self.started_ms);
@@ -55,7 +61,6 @@ impl<'a> RequestMetrics<'a> {
                 .into_iter()
                 .collect()
         });
-        response
     }
 
     /// Records an accepted request: `duplicate_events` of its events were already seen.

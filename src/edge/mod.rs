@@ -166,6 +166,7 @@ pub async fn email(
 ) -> Result<wasm_bindgen::JsValue, wasm_bindgen::JsValue> {
     let ctx = Context::new(ctx);
     let bindings = EnvBindings(&env);
+    let recording = metrics::RequestMetrics::start(&env, &ctx, "");
     let envelope_to = message.to();
     let envelope_from = message.from();
     // Refuse on the announced size and the recipient before reading the stream.
@@ -206,11 +207,20 @@ pub async fn email(
         &charsets::RuntimeCharsets,
     ) {
         Ok(accepted) => accepted,
-        Err(refusal) => return answer_email(&message, &refusal).await,
+        Err(refusal) => {
+            recording.observe_refusal(&refusal);
+            return answer_email(&message, &refusal).await;
+        }
     };
     match intake::dispatch(&env, &ctx, &accepted).await {
-        Ok(_) => Ok(wasm_bindgen::JsValue::UNDEFINED),
-        Err(refusal) => answer_email(&message, &refusal).await,
+        Ok(duplicate_events) => {
+            recording.accepted(&accepted, duplicate_events);
+            Ok(wasm_bindgen::JsValue::UNDEFINED)
+        }
+        Err(refusal) => {
+            recording.observe_refusal(&refusal);
+            answer_email(&message, &refusal).await
+        }
     }
 }
 

@@ -3,7 +3,7 @@
 // (the distribution's Chromium driven by playwright-core): sign in, rotation status, replay a dead letter.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { mkdirSync } from "node:fs";
+import { mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { chromium } from "playwright-core";
 import { ROOT, startGateway, startBackend, durableOptions, lineBody, lineSign, SIGNING_SECRET, freePort, until, runCli } from "./harness.mjs";
@@ -37,7 +37,7 @@ before(async () => {
     respond: (entry) => (refusing && entry.event?.data?.message?.text === refuseText ? 400 : 204),
   });
   const port = await freePort();
-  gateway = await startGateway(config(backend.url), { ...durableOptions(), host: "127.0.0.1", port });
+  gateway = await startGateway(config(backend.url), { ...durableOptions(), host: "127.0.0.1", port, unsafeTriggerHandlers: true });
   base = `http://127.0.0.1:${port}`;
 });
 
@@ -145,6 +145,18 @@ test("requests signed with the new and the old secret, and rejections by reason,
 
   assert.equal((await admin("/admin/api/accounts", "wrong-token-wrong-token-wrong-token")).status, 401);
   assert.equal((await admin("/admin/api/accounts", null)).status, 401);
+});
+
+test("an e-mail accepted for a configured address is counted for its account", async () => {
+  const raw = readFileSync(join(ROOT, "fixtures", "email", "iso2022jp.eml"));
+  const url = `${base}/cdn-cgi/handler/email?${new URLSearchParams({ from: "ichiro.suzuki@example.co.jp", to: "support@example.com" })}`;
+  const res = await fetch(url, { method: "POST", body: raw });
+  assert.ok(res.status < 300, `e-mail endpoint answered ${res.status}`);
+  await res.arrayBuffer();
+  await until(async () => {
+    const support = (await admin("/admin/api/accounts?window=1h")).json.accounts.find((a) => a.channel === "email");
+    return support.requests === 1 && support.events === 1 && support.last_event_at !== null;
+  }, 20000, "the e-mail counted");
 });
 
 test("the console page: inline only, a strict CSP; no ADMIN_TOKEN → 404 for the page and the API", async () => {
