@@ -29,7 +29,7 @@ fn source_hash(block: &str) -> String {
 pub fn content_security_policy(page: &str) -> String {
     let hash = |tag| inline_block(page, tag).map_or("'none'".to_owned(), source_hash);
     format!(
-        "default-src 'none'; script-src {}; style-src {}; img-src data:; connect-src 'self'; \
+        "default-src 'none'; script-src {}; style-src {}; connect-src 'self'; \
          base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
         hash("script"),
         hash("style")
