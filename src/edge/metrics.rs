@@ -82,6 +82,9 @@ impl<'a> RequestMetrics<'a> {
         let env = self.env.clone();
         let origin = self.origin.clone();
         self.ctx.wait_until(async move {
+            // A spawned future starts in the same turn as the answer's promise; yielding to a timer first lets
+            // the runtime send the answer before any of this work runs.
+            worker::Delay::from(std::time::Duration::ZERO).await;
             let observations = observations(&EnvBindings(&env));
             record(&env, observations, Some(&origin)).await;
         });

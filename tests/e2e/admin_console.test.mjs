@@ -198,7 +198,7 @@ test("recording does not delay the provider's answer (ack latency with and witho
         if (i >= 5) g.times.push(ms); // the first requests warm up each Worker
         // A pause, so each answer is measured on its own rather than behind the previous request's recording
         // (which, in one local workerd, shares the CPU with the next request).
-        await new Promise((r) => setTimeout(r, 20));
+        await new Promise((r) => setTimeout(r, Number(process.env.SEKISHO_LATENCY_PAUSE_MS ?? 20)));
       }
     }
     const stats = (times) => {
