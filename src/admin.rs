@@ -1,5 +1,8 @@
 //! The admin API over the dead-letter store, free of IO: routing and authorization.
 //!
+//! `GET /admin` is the console page (it holds no data; every call it makes is authorized);
+//! `GET /admin/api/accounts?window=` the accounts table with rotation status, `GET /admin/api/metrics?channel=
+//! &account=&window=` an account's time series, `GET /admin/api/rejections` the latest rejections.
 //! `GET /admin/dead-letters` lists; `POST /admin/dead-letters/replay` replays all;
 //! `POST /admin/dead-letters/{webhook_id}/replay` replays one. Authorized by `Authorization: Bearer
 //! <ADMIN_TOKEN>`; without an `ADMIN_TOKEN` binding the whole API answers 404, as if it did not exist.
@@ -9,6 +12,7 @@ use http::Method;
 use crate::config::{split_values, Bindings};
 use crate::crypto;
 use crate::delivery::dead_letter::{is_delivery_id, PageRequest};
+use crate::metrics::window::Window;
 use crate::query::Query;
 use crate::Rejection;
 
@@ -23,6 +27,55 @@ pub enum AdminAction {
     ReplayAll,
     ReplayOne(String),
     DeleteOne(String),
+    /// The console page itself.
+    Console,
+    Accounts(Window),
+    Metrics {
+        channel: &'static str,
+        account: String,
+        window: Window,
+    },
+    Rejections,
+}
+
+fn window(query: &Query) -> Result<Window, Rejection> {
+    match query.get("window") {
+        None => Ok(Window::default()),
+        Some(raw) => Window::parse(raw).ok_or(Rejection::InvalidParameter("window")),
+    }
+}
+
+fn metrics_action(query: &Query) -> Result<AdminAction, Rejection> {
+    let channel = query
+        .get("channel")
+        .ok_or(Rejection::MissingParameter("channel"))?;
+    let channel = crate::channels::CHANNELS
+        .iter()
+        .map(|c| c.name())
+        .chain([crate::channels::email::CHANNEL])
+        .find(|name| *name == channel)
+        .ok_or(Rejection::InvalidParameter("channel"))?;
+    let account = query
+        .get("account")
+        .ok_or(Rejection::MissingParameter("account"))?;
+    if !crate::config::is_valid_account(account) {
+        return Err(Rejection::InvalidParameter("account"));
+    }
+    Ok(AdminAction::Metrics {
+        channel,
+        account: account.to_owned(),
+        window: window(query)?,
+    })
+}
+
+fn get_only(
+    method: &Method,
+    action: impl FnOnce() -> Result<AdminAction, Rejection>,
+) -> Result<AdminAction, Rejection> {
+    match *method {
+        Method::GET => action(),
+        _ => Err(Rejection::MethodNotAllowed),
+    }
 }
 
 /// `None` when the path is not under `/admin/`. Authorize first ([`authorize`]): without a token binding every
@@ -31,6 +84,9 @@ pub fn route(method: &Method, path: &str, query: &Query) -> Option<Result<AdminA
     let rest = path.strip_prefix("/admin/")?;
     let segments: Vec<&str> = rest.split('/').collect();
     let action = match segments.as_slice() {
+        ["api", "accounts"] => get_only(method, || window(query).map(AdminAction::Accounts)),
+        ["api", "metrics"] => get_only(method, || metrics_action(query)),
+        ["api", "rejections"] => get_only(method, || Ok(AdminAction::Rejections)),
         ["dead-letters"] => match *method {
             Method::GET => PageRequest::from_query(query).map(AdminAction::ListDeadLetters),
             _ => Err(Rejection::MethodNotAllowed),
@@ -95,6 +151,17 @@ pub fn admit(
     authorization: Option<&str>,
     bindings: &dyn Bindings,
 ) -> Option<Result<AdminAction, Rejection>> {
+    if path == "/admin" {
+        // The page holds no data, so it needs no token; without an `ADMIN_TOKEN` binding it does not exist.
+        let configured = bindings
+            .get(ADMIN_TOKEN_BINDING)
+            .is_some_and(|raw| !split_values(&raw).is_empty());
+        return Some(match (configured, method) {
+            (false, _) => Err(Rejection::RouteNotFound),
+            (true, &Method::GET) => Ok(AdminAction::Console),
+            (true, _) => Err(Rejection::MethodNotAllowed),
+        });
+    }
     path.strip_prefix("/admin/")?;
     if let Err(rejection) = authorize(authorization, bindings) {
         return Some(Err(rejection));
@@ -164,6 +231,101 @@ mod tests {
         assert_eq!(
             r(Method::GET, "/admin/other"),
             Some(Err(Rejection::RouteNotFound))
+        );
+    }
+
+    #[test]
+    fn api_routes_and_their_parameters() {
+        let q = |raw: &str| Query::parse(Some(raw));
+        assert_eq!(
+            r(Method::GET, "/admin/api/accounts"),
+            Some(Ok(AdminAction::Accounts(Window::Day)))
+        );
+        assert_eq!(
+            route(&Method::GET, "/admin/api/accounts", &q("window=7d")),
+            Some(Ok(AdminAction::Accounts(Window::Week)))
+        );
+        assert_eq!(
+            route(&Method::GET, "/admin/api/accounts", &q("window=2d")),
+            Some(Err(Rejection::InvalidParameter("window")))
+        );
+        assert_eq!(
+            route(
+                &Method::GET,
+                "/admin/api/metrics",
+                &q("channel=line&account=acme-jp&window=1h")
+            ),
+            Some(Ok(AdminAction::Metrics {
+                channel: "line",
+                account: "acme-jp".into(),
+                window: Window::Hour
+            }))
+        );
+        assert_eq!(
+            route(
+                &Method::GET,
+                "/admin/api/metrics",
+                &q("channel=email&account=support")
+            ),
+            Some(Ok(AdminAction::Metrics {
+                channel: "email",
+                account: "support".into(),
+                window: Window::Day
+            }))
+        );
+        assert_eq!(
+            route(
+                &Method::GET,
+                "/admin/api/metrics",
+                &q("channel=nope&account=a")
+            ),
+            Some(Err(Rejection::InvalidParameter("channel")))
+        );
+        assert_eq!(
+            route(
+                &Method::GET,
+                "/admin/api/metrics",
+                &q("channel=line&account=A_B")
+            ),
+            Some(Err(Rejection::InvalidParameter("account")))
+        );
+        assert_eq!(
+            route(&Method::GET, "/admin/api/metrics", &q("account=a")),
+            Some(Err(Rejection::MissingParameter("channel")))
+        );
+        assert_eq!(
+            r(Method::POST, "/admin/api/rejections"),
+            Some(Err(Rejection::MethodNotAllowed))
+        );
+        assert_eq!(
+            r(Method::GET, "/admin/api/rejections"),
+            Some(Ok(AdminAction::Rejections))
+        );
+    }
+
+    #[test]
+    fn the_console_page_needs_no_token_but_an_admin_token_binding() {
+        let none: HashMap<String, String> = HashMap::new();
+        assert_eq!(
+            admit(&Method::GET, "/admin", None, None, &none),
+            Some(Err(Rejection::RouteNotFound))
+        );
+        let set = HashMap::from([("ADMIN_TOKEN".to_owned(), TOKEN.to_owned())]);
+        assert_eq!(
+            admit(&Method::GET, "/admin", None, None, &set),
+            Some(Ok(AdminAction::Console))
+        );
+        assert_eq!(
+            admit(&Method::POST, "/admin", None, None, &set),
+            Some(Err(Rejection::MethodNotAllowed))
+        );
+        assert_eq!(
+            admit(&Method::GET, "/admin/api/accounts", None, None, &set),
+            Some(Err(Rejection::Unauthorized))
+        );
+        assert_eq!(
+            admit(&Method::GET, "/administrator", None, None, &set),
+            None
         );
     }
 

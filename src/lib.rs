@@ -8,6 +8,7 @@ pub mod admin;
 pub mod attachments;
 pub mod channels;
 pub mod config;
+pub mod console;
 pub(crate) mod control_chars;
 pub mod crypto;
 pub(crate) mod datetime;
@@ -19,6 +20,7 @@ pub mod forward;
 pub mod gateway;
 pub mod json;
 pub mod log;
+pub mod metrics;
 pub mod notify;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod provision;

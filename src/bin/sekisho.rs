@@ -6,6 +6,7 @@
 //!                                                                       a backend that verifies and prints events
 //!   sekisho dlq list|replay [ID]|delete ID --url https://gw --token T  the dead-letter admin API
 //!   sekisho webhook telegram|line|lineworks|meta set|info|test …        wire the provider to the gateway (src/provision/)
+//!   sekisho status --url https://gw --token T [--window 24h] [--json]  accounts, counters, rotation status
 //!   sekisho schema                                                      print schema/event-v1.schema.json
 
 #[cfg(not(target_arch = "wasm32"))]
@@ -15,6 +16,10 @@ fn main() {
 
 #[cfg(target_arch = "wasm32")]
 fn main() {}
+
+#[cfg(not(target_arch = "wasm32"))]
+#[path = "sekisho/status.rs"]
+mod status;
 
 #[cfg(not(target_arch = "wasm32"))]
 mod cli {
@@ -35,6 +40,7 @@ mod cli {
   sekisho dlq delete WEBHOOK_ID --url https://gateway --token ADMIN_TOKEN
   sekisho dlq replay [WEBHOOK_ID] --url https://gateway --token ADMIN_TOKEN
   sekisho webhook telegram|line|lineworks|meta set|info|test ...   (sekisho webhook: its options)
+  sekisho status --url https://gateway --token ADMIN_TOKEN [--window 1h|24h|7d] [--json]
   sekisho schema    (the event envelope's JSON Schema, generated from src/envelope.rs)
 
 FILE may be - for standard input. Channel options are listed in docs/channels/<channel>.md.";
@@ -52,7 +58,7 @@ FILE may be - for standard input. Channel options are listed in docs/channels/<c
             if let Some(name) = arg.strip_prefix("--") {
                 if let Some((name, value)) = name.split_once('=') {
                     options.insert(name.to_owned(), value.to_owned());
-                } else if name == "jsonl" {
+                } else if name == "jsonl" || name == "json" {
                     options.insert(name.to_owned(), "true".to_owned());
                 } else {
                     let value = iter.next().ok_or(format!("--{name} needs a value"))?;
@@ -82,6 +88,12 @@ FILE may be - for standard input. Channel options are listed in docs/channels/<c
                 Some("send") => send(&args),
                 Some("receive") => receive(&args),
                 Some("dlq") => dlq(&args),
+                Some("status") => crate::status::run(
+                    args.options.get("url"),
+                    args.options.get("token"),
+                    args.options.get("window"),
+                    args.options.contains_key("json"),
+                ),
                 Some("schema") if args.positional.len() == 1 => {
                     print!("{}", sekisho::schema::event_schema_json());
                     Ok(())

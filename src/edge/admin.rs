@@ -20,6 +20,10 @@ const REPLAY_MAX_PAGES: usize = 20;
 
 pub(super) async fn run(action: AdminAction, env: &Env) -> worker::Result<Response> {
     let result = match action {
+        AdminAction::Console
+        | AdminAction::Accounts(_)
+        | AdminAction::Metrics { .. }
+        | AdminAction::Rejections => return super::metrics::answer(action, env).await,
         AdminAction::ListDeadLetters(page) => list(env, page)
             .await
             .map(|page| serde_json::to_value(page).unwrap_or_default()),

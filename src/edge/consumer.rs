@@ -24,39 +24,58 @@ use crate::delivery::{
 };
 use crate::forward::{self, Delivery};
 use crate::log;
+use crate::metrics::{observe, DeliveryOutcome, Observation};
 
 #[worker::event(queue)]
 async fn consume(batch: MessageBatch<String>, env: Env, _ctx: Context) -> worker::Result<()> {
     let bindings = EnvBindings(&env);
     let messages = batch.messages()?;
     if is_dead_letter_queue(&batch.queue(), &bindings) {
+        let mut observations = Vec::new();
         for message in &messages {
-            keep_from_dead_letter_queue(message, &env).await;
+            observations.extend(keep_from_dead_letter_queue(message, &env).await);
         }
+        super::metrics::record(&env, observations, None).await;
         return Ok(());
     }
     let policy = RetryPolicy::from_bindings(&bindings);
     let queue = env.queue(QUEUE_BINDING)?;
-    join_all(
+    let observations = join_all(
         messages
             .iter()
             .map(|message| deliver_one(message, &env, &queue, &policy)),
     )
     .await;
+    super::metrics::record(&env, observations.into_iter().flatten().collect(), None).await;
     Ok(())
 }
 
-async fn deliver_one(message: &Message<String>, env: &Env, queue: &Queue, policy: &RetryPolicy) {
+/// One attempt and its next step; returns what the metrics record of it.
+async fn deliver_one(
+    message: &Message<String>,
+    env: &Env,
+    queue: &Queue,
+    policy: &RetryPolicy,
+) -> Option<Observation> {
     let Ok(queued) = serde_json::from_str::<QueuedDelivery>(message.body()) else {
         emit(&log::unreadable_queue_message(&message.id()));
         message.ack();
-        return;
+        return None;
     };
     let bindings = EnvBindings(env);
+    let started_ms = now_ms();
     let outcome = attempt(&queued.delivery, &bindings, policy.attempt_timeout_s).await;
+    let latency_ms = (!matches!(outcome, AttemptOutcome::NotSent { .. }))
+        .then(|| now_ms().saturating_sub(started_ms));
     let event_id = queued.delivery.webhook_id.clone();
-    let recorded = match record_attempt(queued, &outcome, policy, now_ms(), js_sys::Math::random())
-    {
+    let delivery = queued.delivery.clone();
+    let step = record_attempt(queued, &outcome, policy, now_ms(), js_sys::Math::random());
+    let observed = match &step {
+        Step::Delivered => DeliveryOutcome::Delivered,
+        Step::Retry { .. } => DeliveryOutcome::Retried,
+        Step::DeadLetter(_) => DeliveryOutcome::DeadLettered,
+    };
+    let recorded = match step {
         Step::Delivered => Ok(()),
         Step::Retry { message, delay_s } => {
             emit(&log::attempt_failed(
@@ -79,23 +98,35 @@ async fn deliver_one(message: &Message<String>, env: &Env, queue: &Queue, policy
             // own retries moves it to the dead-letter queue, whose consumer keeps it.
             emit(&log::step_not_recorded(&event_id, &error.to_string()));
             message.retry();
+            return None;
         }
     }
+    observe::delivery(&delivery, observed, latency_ms, now_ms())
 }
 
-async fn keep_from_dead_letter_queue(message: &Message<String>, env: &Env) {
+async fn keep_from_dead_letter_queue(message: &Message<String>, env: &Env) -> Option<Observation> {
     let Ok(queued) = serde_json::from_str::<QueuedDelivery>(message.body()) else {
         emit(&log::unreadable_queue_message(&message.id()));
         message.ack();
-        return;
+        return None;
     };
     let letter = DeadLetter::from_dead_letter_queue(queued, now_ms());
     emit(&log::dead_lettered(&letter));
+    let observation = observe::delivery(
+        &letter.delivery,
+        DeliveryOutcome::DeadLettered,
+        None,
+        now_ms(),
+    );
     match put_dead_letter(env, letter).await {
-        Ok(()) => message.ack(),
+        Ok(()) => {
+            message.ack();
+            observation
+        }
         Err(error) => {
             emit(&log::step_not_recorded(&message.id(), &error.to_string()));
             message.retry();
+            None
         }
     }
 }

@@ -17,9 +17,14 @@ use crate::Rejection;
 
 static BEST_EFFORT_LOGGED: AtomicBool = AtomicBool::new(false);
 
-pub(super) async fn dispatch(env: &Env, ctx: &Context, accepted: &Accepted) -> Result<(), Refusal> {
+/// Returns how many of the request's events were duplicates (for the metrics).
+pub(super) async fn dispatch(
+    env: &Env,
+    ctx: &Context,
+    accepted: &Accepted,
+) -> Result<usize, Refusal> {
     if accepted.deliveries.is_empty() && accepted.replay_guard.is_none() {
-        return Ok(());
+        return Ok(0);
     }
     let refuse = |rejection| Refusal {
         rejection,
@@ -45,7 +50,7 @@ pub(super) async fn dispatch(env: &Env, ctx: &Context, accepted: &Accepted) -> R
             accepted.deliveries.clone(),
             env.clone(),
         ));
-        return Ok(());
+        return Ok(0);
     };
     let ids: Vec<String> = accepted
         .deliveries
@@ -59,7 +64,7 @@ pub(super) async fn dispatch(env: &Env, ctx: &Context, accepted: &Accepted) -> R
         return match send_all(&queue, messages, first_delay_s(accepted)).await {
             Ok(()) => {
                 emit(&log::request_accepted(accepted, None, Kept::Queued));
-                Ok(())
+                Ok(0)
             }
             Err((_, error)) => {
                 emit(&log::enqueue_failed(&source, &error, false));
@@ -95,6 +100,7 @@ pub(super) async fn dispatch(env: &Env, ctx: &Context, accepted: &Accepted) -> R
         }
         ClaimDecision::Enqueue { fresh, duplicates } => (fresh, duplicates),
     };
+    let duplicate_events = crate::metrics::observe::duplicate_events(&accepted.deliveries, &fresh);
     let fresh_ids = pick(&ids, &fresh);
     let messages = first_messages(accepted, &fresh);
     match send_all(&queue, messages, first_delay_s(accepted)).await {
@@ -137,7 +143,7 @@ pub(super) async fn dispatch(env: &Env, ctx: &Context, accepted: &Accepted) -> R
                 Some(duplicates),
                 Kept::Queued,
             ));
-            Ok(())
+            Ok(duplicate_events)
         }
         Err((unsent, error)) => {
             let spills = dedup::spill_calls(&fresh_ids, unsent, now_ms(), &source);
@@ -160,7 +166,7 @@ pub(super) async fn dispatch(env: &Env, ctx: &Context, accepted: &Accepted) -> R
                     Some(duplicates),
                     Kept::Spilled,
                 ));
-                Ok(())
+                Ok(duplicate_events)
             } else {
                 emit(&log::enqueue_failed(
                     &source,

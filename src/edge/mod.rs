@@ -8,6 +8,7 @@ mod charsets;
 mod consumer;
 mod durable;
 mod intake;
+mod metrics;
 mod reply;
 
 use futures_util::StreamExt;
@@ -74,6 +75,7 @@ async fn fetch(mut req: Request, env: Env, ctx: Context) -> worker::Result<Respo
     let method =
         http::Method::from_bytes(req.method().to_string().as_bytes()).unwrap_or(http::Method::GET);
     let headers = header_map(req.headers());
+    let recording = metrics::RequestMetrics::start(&env, &ctx, &url.origin);
     if let Some(admitted) =
         crate::attachments::admit(&method, url.path, url.query, &bindings, now_ms() / 1000)
     {
@@ -103,7 +105,7 @@ async fn fetch(mut req: Request, env: Env, ctx: Context) -> worker::Result<Respo
     let target = match gateway::admit(&method, url.path, url.query, &headers, &bindings) {
         Ok(Admitted::Health) => return to_response(&EdgeResponse::text("ok")),
         Ok(Admitted::Channel(target)) => target,
-        Err(refusal) => return respond_refused(&refusal),
+        Err(refusal) => return recording.refused(&refusal),
     };
     let body = if ChannelTarget::reads_body(&method) {
         let declared = headers
@@ -112,7 +114,7 @@ async fn fetch(mut req: Request, env: Env, ctx: Context) -> worker::Result<Respo
             .and_then(|v| v.trim().parse().ok());
         match read_body(&mut req, target.body_limit, declared).await {
             Ok(body) => body,
-            Err(rejection) => return respond_refused(&target.refusal(rejection)),
+            Err(rejection) => return recording.refused(&target.refusal(rejection)),
         }
     } else {
         Vec::new()
@@ -127,18 +129,19 @@ async fn fetch(mut req: Request, env: Env, ctx: Context) -> worker::Result<Respo
     };
     let accepted = match gateway::handle_admitted(&target, &inbound, &bindings, now_ms()) {
         Ok(accepted) => accepted,
-        Err(refusal) => return respond_refused(&refusal),
+        Err(refusal) => return recording.refused(&refusal),
     };
-    if let Err(refusal) = intake::dispatch(&env, &ctx, &accepted).await {
-        return respond_refused(&refusal);
-    }
-    match &accepted.reply {
-        // The event is durably accepted: only now may the backend's reply be waited for.
-        Some(call) => {
-            to_response(&reply::answer(call, &env, received_ms, &accepted.response).await)
-        }
-        None => to_response(&accepted.response),
-    }
+    let duplicate_events = match intake::dispatch(&env, &ctx, &accepted).await {
+        Ok(duplicate_events) => duplicate_events,
+        Err(refusal) => return recording.refused(&refusal),
+    };
+    // The event is durably accepted: only now may the backend's reply be waited for.
+    let replied = match &accepted.reply {
+        Some(call) => Some(reply::answer(call, &env, received_ms, &accepted.response).await),
+        None => None,
+    };
+    recording.accepted(&accepted, duplicate_events);
+    to_response(replied.as_ref().unwrap_or(&accepted.response))
 }
 
 /// Reads the body from the stream, refusing it as soon as it passes `limit`.
@@ -182,6 +185,7 @@ pub async fn email(
 ) -> Result<wasm_bindgen::JsValue, wasm_bindgen::JsValue> {
     let ctx = Context::new(ctx);
     let bindings = EnvBindings(&env);
+    let recording = metrics::RequestMetrics::start(&env, &ctx, "");
     let envelope_to = message.to();
     let envelope_from = message.from();
     // Refuse on the announced size and the recipient before reading the stream.
@@ -228,7 +232,10 @@ pub async fn email(
         presence,
     ) {
         Ok(accepted) => accepted,
-        Err(refusal) => return answer_email(&message, &refusal).await,
+        Err(refusal) => {
+            recording.observe_refusal(&refusal);
+            return answer_email(&message, &refusal).await;
+        }
     };
     let event_id = accepted
         .accepted
@@ -241,7 +248,7 @@ pub async fn email(
         match attachments::put_all(bucket, &accepted.stored).await {
             Ok(already) => emit(&log::attachments_stored(
                 &event_id,
-                accepted.stored.len() - already,
+                accepted.stored.len().saturating_sub(already),
                 already,
             )),
             Err(error) => {
@@ -261,8 +268,14 @@ pub async fn email(
     }
     let accepted = accepted.accepted;
     match intake::dispatch(&env, &ctx, &accepted).await {
-        Ok(()) => Ok(wasm_bindgen::JsValue::UNDEFINED),
-        Err(refusal) => answer_email(&message, &refusal).await,
+        Ok(duplicate_events) => {
+            recording.accepted(&accepted, duplicate_events);
+            Ok(wasm_bindgen::JsValue::UNDEFINED)
+        }
+        Err(refusal) => {
+            recording.observe_refusal(&refusal);
+            answer_email(&message, &refusal).await
+        }
     }
 }
 

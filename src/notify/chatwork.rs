@@ -101,6 +101,38 @@ pub fn request(
     })
 }
 
+/// A plain message (an operator alert, not an event) to `room_id`, with the same token and API base.
+pub fn plain_request(
+    room_id: &str,
+    message: &str,
+    bindings: &dyn Bindings,
+) -> Result<ChatworkRequest, NotifyError> {
+    let token = read(bindings, API_TOKEN_BINDING).ok_or(NotifyError::MissingToken)?;
+    if !token.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(NotifyError::InvalidToken);
+    }
+    if !is_valid_room_id(room_id) {
+        return Err(NotifyError::InvalidRoom {
+            binding: SettingOrigin::Binding("ALERT_CHATWORK_ROOM".to_owned()),
+        });
+    }
+    let notice = ChatworkNotice {
+        room_id: room_id.to_owned(),
+        template_binding: None,
+        self_unread: None,
+    };
+    let mut form = form_urlencoded::Serializer::new(String::new());
+    form.append_pair("body", &cap_message(message.to_owned()));
+    Ok(ChatworkRequest {
+        url: message_url(&notice, bindings),
+        headers: vec![
+            (TOKEN_HEADER, token),
+            ("content-type", FORM_CONTENT_TYPE.to_owned()),
+        ],
+        body: form.finish(),
+    })
+}
+
 /// `{CHATWORK_API_BASE}/v2/rooms/{room_id}/messages`, the API base defaulting to [`DEFAULT_API_BASE`].
 pub fn message_url(notice: &ChatworkNotice, bindings: &dyn Bindings) -> String {
     let base = read(bindings, API_BASE_BINDING).unwrap_or_else(|| DEFAULT_API_BASE.to_owned());

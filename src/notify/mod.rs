@@ -22,7 +22,8 @@ mod template;
 mod test_support;
 
 pub use chatwork::{
-    is_valid_room_id, message_url, request, ChatworkRequest, MAX_MESSAGE_BYTES, TOKEN_HEADER,
+    is_valid_room_id, message_url, plain_request, request, ChatworkRequest, MAX_MESSAGE_BYTES,
+    TOKEN_HEADER,
 };
 pub use paths::is_known_path;
 pub use settings::{channel_binding_name, settings, type_selected, NoticeSettings};

@@ -198,10 +198,11 @@ export function runCli(args) {
 
 /** Miniflare options for the durable path, mirroring wrangler.toml: the `EVENTS` producer, the consumer of
  * `sekisho-events` with its dead-letter queue `sekisho-events-dlq` (consumed by the same Worker, which writes
- * what arrives into the dead-letter store), and the Durable Objects. */
-export function durableOptions({ dedup = true } = {}) {
+ * what arrives into the dead-letter store), and the Durable Objects (`metrics: false` leaves out `METRICS`). */
+export function durableOptions({ dedup = true, metrics = true } = {}) {
   const durableObjects = { DEAD_LETTERS: { className: "DeadLetters", useSQLite: true } };
   if (dedup) durableObjects.DEDUP = { className: "Deduper", useSQLite: true };
+  if (metrics) durableObjects.METRICS = { className: "Metrics", useSQLite: true };
   return {
     queueProducers: { EVENTS: { queueName: "sekisho-events" } },
     queueConsumers: {

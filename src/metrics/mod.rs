@@ -1,0 +1,329 @@
+//! What the admin console shows, as pure decisions: what one request or delivery attempt contributes
+//! ([`Observation`] → [`Writes`]), the time buckets and their retention ([`window`]), latency histograms
+//! ([`histogram`]), the per-account views ([`view`]), secret-rotation advice ([`rotation`]), the configured
+//! accounts ([`accounts`]) and alert rate limiting ([`alert`]). The `Metrics` Durable Object only stores and
+//! loads the rows these functions produce and read.
+
+pub mod accounts;
+pub mod alert;
+pub mod histogram;
+pub mod observe;
+pub mod rotation;
+pub mod store;
+pub mod view;
+pub mod window;
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::{binding_name, split_values, Bindings};
+use crate::crypto;
+use window::Resolution;
+
+/// The one Durable Object binding and instance name holding every account's metrics.
+pub const METRICS_BINDING: &str = "METRICS";
+pub const METRICS_OBJECT: &str = "metrics";
+/// How many of the latest rejections the store keeps (reason and time only; never bodies or secrets).
+pub const REJECTION_RING: usize = 200;
+
+/// How a delivery attempt ended, as counted per bucket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryOutcome {
+    Delivered,
+    Retried,
+    DeadLettered,
+}
+
+impl DeliveryOutcome {
+    pub const ALL: [DeliveryOutcome; 3] = [
+        DeliveryOutcome::Delivered,
+        DeliveryOutcome::Retried,
+        DeliveryOutcome::DeadLettered,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            DeliveryOutcome::Delivered => "delivered",
+            DeliveryOutcome::Retried => "retried",
+            DeliveryOutcome::DeadLettered => "dead_lettered",
+        }
+    }
+}
+
+/// What happened, for one channel/account at one time.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Observed {
+    /// A request the gateway accepted (2xx): `events` new ones, `duplicates` already seen. `key` is the secret
+    /// that matched, when the request produced an event (only events carry `data.verification.key_index`).
+    Accepted {
+        events: u32,
+        duplicates: u32,
+        ack_ms: u64,
+        key: Option<KeyMatch>,
+    },
+    /// A refused request of a configured account, with its machine-readable reason.
+    Rejected { reason: String, ack_ms: u64 },
+    /// One backend delivery attempt's result. `latency_ms` is absent when nothing was sent.
+    Delivery {
+        outcome: DeliveryOutcome,
+        latency_ms: Option<u64>,
+    },
+}
+
+/// Which configured value of the account's secret binding matched: its position and a fingerprint (a
+/// domain-separated SHA-256 prefix that stays in the store and is never shown), so counts follow a value
+/// when a rotation shifts the positions.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyMatch {
+    pub index: u32,
+    pub fingerprint: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Observation {
+    pub channel: String,
+    pub account: String,
+    pub at_ms: u64,
+    pub observed: Observed,
+}
+
+/// One counter of one bucket, as the store keeps it: `metric` is a [`Metric`] key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CounterRow {
+    pub resolution: Resolution,
+    pub bucket_ms: u64,
+    pub channel: String,
+    pub account: String,
+    pub metric: String,
+    pub value: u64,
+}
+
+/// What the store keeps per key fingerprint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyRow {
+    pub channel: String,
+    pub account: String,
+    pub fingerprint: String,
+    pub matched: u64,
+    pub last_matched_ms: u64,
+}
+
+/// When an account last had an accepted event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SeenRow {
+    pub channel: String,
+    pub account: String,
+    pub last_event_ms: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RejectionRow {
+    pub at_ms: u64,
+    pub channel: String,
+    pub account: String,
+    pub reason: String,
+}
+
+/// A counter, named by its key in the store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Metric {
+    Requests,
+    Events,
+    Duplicates,
+    Rejected(String),
+    Delivery(DeliveryOutcome),
+    /// Acknowledgement latency histogram: the bucket index of [`histogram::BOUNDS_MS`].
+    AckLatency(usize),
+    BackendLatency(usize),
+}
+
+impl Metric {
+    pub fn key(&self) -> String {
+        match self {
+            Metric::Requests => "requests".to_owned(),
+            Metric::Events => "events".to_owned(),
+            Metric::Duplicates => "duplicates".to_owned(),
+            Metric::Rejected(reason) => format!("rejected.{reason}"),
+            Metric::Delivery(outcome) => format!("delivery.{}", outcome.name()),
+            Metric::AckLatency(bucket) => format!("ack.{bucket}"),
+            Metric::BackendLatency(bucket) => format!("backend.{bucket}"),
+        }
+    }
+
+    pub fn parse(key: &str) -> Option<Metric> {
+        let (head, tail) = key.split_once('.').unwrap_or((key, ""));
+        let bucket = || {
+            tail.parse::<usize>()
+                .ok()
+                .filter(|b| *b < histogram::BUCKETS)
+        };
+        match head {
+            "requests" if tail.is_empty() => Some(Metric::Requests),
+            "events" if tail.is_empty() => Some(Metric::Events),
+            "duplicates" if tail.is_empty() => Some(Metric::Duplicates),
+            "rejected" if !tail.is_empty() => Some(Metric::Rejected(tail.to_owned())),
+            "delivery" => DeliveryOutcome::ALL
+                .into_iter()
+                .find(|o| o.name() == tail)
+                .map(Metric::Delivery),
+            "ack" => bucket().map(Metric::AckLatency),
+            "backend" => bucket().map(Metric::BackendLatency),
+            _ => None,
+        }
+    }
+}
+
+/// Everything one batch of observations writes: counter increments (each in every resolution), key
+/// matches, last-event times and the rejection ring.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Writes {
+    pub counters: Vec<CounterRow>,
+    pub keys: Vec<KeyRow>,
+    pub seen: Vec<SeenRow>,
+    pub rejections: Vec<RejectionRow>,
+}
+
+impl Observation {
+    fn increments(&self) -> Vec<(Metric, u64)> {
+        match &self.observed {
+            Observed::Accepted {
+                events,
+                duplicates,
+                ack_ms,
+                ..
+            } => {
+                let mut out = vec![
+                    (Metric::Requests, 1),
+                    (Metric::AckLatency(histogram::bucket_of(*ack_ms)), 1),
+                ];
+                if *events > 0 {
+                    out.push((Metric::Events, u64::from(*events)));
+                }
+                if *duplicates > 0 {
+                    out.push((Metric::Duplicates, u64::from(*duplicates)));
+                }
+                out
+            }
+            Observed::Rejected { reason, .. } => vec![(Metric::Rejected(reason.clone()), 1)],
+            Observed::Delivery {
+                outcome,
+                latency_ms,
+            } => {
+                let mut out = vec![(Metric::Delivery(*outcome), 1)];
+                if let Some(latency) = latency_ms {
+                    out.push((Metric::BackendLatency(histogram::bucket_of(*latency)), 1));
+                }
+                out
+            }
+        }
+    }
+}
+
+/// The rows a batch adds, increments of the same counter merged (one upsert each).
+pub fn plan_writes(observations: &[Observation]) -> Writes {
+    let mut writes = Writes::default();
+    for observation in observations {
+        let (channel, account) = (&observation.channel, &observation.account);
+        for (metric, delta) in observation.increments() {
+            for resolution in Resolution::ALL {
+                let bucket_ms = resolution.bucket_start(observation.at_ms);
+                let key = metric.key();
+                match writes.counters.iter_mut().find(|row| {
+                    row.resolution == resolution
+                        && row.bucket_ms == bucket_ms
+                        && &row.channel == channel
+                        && &row.account == account
+                        && row.metric == key
+                }) {
+                    Some(row) => row.value += delta,
+                    None => writes.counters.push(CounterRow {
+                        resolution,
+                        bucket_ms,
+                        channel: channel.clone(),
+                        account: account.clone(),
+                        metric: key,
+                        value: delta,
+                    }),
+                }
+            }
+        }
+        match &observation.observed {
+            Observed::Accepted { events, key, .. } => {
+                if let Some(key) = key {
+                    writes.keys.push(KeyRow {
+                        channel: channel.clone(),
+                        account: account.clone(),
+                        fingerprint: key.fingerprint.clone(),
+                        matched: 1,
+                        last_matched_ms: observation.at_ms,
+                    });
+                }
+                if *events > 0 {
+                    writes.seen.push(SeenRow {
+                        channel: channel.clone(),
+                        account: account.clone(),
+                        last_event_ms: observation.at_ms,
+                    });
+                }
+            }
+            Observed::Rejected { reason, .. } => writes.rejections.push(RejectionRow {
+                at_ms: observation.at_ms,
+                channel: channel.clone(),
+                account: account.clone(),
+                reason: reason.clone(),
+            }),
+            Observed::Delivery { .. } => {}
+        }
+    }
+    writes
+}
+
+/// The fingerprint of one secret value of an account: never the value, and useless without it.
+pub fn key_fingerprint(channel: &str, account: &str, value: &str) -> String {
+    let digest = crypto::sha256(&[
+        b"sekisho-key-fingerprint\0",
+        channel.as_bytes(),
+        b"\0",
+        account.as_bytes(),
+        b"\0",
+        value.as_bytes(),
+    ]);
+    digest.iter().take(8).map(|b| format!("{b:02x}")).collect()
+}
+
+/// The account's secret values in order (newest first), from its secret binding.
+pub fn secret_values(channel: &str, account: &str, bindings: &dyn Bindings) -> Vec<String> {
+    let Some(field) = accounts::secret_field(channel) else {
+        return Vec::new();
+    };
+    bindings
+        .get(&binding_name(channel, account, field))
+        .map(|raw| split_values(&raw))
+        .unwrap_or_default()
+}
+
+/// The key that matched for an event's `data.verification.key_index`, when that index is configured.
+pub fn key_match(
+    channel: &str,
+    account: &str,
+    key_index: u64,
+    bindings: &dyn Bindings,
+) -> Option<KeyMatch> {
+    let values = secret_values(channel, account, bindings);
+    let index = usize::try_from(key_index).ok()?;
+    let value = values.get(index)?;
+    Some(KeyMatch {
+        index: u32::try_from(index).ok()?,
+        fingerprint: key_fingerprint(channel, account, value),
+    })
+}
+
+/// `data.verification.key_index` of a forwarded event body (the envelope's JSON), if it has one.
+pub fn key_index_of_event(body: &str) -> Option<u64> {
+    let value: serde_json::Value = serde_json::from_str(body).ok()?;
+    value.pointer("/data/verification/key_index")?.as_u64()
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,225 @@
+//! The calls to the `Metrics` Durable Object and their replies, and the alert candidates a recorded batch
+//! raises (decided here from what the object loads for it).
+
+use serde::{Deserialize, Serialize};
+
+use super::alert::{self, Alert, AlertKind};
+use super::window::Window;
+use super::{
+    CounterRow, DeliveryOutcome, KeyRow, Metric, Observation, Observed, RejectionRow, SeenRow,
+};
+use crate::Rejection;
+
+/// How many previous 5-minute buckets a signature jump is measured against.
+pub const JUMP_BASELINE_BUCKETS: u64 = 12;
+/// Key fingerprints not matched for this long are forgotten.
+pub const KEY_RETENTION_MS: u64 = 30 * 24 * 3_600_000;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MetricsCall {
+    /// Store a batch; with `alerts`, also decide which alerts it raises.
+    Record {
+        observations: Vec<Observation>,
+        now_ms: u64,
+        alerts: bool,
+    },
+    /// The accounts table of `GET /admin/api/accounts` (see [`super::view::accounts_answer`]).
+    Accounts { window: Window, now_ms: u64 },
+    /// An account's time series (see [`super::view::series`]).
+    Series {
+        channel: String,
+        account: String,
+        window: Window,
+        now_ms: u64,
+    },
+    /// The latest rejections, newest first.
+    Rejections { limit: usize },
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Recorded {
+    pub alerts: Vec<Alert>,
+}
+
+/// What the store holds for a window: its counters, every key row and last-event time.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Loaded {
+    pub counters: Vec<CounterRow>,
+    pub keys: Vec<KeyRow>,
+    pub seen: Vec<SeenRow>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct RecentRejections {
+    pub rejections: Vec<RejectionRow>,
+}
+
+/// What the store knows about one channel/account when it decides alerts.
+pub trait AlertState {
+    /// `invalid_signature` rejections in the 5-minute bucket of `now_ms`, and in the
+    /// [`JUMP_BASELINE_BUCKETS`] before it.
+    fn signature_counts(&self, channel: &str, account: &str) -> (u64, u64);
+    /// Since when the backend of the account has failed without a delivery in between.
+    fn failing_since(&self, channel: &str, account: &str) -> Option<u64>;
+}
+
+/// The metric key of `invalid_signature` rejections.
+pub fn invalid_signature_key() -> String {
+    Metric::Rejected(Rejection::InvalidSignature.reason().to_owned()).key()
+}
+
+/// The alerts a recorded batch raises, before de-duplication and rate limiting ([`alert::to_send`]).
+pub fn alert_candidates(
+    observations: &[Observation],
+    state: &dyn AlertState,
+    now_ms: u64,
+) -> Vec<Alert> {
+    let invalid = Rejection::InvalidSignature.reason();
+    let mut out = Vec::new();
+    for observation in observations {
+        let (channel, account) = (&observation.channel, &observation.account);
+        let candidate = |kind, count| Alert {
+            kind,
+            channel: channel.clone(),
+            account: account.clone(),
+            count,
+        };
+        match &observation.observed {
+            Observed::Delivery {
+                outcome: DeliveryOutcome::DeadLettered,
+                ..
+            } => out.push(candidate(AlertKind::DeadLettered, 1)),
+            Observed::Delivery {
+                outcome: DeliveryOutcome::Retried,
+                ..
+            } => {
+                if let Some(since) = state.failing_since(channel, account) {
+                    if alert::is_backend_failing(since, now_ms) {
+                        let minutes = now_ms.saturating_sub(since) / 60_000;
+                        out.push(candidate(AlertKind::BackendFailing, minutes));
+                    }
+                }
+            }
+            Observed::Rejected { reason, .. } if reason == invalid => {
+                let (current, previous) = state.signature_counts(channel, account);
+                if alert::is_signature_jump(current, previous, JUMP_BASELINE_BUCKETS) {
+                    out.push(candidate(AlertKind::SignatureJump, current));
+                }
+            }
+            _ => {}
+        }
+    }
+    // Several dead letters of one batch: one alert counting them.
+    let mut merged: Vec<Alert> = Vec::new();
+    for alert in out {
+        match merged.iter_mut().find(|a| a.key() == alert.key()) {
+            Some(existing) if alert.kind == AlertKind::DeadLettered => existing.count += 1,
+            Some(existing) => existing.count = existing.count.max(alert.count),
+            None => merged.push(alert),
+        }
+    }
+    merged
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NOW: u64 = 1_764_633_600_000;
+
+    struct State {
+        counts: (u64, u64),
+        failing_since: Option<u64>,
+    }
+
+    impl AlertState for State {
+        fn signature_counts(&self, _: &str, _: &str) -> (u64, u64) {
+            self.counts
+        }
+        fn failing_since(&self, _: &str, _: &str) -> Option<u64> {
+            self.failing_since
+        }
+    }
+
+    fn obs(observed: Observed) -> Observation {
+        Observation {
+            channel: "line".into(),
+            account: "acme".into(),
+            at_ms: NOW,
+            observed,
+        }
+    }
+
+    fn delivery(outcome: DeliveryOutcome) -> Observation {
+        obs(Observed::Delivery {
+            outcome,
+            latency_ms: Some(5),
+        })
+    }
+
+    #[test]
+    fn dead_letters_of_a_batch_make_one_alert_counting_them() {
+        let state = State {
+            counts: (0, 0),
+            failing_since: None,
+        };
+        let alerts = alert_candidates(
+            &[
+                delivery(DeliveryOutcome::DeadLettered),
+                delivery(DeliveryOutcome::DeadLettered),
+                delivery(DeliveryOutcome::Delivered),
+            ],
+            &state,
+            NOW,
+        );
+        assert_eq!(alerts.len(), 1);
+        assert_eq!(
+            (alerts[0].kind, alerts[0].count),
+            (AlertKind::DeadLettered, 2)
+        );
+    }
+
+    #[test]
+    fn a_retry_raises_a_backend_alert_only_after_the_failing_duration() {
+        let failing = |since| State {
+            counts: (0, 0),
+            failing_since: Some(since),
+        };
+        let retry = [delivery(DeliveryOutcome::Retried)];
+        assert!(alert_candidates(&retry, &failing(NOW - 60_000), NOW).is_empty());
+        let alerts = alert_candidates(&retry, &failing(NOW - 12 * 60_000), NOW);
+        assert_eq!(
+            (alerts[0].kind, alerts[0].count),
+            (AlertKind::BackendFailing, 12)
+        );
+    }
+
+    #[test]
+    fn invalid_signatures_raise_an_alert_on_a_jump_only() {
+        let rejected = [obs(Observed::Rejected {
+            reason: "invalid_signature".into(),
+            ack_ms: 1,
+        })];
+        let quiet = State {
+            counts: (3, 0),
+            failing_since: None,
+        };
+        assert!(alert_candidates(&rejected, &quiet, NOW).is_empty());
+        let jump = State {
+            counts: (8, 12),
+            failing_since: None,
+        };
+        let alerts = alert_candidates(&rejected, &jump, NOW);
+        assert_eq!(
+            (alerts[0].kind, alerts[0].count),
+            (AlertKind::SignatureJump, 8)
+        );
+        let other = [obs(Observed::Rejected {
+            reason: "stale_timestamp".into(),
+            ack_ms: 1,
+        })];
+        assert!(alert_candidates(&other, &jump, NOW).is_empty());
+        assert_eq!(invalid_signature_key(), "rejected.invalid_signature");
+    }
+}
