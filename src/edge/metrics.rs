@@ -79,6 +79,10 @@ impl<'a> RequestMetrics<'a> {
     }
 
     fn schedule(&self, observations: impl FnOnce(&dyn Bindings) -> Vec<Observation> + 'static) {
+        // Without the binding nothing would be stored: no timer, no observation, no work after the answer.
+        if self.env.durable_object(METRICS_BINDING).is_err() {
+            return;
+        }
         let env = self.env.clone();
         let origin = self.origin.clone();
         self.ctx.wait_until(async move {
