@@ -10,6 +10,7 @@ RECEIVER_PORT="${RECEIVER_PORT:-8788}"
 DEMO_SIGNING_SECRET="whsec_ZGVtby1iYWNrZW5kLXNpZ25pbmctc2VjcmV0LTIwMjY="
 DEMO_LINE_SECRETS="demo-line-secret-2026,demo-line-secret-2025"
 DEMO_SLACK_SECRET="demo-slack-signing-secret-2026"
+DEMO_ADMIN_TOKEN="demo-admin-token-2026-0123456789abcdef"
 
 cargo build --quiet --bin sekisho
 ./target/debug/sekisho receive --port "$RECEIVER_PORT" --secret "$DEMO_SIGNING_SECRET" --reply-text "受け付けました" &
@@ -24,6 +25,8 @@ cat <<MSG
 
     ./target/debug/sekisho send line http://127.0.0.1:$GATEWAY_PORT/line/demo \\
         --secret demo-line-secret-2026 --body examples/line-message.json
+
+  Admin console: http://127.0.0.1:$GATEWAY_PORT/admin (token $DEMO_ADMIN_TOKEN)
 
   Replies: a Slack slash command is answered with the receiver's reply ("受け付けました") in the response:
 
@@ -44,6 +47,7 @@ npx wrangler dev --ip 127.0.0.1 --port "$GATEWAY_PORT" --show-interactive-dev-se
   --var "LINE_DEMO_CHANNEL_SECRET:$DEMO_LINE_SECRETS" \
   --var "SLACK_DEMO_SIGNING_SECRET:$DEMO_SLACK_SECRET" \
   --var "REPLY_URL:http://127.0.0.1:$RECEIVER_PORT/reply" \
+  --var "ADMIN_TOKEN:$DEMO_ADMIN_TOKEN" \
   --var "EMAIL_DEMO_ADDRESS:support@example.com" \
   --var "ATTACHMENT_URL_SECRET:demo-attachment-link-secret-2026-0123456789" \
   --var "ATTACHMENT_URL_BASE:http://127.0.0.1:$GATEWAY_PORT"
