@@ -10,6 +10,7 @@ use worker::{AbortController, Delay, Env, Fetch};
 
 use super::{emit, now_ms, EnvBindings};
 use crate::channels::EdgeResponse;
+use crate::gateway::BodyBuffer;
 use crate::reply::{CallOutcome, NoReply, RenderContext, ReplyCall, MAX_ANSWER_BYTES};
 
 /// The provider's response: the backend's reply rendered by the channel, or `default` (today's answer).
@@ -75,17 +76,18 @@ async fn exchange(
 ) -> worker::Result<CallOutcome> {
     let mut response = Fetch::Request(request).send_with_signal(signal).await?;
     let status = response.status_code();
-    let mut body = Vec::new();
+    let mut body = BodyBuffer::new(MAX_ANSWER_BYTES, None);
     if let Ok(mut stream) = response.stream() {
         while let Some(chunk) = stream.next().await {
-            let chunk = chunk?;
-            if body.len() + chunk.len() > MAX_ANSWER_BYTES {
+            if body.push(&chunk?).is_err() {
                 return Ok(CallOutcome::TooLarge);
             }
-            body.extend_from_slice(&chunk);
         }
     }
-    Ok(CallOutcome::Answered { status, body })
+    Ok(CallOutcome::Answered {
+        status,
+        body: body.into_bytes(),
+    })
 }
 
 /// 32 bytes from the runtime's `crypto.getRandomValues`.
