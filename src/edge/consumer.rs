@@ -2,14 +2,10 @@
 //! attempt timeout, then the step [`record_attempt`] decides) and its dead-letter queue (whatever the queue
 //! gave up on goes into the dead-letter store). Redirects are never followed.
 
-use std::time::Duration;
-
-use futures_util::future::{join_all, select, Either};
+use futures_util::future::join_all;
+use wasm_bindgen::JsCast;
 use worker::worker_sys::web_sys;
-use worker::{
-    AbortController, Context, Delay, Env, Fetch, Headers, Message, MessageBatch, MessageExt, Queue,
-    Request,
-};
+use worker::{Context, Env, Headers, Message, MessageBatch, MessageExt, Queue, Request};
 
 use super::durable::{DeadLetterCall, Deleted};
 use super::{
@@ -162,15 +158,21 @@ pub(super) async fn attempt(
         Ok(request) => request,
         Err(error) => return AttemptOutcome::NetworkError(error.to_string()),
     };
-    let controller = AbortController::default();
-    let signal = controller.signal();
-    let fetch = Fetch::Request(request);
-    let sending = fetch.send_with_signal(&signal);
-    let timeout = Delay::from(Duration::from_secs(u64::from(timeout_s)));
-    futures_util::pin_mut!(sending);
-    futures_util::pin_mut!(timeout);
-    match select(sending, timeout).await {
-        Either::Left((Ok(response), _)) => {
+    // `AbortSignal.timeout` is the runtime's own timer: no `AbortController`, no `setTimeout` with a Rust
+    // closure to race against, and no conversion of the answer into worker's `Response` (which would also
+    // wrap its body stream) just to read a status and three headers.
+    let init = web_sys::RequestInit::new();
+    init.set_signal(Some(&web_sys::AbortSignal::timeout_with_u32(
+        timeout_s.saturating_mul(1000),
+    )));
+    let global: web_sys::WorkerGlobalScope = js_sys::global().unchecked_into();
+    let sent = wasm_bindgen_futures::JsFuture::from(
+        global.fetch_with_request_and_init(request.inner(), &init),
+    )
+    .await;
+    match sent {
+        Ok(response) => {
+            let response: web_sys::Response = response.unchecked_into();
             let headers = response.headers();
             let read = |name: &str| headers.get(name).ok().flatten();
             let (retry_after, ratelimit_reset, location) = (
@@ -179,7 +181,7 @@ pub(super) async fn attempt(
                 read("location"),
             );
             AttemptOutcome::answered(
-                response.status_code(),
+                response.status(),
                 ResponseHeaders {
                     retry_after: retry_after.as_deref(),
                     ratelimit_reset: ratelimit_reset.as_deref(),
@@ -188,12 +190,17 @@ pub(super) async fn attempt(
                 now_ms() / 1000,
             )
         }
-        Either::Left((Err(error), _)) => AttemptOutcome::NetworkError(error.to_string()),
-        Either::Right(_) => {
-            controller.abort();
-            AttemptOutcome::TimedOut { after_s: timeout_s }
-        }
+        Err(error) if is_timeout(&error) => AttemptOutcome::TimedOut { after_s: timeout_s },
+        Err(error) => AttemptOutcome::NetworkError(worker::Error::from(error).to_string()),
     }
+}
+
+/// The rejection of a fetch whose `AbortSignal.timeout` fired: a `DOMException` named `TimeoutError`.
+fn is_timeout(error: &wasm_bindgen::JsValue) -> bool {
+    js_sys::Reflect::get(error, &wasm_bindgen::JsValue::from_str("name"))
+        .ok()
+        .and_then(|name| name.as_string())
+        .is_some_and(|name| name == "TimeoutError")
 }
 
 pub(super) fn build_request(outgoing: &forward::Outgoing) -> worker::Result<Request> {

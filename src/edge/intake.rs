@@ -8,7 +8,7 @@ use futures_util::future::join_all;
 use worker::{Context, Env, ObjectNamespace, Queue};
 
 use super::consumer::forward_best_effort;
-use super::{call_object, emit, now_ms, queue_message, DEDUP_BINDING, QUEUE_BINDING};
+use super::{binding, call_object, emit, now_ms, queue_message, DEDUP_BINDING, QUEUE_BINDING};
 use crate::dedup::{self, ClaimDecision, ClaimPlan, DedupCall, DedupReply};
 use crate::delivery::{batches, QueuedDelivery};
 use crate::gateway::{Accepted, Refusal};
@@ -36,7 +36,7 @@ pub(super) async fn dispatch(
         accepted.channel.unwrap_or_default(),
         accepted.account.as_deref().unwrap_or_default()
     );
-    let Ok(queue) = env.queue(QUEUE_BINDING) else {
+    let Some(queue) = binding::<Queue>(env, QUEUE_BINDING) else {
         if let Some(guard) = &accepted.replay_guard {
             check_guard_only(env, &source, guard)
                 .await
@@ -57,7 +57,7 @@ pub(super) async fn dispatch(
         .iter()
         .map(|d| d.webhook_id.clone())
         .collect();
-    let Ok(store) = env.durable_object(DEDUP_BINDING) else {
+    let Some(store) = binding::<ObjectNamespace>(env, DEDUP_BINDING) else {
         emit(&log::no_dedup_store(&source));
         dedup::without_store(accepted.replay_guard.as_ref()).map_err(refuse)?;
         let messages = first_messages(accepted, &(0..ids.len()).collect::<Vec<_>>());
@@ -114,7 +114,7 @@ pub(super) async fn dispatch(
                 let source = source.clone();
                 let now = now_ms();
                 ctx.wait_until(async move {
-                    let Ok(store) = env.durable_object(DEDUP_BINDING) else {
+                    let Some(store) = binding::<ObjectNamespace>(&env, DEDUP_BINDING) else {
                         return;
                     };
                     let shards = Shards {
@@ -266,7 +266,7 @@ async fn check_guard_only(
     source: &str,
     guard: &crate::channels::ReplayGuard,
 ) -> Result<(), Rejection> {
-    let Ok(store) = env.durable_object(DEDUP_BINDING) else {
+    let Some(store) = binding::<ObjectNamespace>(env, DEDUP_BINDING) else {
         return dedup::without_store(Some(guard));
     };
     let shards = Shards {

@@ -80,7 +80,7 @@ impl<'a> RequestMetrics<'a> {
 
     fn schedule(&self, observations: impl FnOnce(&dyn Bindings) -> Vec<Observation> + 'static) {
         // Without the binding nothing would be stored: no timer, no observation, no work after the answer.
-        if self.env.durable_object(METRICS_BINDING).is_err() {
+        if super::binding::<worker::ObjectNamespace>(self.env, METRICS_BINDING).is_none() {
             return;
         }
         let env = self.env.clone();

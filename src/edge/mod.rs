@@ -36,8 +36,12 @@ pub(crate) struct EnvBindings<'a>(pub(crate) &'a Env);
 
 impl Bindings for EnvBindings<'_> {
     fn get(&self, name: &str) -> Option<String> {
-        // `var` reads both [vars] and secrets (both are plain strings to the Worker).
-        self.0.var(name).ok().map(|value| value.to_string())
+        // [vars] and secrets are both plain strings to the Worker. Read directly rather than with `Env::var`,
+        // which asks the value for its constructor's name (two more calls into JS) and formats an error
+        // message for every binding that is not set — most of a request's look-ups are settings left unset.
+        js_sys::Reflect::get(self.0, &wasm_bindgen::JsValue::from_str(name))
+            .ok()?
+            .as_string()
     }
 
     fn names(&self) -> Vec<String> {
@@ -46,6 +50,17 @@ impl Bindings for EnvBindings<'_> {
             .filter_map(|key| key.as_string())
             .collect()
     }
+}
+
+/// The binding `name` of type `T`, or `None` when there is none (or it has another type): what
+/// `Env::get_binding` decides, without formatting an error message for the binding that is not configured —
+/// the usual case on the request path (no queue in best-effort mode, no metrics object).
+pub(crate) fn binding<T: worker::EnvBinding>(env: &Env, name: &str) -> Option<T> {
+    let value = js_sys::Reflect::get(env, &wasm_bindgen::JsValue::from_str(name)).ok()?;
+    if value.is_undefined() {
+        return None;
+    }
+    T::get(value).ok()
 }
 
 #[event(start)]
