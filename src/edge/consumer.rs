@@ -66,11 +66,7 @@ async fn deliver_one(
     let event_id = queued.delivery.webhook_id.clone();
     let delivery = queued.delivery.clone();
     let step = record_attempt(queued, &outcome, policy, now_ms(), js_sys::Math::random());
-    let observed = match &step {
-        Step::Delivered => DeliveryOutcome::Delivered,
-        Step::Retry { .. } => DeliveryOutcome::Retried,
-        Step::DeadLetter(_) => DeliveryOutcome::DeadLettered,
-    };
+    let observed = DeliveryOutcome::of(&step);
     let recorded = match step {
         Step::Delivered => Ok(()),
         Step::Retry { message, delay_s } => {

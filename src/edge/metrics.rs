@@ -11,6 +11,7 @@ use super::{call_object, emit, now_ms, respond_refused, to_response, EnvBindings
 use crate::admin::AdminAction;
 use crate::channels::EdgeResponse;
 use crate::config::Bindings;
+use crate::delivery::policy::{classify, StatusClass};
 use crate::gateway::{Accepted, Refusal};
 use crate::log;
 use crate::metrics::alert::{self, Alert};
@@ -139,9 +140,12 @@ async fn send_alerts(env: &Env, alerts: &[Alert], origin: Option<&str>) {
                 worker::worker_sys::web_sys::RequestRedirect::Manual,
             )?;
             let response = worker::Fetch::Request(outgoing).send().await?;
-            match response.status_code() {
-                200..=299 => Ok(()),
-                status => Err(worker::Error::RustError(format!("answered {status}"))),
+            match classify(response.status_code()) {
+                StatusClass::Delivered => Ok(()),
+                _ => Err(worker::Error::RustError(format!(
+                    "answered {}",
+                    response.status_code()
+                ))),
             }
         };
         if let Err(error) = sent.await {

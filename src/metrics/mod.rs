@@ -41,6 +41,15 @@ impl DeliveryOutcome {
         DeliveryOutcome::DeadLettered,
     ];
 
+    /// What the step the delivery machine decided after an attempt counts as.
+    pub fn of(step: &crate::delivery::Step) -> DeliveryOutcome {
+        match step {
+            crate::delivery::Step::Delivered => DeliveryOutcome::Delivered,
+            crate::delivery::Step::Retry { .. } => DeliveryOutcome::Retried,
+            crate::delivery::Step::DeadLetter(_) => DeliveryOutcome::DeadLettered,
+        }
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             DeliveryOutcome::Delivered => "delivered",

@@ -261,3 +261,28 @@ fn the_key_index_is_read_from_the_event_envelope() {
     assert_eq!(key_index_of_event(r#"{"data":{}}"#), None);
     assert_eq!(key_index_of_event("not json"), None);
 }
+
+#[test]
+fn each_step_of_the_delivery_machine_counts_as_its_outcome() {
+    use crate::delivery::{record_attempt, AttemptOutcome, QueuedDelivery, RetryPolicy};
+    let queued = |attempts| {
+        let mut message = QueuedDelivery::first(crate::forward::Delivery {
+            webhook_id: "evt_0123".into(),
+            url: "https://backend.example/events".into(),
+            event_type: "message.received".into(),
+            body: "{}".into(),
+            target: Default::default(),
+            origin: None,
+        });
+        message.attempts = attempts;
+        message
+    };
+    let policy = RetryPolicy::default();
+    let step = |status, attempts| {
+        let outcome = AttemptOutcome::answered(status, Default::default(), 0);
+        DeliveryOutcome::of(&record_attempt(queued(attempts), &outcome, &policy, 0, 1.0))
+    };
+    assert_eq!(step(204, 0), DeliveryOutcome::Delivered);
+    assert_eq!(step(503, 0), DeliveryOutcome::Retried);
+    assert_eq!(step(400, 0), DeliveryOutcome::DeadLettered);
+}
