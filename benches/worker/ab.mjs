@@ -4,6 +4,7 @@
 // in turn. Prints each build's per-round CPU ratio to the first build (the median of those is the figure to
 // quote: neighbouring runs share the machine's state) and the plain medians.
 //   node benches/worker/ab.mjs <line-1|line-20|wechat> <rounds> <requests per round> <build dir> [<build dir> …]
+// A build dir of `floor` runs the platform floor (floor.js) in that place instead.
 //   env WARM (6000): warm-up requests per Worker
 import { mkdtempSync } from "node:fs";
 import { spawnSync } from "node:child_process";
@@ -25,9 +26,9 @@ const backend = await startBackend(dir);
 pin(backend.child.pid, 0);
 const workers = [];
 for (const [i, build] of ["reference", ...dirs].entries()) {
-  const name = build === "reference" ? "reference" : "sekisho";
+  const name = build === "reference" || build === "floor" ? build : "sekisho";
   const port = await freePort();
-  const modules = workerModules(name, build === "reference" ? {} : { build });
+  const modules = workerModules(name, name === "sekisho" ? { build } : {});
   const configPath = writeConfig({ name: `w${i}`, modules, bindings: benchBindings(backend.url, name), port, dir });
   const worker = await startWorker({ name, configPath, port, logDir: dir, inspect: false });
   pin(worker.pid, 1);

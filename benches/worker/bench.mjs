@@ -294,10 +294,10 @@ const fmt = (x, digits = 0) => (Number.isFinite(x) ? x.toFixed(digits) : "—");
 const ratio = (a, b) => (Number.isFinite(a / b) ? `${(a / b).toFixed(2)}×` : "—");
 
 export function table(runs, startups, peaks, names) {
-  const [A, B] = names;
+  const [A, B, F] = names;
   const lines = [];
-  lines.push(`| scenario | metric | ${A} | ${B} | ${A}/${B} |`);
-  lines.push("|---|---|---|---|---|");
+  lines.push(`| scenario | metric | ${A} | ${B} | ${A}/${B} | ${F} | ${F}/${B} |`);
+  lines.push("|---|---|---|---|---|---|---|");
   const metrics = [
     ["rps", "answered requests/s", 0],
     ["e2e_rps", "requests/s until the last forward arrived", 0],
@@ -310,15 +310,17 @@ export function table(runs, startups, peaks, names) {
     for (const [key, label, digits] of metrics) {
       const a = of(A, key);
       const b = of(B, key);
-      lines.push(`| ${s} | ${label} | ${fmt(a, digits)} | ${fmt(b, digits)} | ${ratio(a, b)} |`);
+      const f = of(F, key);
+      lines.push(`| ${s} | ${label} | ${fmt(a, digits)} | ${fmt(b, digits)} | ${ratio(a, b)} | ${fmt(f, digits)} | ${ratio(f, b)} |`);
     }
-    const pa = peaks[s][A] / 1024;
-    const pb = peaks[s][B] / 1024;
-    lines.push(`| ${s} | peak RSS (VmHWM) MiB | ${fmt(pa, 1)} | ${fmt(pb, 1)} | ${ratio(pa, pb)} |`);
+    // What the implementations control: CPU above the floor, Sekisho's against the reference's.
+    const [ca, cb, cf] = [A, B, F].map((w) => of(w, "cpu_us_per_req"));
+    lines.push(`| ${s} | CPU µs/request above the floor | ${fmt(ca - cf)} | ${fmt(cb - cf)} | ${ratio(ca - cf, cb - cf)} | 0 | — |`);
+    const [pa, pb, pf] = [A, B, F].map((w) => peaks[s][w] / 1024);
+    lines.push(`| ${s} | peak RSS (VmHWM) MiB | ${fmt(pa, 1)} | ${fmt(pb, 1)} | ${ratio(pa, pb)} | ${fmt(pf, 1)} | ${ratio(pf, pb)} |`);
   }
-  const sa = median(startups[A]);
-  const sb = median(startups[B]);
-  lines.push(`| — | startup ms (spawn → 200 on /healthz), median of ${startups[A].length} | ${fmt(sa, 0)} | ${fmt(sb, 0)} | ${ratio(sa, sb)} |`);
+  const [sa, sb, sf] = [A, B, F].map((w) => median(startups[w]));
+  lines.push(`| — | startup ms (spawn → 200 on /healthz), median of ${startups[A].length} | ${fmt(sa, 0)} | ${fmt(sb, 0)} | ${ratio(sa, sb)} | ${fmt(sf, 0)} | ${ratio(sf, sb)} |`);
   return lines.join("\n");
 }
 
@@ -331,7 +333,8 @@ async function main() {
   const started = Date.now();
   const dir = mkdtempSync(join(tmpdir(), "sekisho-bench-"));
   const backend = await startBackend(dir);
-  const names = ["sekisho", "reference"];
+  // The platform floor (floor.js): the IO of the job without the job, the lowest CPU any implementation can have.
+  const names = ["sekisho", "reference", "floor"];
   const setups = {};
   for (const name of names) {
     const port = await freePort();
@@ -365,7 +368,7 @@ async function main() {
   };
   try {
     // The envelope check, in Workers of its own (so it counts in no scenario's memory).
-    for (const name of names) workers.push(await start(name));
+    for (const name of names.slice(0, 2)) workers.push(await start(name));
     const check = await envelopeCheck(workers, backend);
     await stopAll(null);
     const checkOk = check.differences.length === 0 && check.received[0] === check.events && check.received[1] === check.events;

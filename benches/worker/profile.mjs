@@ -9,7 +9,7 @@
 //                        V8's --perf-basic-prof, so JIT-compiled JS and Wasm have names: self time by category
 //                        (Wasm code, JS code, V8 runtime, workerd/kj native, allocator, kernel) and the top
 //                        Wasm functions. Needs `perf` (linux-perf) and perf_event access.
-//   node benches/worker/profile.mjs [sekisho|reference] [line-1|line-20|wechat] [requests] [inspector|perf]
+//   node benches/worker/profile.mjs [sekisho|reference|floor] [line-1|line-20|wechat] [requests] [inspector|perf]
 import { mkdtempSync, mkdirSync, writeFileSync } from "node:fs";
 import { spawn, spawnSync } from "node:child_process";
 import { tmpdir } from "node:os";

@@ -16,7 +16,7 @@ export const COMPATIBILITY_DATE = "2026-04-01"; // as wrangler.toml: not newer t
 
 const quote = (s) => `"${String(s).replaceAll("\\", "\\\\").replaceAll('"', '\\"').replaceAll("\n", "\\n")}"`;
 
-/** The two Workers of the benchmark. Sekisho's built JS imports its Wasm as `import … from "./index_bg.wasm"`
+/** The Workers of the benchmark (and the platform floor, floor.js). Sekisho's built JS imports its Wasm as `import … from "./index_bg.wasm"`
  * (a module-relative import of a compiled Wasm module), so the Wasm is a `wasm` module named index_bg.wasm next
  * to the ES module index.js; the first module is the main one. `build` and `reference` override the files, for
  * experiments (SEKISHO_BUILD, REFERENCE_JS). */
@@ -28,6 +28,7 @@ export function workerModules(which, { build = join(ROOT, "build"), reference = 
     ];
   }
   if (which === "reference") return [{ name: "reference.js", type: "esModule", path: reference }];
+  if (which === "floor") return [{ name: "floor.js", type: "esModule", path: join(ROOT, "benches", "worker", "floor.js") }];
   throw new Error(`unknown worker ${which}`);
 }
 

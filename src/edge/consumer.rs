@@ -24,7 +24,7 @@ use crate::metrics::{observe, DeliveryOutcome, Observation};
 
 #[worker::event(queue)]
 async fn consume(batch: MessageBatch<String>, env: Env, _ctx: Context) -> worker::Result<()> {
-    let bindings = EnvBindings(&env);
+    let bindings = EnvBindings::of(&env);
     let messages = batch.messages()?;
     if is_dead_letter_queue(&batch.queue(), &bindings) {
         let mut observations = Vec::new();
@@ -58,7 +58,7 @@ async fn deliver_one(
         message.ack();
         return None;
     };
-    let bindings = EnvBindings(env);
+    let bindings = EnvBindings::of(env);
     let started_ms = now_ms();
     let outcome = attempt(&queued.delivery, &bindings, policy.attempt_timeout_s).await;
     let latency_ms = (!matches!(outcome, AttemptOutcome::NotSent { .. }))
@@ -214,7 +214,7 @@ pub(super) fn build_request(outgoing: &forward::Outgoing) -> worker::Result<Requ
 
 /// Without a queue: one attempt per event after the response; failures are logged with the event id.
 pub(super) async fn forward_best_effort(deliveries: Vec<Delivery>, env: Env) {
-    let bindings = EnvBindings(&env);
+    let bindings = EnvBindings::of(&env);
     let timeout_s = RetryPolicy::from_bindings(&bindings).attempt_timeout_s;
     for delivery in deliveries {
         let outcome = attempt(&delivery, &bindings, timeout_s).await;

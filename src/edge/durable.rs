@@ -162,7 +162,7 @@ impl DurableObject for Deduper {
 
     async fn alarm(&self) -> Result<Response> {
         let now = worker::Date::now().as_millis();
-        let bindings = EnvBindings(&self.env);
+        let bindings = EnvBindings::of(&self.env);
         let sql = self.state.storage().sql();
         let failures = self.drain(&sql).await?;
         let oldest_kept = now.saturating_sub(dedup::retention_ms(&bindings)) as i64;
@@ -432,7 +432,7 @@ impl DurableObject for DeadLetters {
 
     async fn alarm(&self) -> Result<Response> {
         let now = worker::Date::now().as_millis();
-        let retention = dead_letter::retention_ms(&EnvBindings(&self.env));
+        let retention = dead_letter::retention_ms(&EnvBindings::of(&self.env));
         let sql = self.state.storage().sql();
         sql.exec(
             "DELETE FROM dead WHERE dead_at < ?",

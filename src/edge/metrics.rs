@@ -90,7 +90,7 @@ impl<'a> RequestMetrics<'a> {
             // A spawned future starts in the same turn as the answer's promise; yielding to a timer first lets
             // the runtime send the answer before any of this work runs.
             worker::Delay::from(std::time::Duration::ZERO).await;
-            let observations = observations(&EnvBindings(&env));
+            let observations = observations(&EnvBindings::of(&env));
             record(&env, observations, Some(&origin)).await;
         });
     }
@@ -110,7 +110,7 @@ pub(super) async fn record(env: &Env, observations: Vec<Observation>, origin: Op
     let Ok(stub) = stub(env) else {
         return;
     };
-    let bindings = EnvBindings(env);
+    let bindings = EnvBindings::of(env);
     let call = MetricsCall::Record {
         observations,
         now_ms: now_ms(),
@@ -126,7 +126,7 @@ pub(super) async fn record(env: &Env, observations: Vec<Observation>, origin: Op
 }
 
 async fn send_alerts(env: &Env, alerts: &[Alert], origin: Option<&str>) {
-    let bindings = EnvBindings(env);
+    let bindings = EnvBindings::of(env);
     for request in alert::requests(alerts, &bindings, origin) {
         let sent = async {
             let headers = Headers::new();
@@ -194,9 +194,13 @@ pub(super) async fn answer(action: AdminAction, env: &Env) -> worker::Result<Res
         },
         // No store: the same answers, empty.
         Err(_) => match call {
-            MetricsCall::Accounts { window, now_ms } => {
-                view::accounts_answer(&Loaded::default(), &EnvBindings(env), window, now_ms, false)
-            }
+            MetricsCall::Accounts { window, now_ms } => view::accounts_answer(
+                &Loaded::default(),
+                &EnvBindings::of(env),
+                window,
+                now_ms,
+                false,
+            ),
             MetricsCall::Series {
                 channel,
                 account,

@@ -11,6 +11,10 @@ mod intake;
 mod metrics;
 mod reply;
 
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+
 use futures_util::StreamExt;
 use http::{HeaderMap, HeaderName, HeaderValue};
 use wasm_bindgen::JsCast;
@@ -32,23 +36,68 @@ pub(crate) const QUEUE_BINDING: &str = "EVENTS";
 pub(crate) const DEDUP_BINDING: &str = crate::dedup::STORE_BINDING;
 pub(crate) const DEAD_LETTER_BINDING: &str = "DEAD_LETTERS";
 
-pub(crate) struct EnvBindings<'a>(pub(crate) &'a Env);
+/// The Worker's string bindings (`[vars]` and secrets), read from the runtime's `env` once per `env` object
+/// and kept for the isolate's life: a request's dozen or more look-ups (most of them settings left unset) are
+/// then map look-ups instead of three calls across the JS boundary each.
+///
+/// Trade, and why it keeps rotation working: the runtime hands every request of an isolate the same `env`
+/// object, and a changed secret or variable is a new deployment version whose isolates get a new one (locally:
+/// Miniflare's `setOptions`, `wrangler dev` reloading `.dev.vars`). The snapshot is taken per object identity,
+/// so a new `env` is read afresh on its first request; `tests/e2e/bindings.test.mjs` rotates a secret under
+/// load and checks that the next request sees it. A value changed inside the same object would not be seen;
+/// the runtime does not do that.
+pub(crate) struct EnvBindings(Rc<StringBindings>);
 
-impl Bindings for EnvBindings<'_> {
+type StringBindings = HashMap<String, String>;
+
+/// A few `env` objects at once: the fetch handler's and each Durable Object class's may differ in one isolate.
+const SNAPSHOTS: usize = 4;
+
+thread_local! {
+    static SNAPSHOT: RefCell<Vec<(wasm_bindgen::JsValue, Rc<StringBindings>)>> =
+        const { RefCell::new(Vec::new()) };
+}
+
+impl EnvBindings {
+    pub(crate) fn of(env: &Env) -> Self {
+        let env: &wasm_bindgen::JsValue = env.as_ref();
+        SNAPSHOT.with(|cell| {
+            let mut snapshots = cell.borrow_mut();
+            if let Some((_, values)) = snapshots
+                .iter()
+                .find(|(seen, _)| js_sys::Object::is(seen, env))
+            {
+                return EnvBindings(values.clone());
+            }
+            let values = Rc::new(string_bindings(env));
+            if snapshots.len() == SNAPSHOTS {
+                snapshots.remove(0);
+            }
+            snapshots.push((env.clone(), values.clone()));
+            EnvBindings(values)
+        })
+    }
+}
+
+/// Every own property of `env` whose value is a string; queues, Durable Object namespaces and buckets are
+/// objects and read with [`binding`].
+fn string_bindings(env: &wasm_bindgen::JsValue) -> StringBindings {
+    js_sys::Object::entries(env.unchecked_ref::<js_sys::Object>())
+        .iter()
+        .filter_map(|entry| {
+            let pair = entry.unchecked_into::<js_sys::Array>();
+            Some((pair.get(0).as_string()?, pair.get(1).as_string()?))
+        })
+        .collect()
+}
+
+impl Bindings for EnvBindings {
     fn get(&self, name: &str) -> Option<String> {
-        // [vars] and secrets are both plain strings to the Worker. Read directly rather than with `Env::var`,
-        // which asks the value for its constructor's name (two more calls into JS) and formats an error
-        // message for every binding that is not set — most of a request's look-ups are settings left unset.
-        js_sys::Reflect::get(self.0, &wasm_bindgen::JsValue::from_str(name))
-            .ok()?
-            .as_string()
+        self.0.get(name).cloned()
     }
 
     fn names(&self) -> Vec<String> {
-        js_sys::Object::keys(self.0.unchecked_ref::<js_sys::Object>())
-            .iter()
-            .filter_map(|key| key.as_string())
-            .collect()
+        self.0.keys().cloned().collect()
     }
 }
 
@@ -79,7 +128,7 @@ pub(crate) fn emit(line: &Line) {
 #[event(fetch)]
 async fn fetch(mut req: Request, env: Env, ctx: Context) -> worker::Result<Response> {
     let received_ms = now_ms();
-    let bindings = EnvBindings(&env);
+    let bindings = EnvBindings::of(&env);
     // Split, not parsed again: the runtime hands over a WHATWG-serialized URL (see `request_url`).
     let raw_url = req.inner().url();
     let Some(url) = RequestUrl::parse(&raw_url) else {
@@ -199,7 +248,7 @@ pub async fn email(
     ctx: worker::worker_sys::Context,
 ) -> Result<wasm_bindgen::JsValue, wasm_bindgen::JsValue> {
     let ctx = Context::new(ctx);
-    let bindings = EnvBindings(&env);
+    let bindings = EnvBindings::of(&env);
     let recording = metrics::RequestMetrics::start(&env, &ctx, "");
     let envelope_to = message.to();
     let envelope_from = message.from();

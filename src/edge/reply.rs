@@ -36,7 +36,7 @@ async fn reply(call: &ReplyCall, env: &Env, received_ms: u64) -> Result<EdgeResp
         .remaining_ms(received_ms, now_ms())
         .ok_or(NoReply::BudgetSpent)?;
     let outgoing = call
-        .outgoing(&EnvBindings(env), now_ms() / 1000, remaining_ms)
+        .outgoing(&EnvBindings::of(env), now_ms() / 1000, remaining_ms)
         .map_err(NoReply::NotPrepared)?;
     let outcome = perform(&outgoing, remaining_ms).await;
     let context = RenderContext {

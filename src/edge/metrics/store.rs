@@ -105,7 +105,7 @@ impl DurableObject for Metrics {
             }
             MetricsCall::Accounts { window, now_ms } => {
                 let loaded = load(&sql, window.resolution(), window.since_ms(now_ms))?;
-                let bindings = EnvBindings(&self.env);
+                let bindings = EnvBindings::of(&self.env);
                 json(view::accounts_answer(
                     &loaded, &bindings, window, now_ms, true,
                 ))
