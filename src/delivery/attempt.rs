@@ -34,6 +34,18 @@ pub struct ResponseHeaders<'a> {
     pub location: Option<&'a str>,
 }
 
+impl ResponseHeaders<'_> {
+    /// Whether an answer with `status` has headers worth reading: a wait asked for (`Retry-After`,
+    /// `X-RateLimit-Reset`) only counts for a temporary failure and a `Location` only for a redirect, so a 2xx
+    /// or a refusal is judged on its status alone (three fewer header reads on every delivered event).
+    pub fn needed_for(status: u16) -> bool {
+        matches!(
+            classify(status),
+            StatusClass::Temporary | StatusClass::Redirected
+        )
+    }
+}
+
 /// The longest `Location` kept in the bookkeeping.
 const LOCATION_MAX_CHARS: usize = 300;
 
@@ -128,6 +140,7 @@ pub fn record_attempt(
 
 #[cfg(test)]
 mod tests {
+
     use super::*;
     use crate::forward::Delivery;
 
@@ -150,6 +163,28 @@ mod tests {
         let mut message = queued();
         message.attempts = attempts_before;
         record_attempt(message, outcome, &RetryPolicy::default(), 5_000, 1.0)
+    }
+
+    #[test]
+    fn headers_are_read_only_for_the_answers_whose_schedule_uses_them() {
+        for status in [200, 204, 299, 400, 404, 410, 422] {
+            assert!(!ResponseHeaders::needed_for(status), "{status}");
+        }
+        for status in [301, 302, 307, 308, 408, 425, 429, 500, 503] {
+            assert!(ResponseHeaders::needed_for(status), "{status}");
+        }
+        // What a 2xx or a refusal would have carried changes nothing: the step is the same without it.
+        let carried = ResponseHeaders {
+            retry_after: Some("120"),
+            ratelimit_reset: None,
+            location: Some("https://elsewhere.test/"),
+        };
+        for status in [204, 404] {
+            let with = AttemptOutcome::answered(status, carried, 1_700_000_000);
+            let without =
+                AttemptOutcome::answered(status, ResponseHeaders::default(), 1_700_000_000);
+            assert_eq!(run(&with, 0), run(&without, 0), "{status}");
+        }
     }
 
     #[test]

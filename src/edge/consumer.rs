@@ -150,25 +150,33 @@ pub(super) async fn attempt(
             }
         }
     };
-    let request = match build_request(&outgoing) {
-        Ok(request) => request,
+    let headers = match outgoing_headers(&outgoing) {
+        Ok(headers) => headers,
         Err(error) => return AttemptOutcome::NetworkError(error.to_string()),
     };
-    // `AbortSignal.timeout` is the runtime's own timer: no `AbortController`, no `setTimeout` with a Rust
-    // closure to race against, and no conversion of the answer into worker's `Response` (which would also
-    // wrap its body stream) just to read a status and three headers.
-    let init = web_sys::RequestInit::new();
+    // `fetch(url, init)` as a plain Worker would call it: no `Request` object built first (fetch would copy
+    // it into a second one). `AbortSignal.timeout` is the runtime's own timer: no `AbortController`, no
+    // `setTimeout` with a Rust closure to race against. The answer stays the runtime's `Response` (worker's
+    // would also wrap its body stream), and its headers are read only when the schedule uses them.
+    let init = super::post_init(&headers, &outgoing.body, web_sys::RequestRedirect::Manual);
     init.set_signal(Some(&web_sys::AbortSignal::timeout_with_u32(
         timeout_s.saturating_mul(1000),
     )));
     let global: web_sys::WorkerGlobalScope = js_sys::global().unchecked_into();
-    let sent = wasm_bindgen_futures::JsFuture::from(
-        global.fetch_with_request_and_init(request.inner(), &init),
-    )
-    .await;
+    let sent =
+        wasm_bindgen_futures::JsFuture::from(global.fetch_with_str_and_init(&outgoing.url, &init))
+            .await;
     match sent {
         Ok(response) => {
             let response: web_sys::Response = response.unchecked_into();
+            let status = response.status();
+            if !ResponseHeaders::needed_for(status) {
+                return AttemptOutcome::answered(
+                    status,
+                    ResponseHeaders::default(),
+                    now_ms() / 1000,
+                );
+            }
             let headers = response.headers();
             let read = |name: &str| headers.get(name).ok().flatten();
             let (retry_after, ratelimit_reset, location) = (
@@ -177,7 +185,7 @@ pub(super) async fn attempt(
                 read("location"),
             );
             AttemptOutcome::answered(
-                response.status(),
+                status,
                 ResponseHeaders {
                     retry_after: retry_after.as_deref(),
                     ratelimit_reset: ratelimit_reset.as_deref(),
@@ -199,14 +207,18 @@ fn is_timeout(error: &wasm_bindgen::JsValue) -> bool {
         .is_some_and(|name| name == "TimeoutError")
 }
 
-pub(super) fn build_request(outgoing: &forward::Outgoing) -> worker::Result<Request> {
+fn outgoing_headers(outgoing: &forward::Outgoing) -> worker::Result<Headers> {
     let headers = Headers::new();
     for (name, value) in &outgoing.headers {
         headers.set(name, value)?;
     }
+    Ok(headers)
+}
+
+pub(super) fn build_request(outgoing: &forward::Outgoing) -> worker::Result<Request> {
     super::post_request(
         &outgoing.url,
-        &headers,
+        &outgoing_headers(outgoing)?,
         &outgoing.body,
         web_sys::RequestRedirect::Manual,
     )

@@ -161,7 +161,7 @@ impl DurableObject for Deduper {
     }
 
     async fn alarm(&self) -> Result<Response> {
-        let now = worker::Date::now().as_millis();
+        let now = super::now_ms();
         let bindings = EnvBindings::of(&self.env);
         let sql = self.state.storage().sql();
         let failures = self.drain(&sql).await?;
@@ -431,7 +431,7 @@ impl DurableObject for DeadLetters {
     }
 
     async fn alarm(&self) -> Result<Response> {
-        let now = worker::Date::now().as_millis();
+        let now = super::now_ms();
         let retention = dead_letter::retention_ms(&EnvBindings::of(&self.env));
         let sql = self.state.storage().sql();
         sql.exec(

@@ -20,7 +20,7 @@ use http::{HeaderMap, HeaderName, HeaderValue};
 use wasm_bindgen::JsCast;
 use worker::worker_sys::web_sys;
 use worker::{
-    console_error, console_log, console_warn, event, Context, Date, Env, ForwardableEmailMessage,
+    console_error, console_log, console_warn, event, Context, Env, ForwardableEmailMessage,
     Headers, MessageBuilder, QueueContentType, Request, Response, SendMessage,
 };
 
@@ -413,12 +413,7 @@ pub(crate) fn post_request(
     body: &str,
     redirect: web_sys::RequestRedirect,
 ) -> worker::Result<Request> {
-    let init = web_sys::RequestInit::new();
-    init.set_headers(headers.as_ref());
-    init.set_method("POST");
-    init.set_redirect(redirect);
-    init.set_body(&wasm_bindgen::JsValue::from_str(body));
-    web_sys::Request::new_with_str_and_init(url, &init)
+    web_sys::Request::new_with_str_and_init(url, &post_init(headers, body, redirect))
         .map(Request::from)
         .map_err(|error| {
             // The same error as `Request::new_with_init`.
@@ -428,6 +423,20 @@ pub(crate) fn post_request(
                     .unwrap_or_else(|| "invalid URL or options for Request".to_string()),
             )
         })
+}
+
+/// The options of a POST with these headers and body, for `new Request(url, init)` or `fetch(url, init)`.
+pub(crate) fn post_init(
+    headers: &Headers,
+    body: &str,
+    redirect: web_sys::RequestRedirect,
+) -> web_sys::RequestInit {
+    let init = web_sys::RequestInit::new();
+    init.set_headers(headers.as_ref());
+    init.set_method("POST");
+    init.set_redirect(redirect);
+    init.set_body(&wasm_bindgen::JsValue::from_str(body));
+    init
 }
 
 pub(crate) fn respond_refused(refusal: &Refusal) -> worker::Result<Response> {
@@ -456,6 +465,8 @@ pub(crate) fn to_response(edge: &EdgeResponse) -> worker::Result<Response> {
         .with_headers(headers))
 }
 
+/// Milliseconds since the epoch from the runtime's clock: `Date.now()`, one call (worker's `Date::now` builds
+/// a `Date` object and asks it for its time: two calls and an allocation, several times per request).
 pub(crate) fn now_ms() -> u64 {
-    Date::now().as_millis()
+    js_sys::Date::now() as u64
 }
