@@ -153,7 +153,7 @@ async function perfProfile(worker, backend) {
   for (const [c, share] of [...categories].sort((a, b) => b[1] - a[1])) console.log(`  ${share.toFixed(1).padStart(5)}%  ${(share * us).toFixed(0).padStart(5)} µs/request  ${c}`);
   if (wasm.length) {
     console.log("\ntop Wasm functions:");
-    for (const [f, share] of wasm.slice(0, 15)) console.log(`  ${share.toFixed(2).padStart(5)}%  ${(share * us).toFixed(0).padStart(5)} µs/request  ${f.length > 120 ? `${f.slice(0, 117)}…` : f}`);
+    for (const [f, share] of wasm.slice(0, Number(process.env.TOP ?? 15))) console.log(`  ${share.toFixed(2).padStart(5)}%  ${(share * us).toFixed(0).padStart(5)} µs/request  ${f.length > 120 ? `${f.slice(0, 117)}…` : f}`);
   }
   console.log(`\nperf data: ${data} (perf report -i …; the JIT symbol map is /tmp/perf-${worker.pid}.map)`);
 }

@@ -138,7 +138,7 @@ function safeJson(text) {
  * options of the Worker; `extra.auxWorkers` (not a Miniflare option) are further Workers, which switches to
  * Miniflare's multi-worker form (the gateway first); `extra.host`/`extra.port` stay shared options. */
 export async function startGateway(bindings, extra = {}) {
-  const build = join(ROOT, "build");
+  const build = process.env.SEKISHO_BUILD ?? join(ROOT, "build"); // another build, for before/after runs
   if (!existsSync(join(build, "index.js"))) throw new Error("build/index.js is missing: run `make build` first");
   const { auxWorkers, host, port, ...workerExtra } = extra;
   const gatewayWorker = {
