@@ -37,9 +37,10 @@ bench-load: build
 bench-faults: build
 	node tests/e2e/faults.mjs 600 16
 
-# Sekisho's built Worker next to a plain JavaScript Worker doing the same job (benches/worker/reference.js), each in
-# its own workerd process, driven alternately by autocannon (LINE 1 event / 20 events, WeChat safe mode); about
-# a minute. Not part of `make test`. Where the time goes: node benches/worker/profile.mjs sekisho line-1
+# Sekisho's built Worker next to a plain JavaScript Worker doing the same job (benches/worker/reference.js) and the
+# platform floor (benches/worker/floor.js: the job's IO without the job), each in its own workerd process, driven
+# alternately by autocannon (LINE 1 event / 20 events, WeChat safe mode); about two minutes. Not part of
+# `make test`. Where the time goes: node benches/worker/profile.mjs sekisho line-1; cold starts: startup.mjs.
 bench-worker: setup
 	bash scripts/build-worker.sh
 	node benches/worker/bench.mjs
