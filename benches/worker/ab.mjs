@@ -44,6 +44,14 @@ for (const w of workers) {
   const ratios = w.cpu.map((c, i) => c / first.cpu[i]);
   console.log(`${scenario} ${w.build.padEnd(24)} per-round CPU ratio to ${first.build}: median ${median(ratios).toFixed(3)} (${ratios.map((r) => r.toFixed(2)).join(" ")})`);
 }
+const floor = workers.find((w) => w.build === "floor");
+if (floor) {
+  // The part an implementation controls: CPU above the floor, against the reference's, round by round.
+  for (const w of workers.filter((w) => w !== floor && w !== workers[0])) {
+    const above = w.cpu.map((c, i) => (c - floor.cpu[i]) / (workers[0].cpu[i] - floor.cpu[i]));
+    console.log(`${scenario} ${w.build.padEnd(24)} CPU above the floor / the reference's: median ${median(above).toFixed(2)}`);
+  }
+}
 const reference = median(workers[0].cpu);
 for (const w of workers) console.log(`${scenario} ${w.build.padEnd(24)} median ${median(w.cpu).toFixed(0)} µs/request (${w.cpu.map((c) => c.toFixed(0)).join(" ")}), ${(median(w.cpu) / reference).toFixed(2)}× the reference`);
 for (const w of workers) await w.worker.stop();
