@@ -140,7 +140,6 @@ pub fn record_attempt(
 
 #[cfg(test)]
 mod tests {
-
     use super::*;
     use crate::forward::Delivery;
 

@@ -170,15 +170,8 @@ pub(super) async fn attempt(
         Ok(response) => {
             let response: web_sys::Response = response.unchecked_into();
             let status = response.status();
-            if !ResponseHeaders::needed_for(status) {
-                return AttemptOutcome::answered(
-                    status,
-                    ResponseHeaders::default(),
-                    now_ms() / 1000,
-                );
-            }
-            let headers = response.headers();
-            let read = |name: &str| headers.get(name).ok().flatten();
+            let headers = ResponseHeaders::needed_for(status).then(|| response.headers());
+            let read = |name: &str| headers.as_ref().and_then(|h| h.get(name).ok().flatten());
             let (retry_after, ratelimit_reset, location) = (
                 read("retry-after"),
                 read("x-ratelimit-reset"),

@@ -41,9 +41,9 @@ pub(crate) const DEAD_LETTER_BINDING: &str = "DEAD_LETTERS";
 ///
 /// Trade, and why it keeps rotation working: the runtime hands every request of an isolate the same `env`
 /// object, and a changed secret or variable is a new deployment version whose isolates get a new one (locally:
-/// Miniflare's `setOptions`, `wrangler dev` reloading `.dev.vars`). The snapshot is taken per object identity,
-/// so a new `env` is read afresh on its first request; `tests/e2e/bindings.test.mjs` rotates a secret under
-/// load and checks that the next request sees it. A value changed inside the same object would not be seen;
+/// a Worker restarted by `wrangler dev` or Miniflare's `setOptions`). The snapshot is taken per object identity,
+/// so a new `env` is read afresh on its first request; `tests/e2e/bindings.test.mjs` rotates a secret after
+/// warm requests and checks that the next request sees it. A value changed inside the same object would not be seen;
 /// the runtime does not do that.
 pub(crate) struct EnvBindings(Rc<StringBindings>);
 
