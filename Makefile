@@ -53,4 +53,4 @@ fmt:
 
 lint:
 	cargo clippy --all-targets -- -D warnings
-	cargo clippy --target wasm32-unknown-unknown --lib -- -D warnings
+	cargo clippy -p sekisho-worker --target wasm32-unknown-unknown -- -D warnings

@@ -1,5 +1,5 @@
 // The runtime's TextDecoder, which decodes in the Worker what encoding_rs decodes natively (the CJK and other
-// legacy charsets of e-mail, src/edge/charsets.rs): on every vector of tests/vectors/charsets.json (text
+// legacy charsets of e-mail, crates/sekisho-worker/src/charsets.rs): on every vector of crates/sekisho/tests/vectors/charsets.json (text
 // encoded by encoding_rs, the sequences its decoders treat specially, random bytes) workerd must give the text
 // encoding_rs gives, decoding the way the Worker asks it to (`ignoreBOM: true`, replacement on errors).
 import { test } from "node:test";
@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { Miniflare } from "miniflare";
 import { ROOT, loadEmailFixtures } from "./harness.mjs";
 
-const vectors = JSON.parse(readFileSync(join(ROOT, "tests", "vectors", "charsets.json"), "utf8"));
+const vectors = JSON.parse(readFileSync(join(ROOT, "crates", "sekisho", "tests", "vectors", "charsets.json"), "utf8"));
 
 test("workerd's TextDecoder decodes every charset vector as encoding_rs does", async () => {
   const script = `export default {

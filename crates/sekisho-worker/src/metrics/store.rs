@@ -1,0 +1,367 @@
+//! The `Metrics` Durable Object (SQLite): one instance storing and loading the rows [`sekisho::metrics`]
+//! plans and reads. Buckets past their retention, key fingerprints unused for 30 days and rejections beyond
+//! the ring are deleted on every write.
+
+use serde::Deserialize;
+use worker::{durable_object, DurableObject, Env, Request, Response, Result, SqlStorage, State};
+
+use crate::EnvBindings;
+use sekisho::metrics::alert::{self, Alert};
+use sekisho::metrics::store::{
+    alert_candidates, invalid_signature_key, AlertState, Loaded, MetricsCall, RecentRejections,
+    Recorded, JUMP_BASELINE_BUCKETS, KEY_RETENTION_MS,
+};
+use sekisho::metrics::view;
+use sekisho::metrics::window::Resolution;
+use sekisho::metrics::{
+    plan_writes, CounterRow, DeliveryOutcome, KeyRow, Observation, Observed, RejectionRow, SeenRow,
+    REJECTION_RING,
+};
+
+#[durable_object]
+pub struct Metrics {
+    state: State,
+    env: Env,
+}
+
+#[derive(Deserialize)]
+struct CounterRecord {
+    res: i64,
+    bucket: i64,
+    channel: String,
+    account: String,
+    metric: String,
+    value: i64,
+}
+
+#[derive(Deserialize)]
+struct KeyRecord {
+    channel: String,
+    account: String,
+    fingerprint: String,
+    matched: i64,
+    last_matched: i64,
+}
+
+#[derive(Deserialize)]
+struct SeenRecord {
+    channel: String,
+    account: String,
+    last_event: i64,
+}
+
+#[derive(Deserialize)]
+struct RejectionRecord {
+    at: i64,
+    channel: String,
+    account: String,
+    reason: String,
+}
+
+#[derive(Deserialize)]
+struct Number {
+    n: Option<i64>,
+}
+
+fn ms(value: i64) -> u64 {
+    u64::try_from(value).unwrap_or(0)
+}
+
+fn db(value: u64) -> worker::SqlStorageValue {
+    i64::try_from(value).unwrap_or(i64::MAX).into()
+}
+
+impl DurableObject for Metrics {
+    fn new(state: State, env: Env) -> Self {
+        let sql = state.storage().sql();
+        for statement in [
+            "CREATE TABLE IF NOT EXISTS counters (res INTEGER NOT NULL, bucket INTEGER NOT NULL, channel TEXT NOT NULL, account TEXT NOT NULL, metric TEXT NOT NULL, value INTEGER NOT NULL, PRIMARY KEY (res, bucket, channel, account, metric))",
+            "CREATE TABLE IF NOT EXISTS keys (channel TEXT NOT NULL, account TEXT NOT NULL, fingerprint TEXT NOT NULL, matched INTEGER NOT NULL, last_matched INTEGER NOT NULL, PRIMARY KEY (channel, account, fingerprint))",
+            "CREATE TABLE IF NOT EXISTS seen (channel TEXT NOT NULL, account TEXT NOT NULL, last_event INTEGER NOT NULL, PRIMARY KEY (channel, account))",
+            "CREATE TABLE IF NOT EXISTS rejections (seq INTEGER PRIMARY KEY AUTOINCREMENT, at INTEGER NOT NULL, channel TEXT NOT NULL, account TEXT NOT NULL, reason TEXT NOT NULL)",
+            "CREATE TABLE IF NOT EXISTS failing (channel TEXT NOT NULL, account TEXT NOT NULL, since INTEGER NOT NULL, PRIMARY KEY (channel, account))",
+            "CREATE TABLE IF NOT EXISTS alerts_sent (key TEXT PRIMARY KEY, at INTEGER NOT NULL)",
+        ] {
+            let _ = sql.exec(statement, None);
+        }
+        Metrics { state, env }
+    }
+
+    async fn fetch(&self, mut req: Request) -> Result<Response> {
+        let sql = self.state.storage().sql();
+        match req.json::<MetricsCall>().await? {
+            MetricsCall::Record {
+                observations,
+                now_ms,
+                alerts,
+            } => {
+                write(&sql, &observations, now_ms)?;
+                let alerts = if alerts {
+                    decide_alerts(&sql, &observations, now_ms)?
+                } else {
+                    Vec::new()
+                };
+                Response::from_json(&Recorded { alerts })
+            }
+            MetricsCall::Accounts { window, now_ms } => {
+                let loaded = load(&sql, window.resolution(), window.since_ms(now_ms))?;
+                let bindings = EnvBindings::of(&self.env);
+                json(view::accounts_answer(
+                    &loaded, &bindings, window, now_ms, true,
+                ))
+            }
+            MetricsCall::Series {
+                channel,
+                account,
+                window,
+                now_ms,
+            } => {
+                let loaded = load(&sql, window.resolution(), window.since_ms(now_ms))?;
+                let series = view::series(&loaded.counters, &channel, &account, window, now_ms);
+                Response::from_json(&series)
+            }
+            MetricsCall::Rejections { limit } => {
+                let limit = limit.clamp(1, REJECTION_RING) as i64;
+                let rows: Vec<RejectionRecord> = sql
+                    .exec(
+                        "SELECT at, channel, account, reason FROM rejections ORDER BY seq DESC LIMIT ?",
+                        vec![limit.into()],
+                    )?
+                    .to_array()?;
+                let rejections = rows
+                    .into_iter()
+                    .map(|r| RejectionRow {
+                        at_ms: ms(r.at),
+                        channel: r.channel,
+                        account: r.account,
+                        reason: r.reason,
+                    })
+                    .collect();
+                Response::from_json(&RecentRejections { rejections })
+            }
+        }
+    }
+}
+
+fn json(body: String) -> Result<Response> {
+    let headers = worker::Headers::new();
+    headers.set("content-type", "application/json")?;
+    Ok(Response::ok(body)?.with_headers(headers))
+}
+
+fn write(sql: &SqlStorage, observations: &[Observation], now_ms: u64) -> Result<()> {
+    let writes = plan_writes(observations);
+    for row in &writes.counters {
+        sql.exec(
+            "INSERT INTO counters (res, bucket, channel, account, metric, value) VALUES (?, ?, ?, ?, ?, ?) \
+             ON CONFLICT (res, bucket, channel, account, metric) DO UPDATE SET value = value + excluded.value",
+            vec![
+                row.resolution.code().into(),
+                db(row.bucket_ms),
+                row.channel.as_str().into(),
+                row.account.as_str().into(),
+                row.metric.as_str().into(),
+                db(row.value),
+            ],
+        )?;
+    }
+    for row in &writes.keys {
+        sql.exec(
+            "INSERT INTO keys (channel, account, fingerprint, matched, last_matched) VALUES (?, ?, ?, ?, ?) \
+             ON CONFLICT (channel, account, fingerprint) DO UPDATE SET matched = matched + excluded.matched, \
+             last_matched = max(last_matched, excluded.last_matched)",
+            vec![
+                row.channel.as_str().into(),
+                row.account.as_str().into(),
+                row.fingerprint.as_str().into(),
+                db(row.matched),
+                db(row.last_matched_ms),
+            ],
+        )?;
+    }
+    for row in &writes.seen {
+        sql.exec(
+            "INSERT INTO seen (channel, account, last_event) VALUES (?, ?, ?) \
+             ON CONFLICT (channel, account) DO UPDATE SET last_event = max(last_event, excluded.last_event)",
+            vec![
+                row.channel.as_str().into(),
+                row.account.as_str().into(),
+                db(row.last_event_ms),
+            ],
+        )?;
+    }
+    for row in &writes.rejections {
+        sql.exec(
+            "INSERT INTO rejections (at, channel, account, reason) VALUES (?, ?, ?, ?)",
+            vec![
+                db(row.at_ms),
+                row.channel.as_str().into(),
+                row.account.as_str().into(),
+                row.reason.as_str().into(),
+            ],
+        )?;
+    }
+    for observation in observations {
+        if let Observed::Delivery { outcome, .. } = &observation.observed {
+            let (channel, account) = (
+                observation.channel.as_str().into(),
+                observation.account.as_str().into(),
+            );
+            if *outcome == DeliveryOutcome::Delivered {
+                sql.exec(
+                    "DELETE FROM failing WHERE channel = ? AND account = ?",
+                    vec![channel, account],
+                )?;
+            } else {
+                sql.exec(
+                    "INSERT OR IGNORE INTO failing (channel, account, since) VALUES (?, ?, ?)",
+                    vec![channel, account, db(observation.at_ms)],
+                )?;
+            }
+        }
+    }
+    for resolution in Resolution::ALL {
+        sql.exec(
+            "DELETE FROM counters WHERE res = ? AND bucket < ?",
+            vec![
+                resolution.code().into(),
+                db(resolution.purge_before(now_ms)),
+            ],
+        )?;
+    }
+    sql.exec(
+        "DELETE FROM keys WHERE last_matched < ?",
+        vec![db(now_ms.saturating_sub(KEY_RETENTION_MS))],
+    )?;
+    if !writes.rejections.is_empty() {
+        sql.exec(
+            "DELETE FROM rejections WHERE seq <= (SELECT max(seq) FROM rejections) - ?",
+            vec![(REJECTION_RING as i64).into()],
+        )?;
+    }
+    Ok(())
+}
+
+fn load(sql: &SqlStorage, resolution: Resolution, since_ms: u64) -> Result<Loaded> {
+    let counters: Vec<CounterRecord> = sql
+        .exec(
+            "SELECT res, bucket, channel, account, metric, value FROM counters WHERE res = ? AND bucket >= ?",
+            vec![resolution.code().into(), db(since_ms)],
+        )?
+        .to_array()?;
+    let keys: Vec<KeyRecord> = sql
+        .exec(
+            "SELECT channel, account, fingerprint, matched, last_matched FROM keys",
+            None,
+        )?
+        .to_array()?;
+    let seen: Vec<SeenRecord> = sql
+        .exec("SELECT channel, account, last_event FROM seen", None)?
+        .to_array()?;
+    Ok(Loaded {
+        counters: counters
+            .into_iter()
+            .filter_map(|r| {
+                Some(CounterRow {
+                    resolution: Resolution::from_code(r.res)?,
+                    bucket_ms: ms(r.bucket),
+                    channel: r.channel,
+                    account: r.account,
+                    metric: r.metric,
+                    value: ms(r.value),
+                })
+            })
+            .collect(),
+        keys: keys
+            .into_iter()
+            .map(|r| KeyRow {
+                channel: r.channel,
+                account: r.account,
+                fingerprint: r.fingerprint,
+                matched: ms(r.matched),
+                last_matched_ms: ms(r.last_matched),
+            })
+            .collect(),
+        seen: seen
+            .into_iter()
+            .map(|r| SeenRow {
+                channel: r.channel,
+                account: r.account,
+                last_event_ms: ms(r.last_event),
+            })
+            .collect(),
+    })
+}
+
+struct StoredAlertState<'a> {
+    sql: &'a SqlStorage,
+    now_ms: u64,
+}
+
+impl StoredAlertState<'_> {
+    fn number(&self, query: &str, bindings: Vec<worker::SqlStorageValue>) -> u64 {
+        self.sql
+            .exec(query, bindings)
+            .and_then(|cursor| cursor.to_array::<Number>())
+            .ok()
+            .and_then(|rows| rows.first().and_then(|row| row.n))
+            .map_or(0, ms)
+    }
+}
+
+impl AlertState for StoredAlertState<'_> {
+    fn signature_counts(&self, channel: &str, account: &str) -> (u64, u64) {
+        let resolution = Resolution::FiveMinutes;
+        let current = resolution.bucket_start(self.now_ms);
+        let baseline_start = current.saturating_sub(JUMP_BASELINE_BUCKETS * resolution.bucket_ms());
+        let sum = |from: u64, to: u64| {
+            self.number(
+                "SELECT sum(value) AS n FROM counters WHERE res = ? AND channel = ? AND account = ? AND metric = ? AND bucket >= ? AND bucket < ?",
+                vec![
+                    resolution.code().into(),
+                    channel.into(),
+                    account.into(),
+                    invalid_signature_key().into(),
+                    db(from),
+                    db(to),
+                ],
+            )
+        };
+        (
+            sum(current, current + resolution.bucket_ms()),
+            sum(baseline_start, current),
+        )
+    }
+
+    fn failing_since(&self, channel: &str, account: &str) -> Option<u64> {
+        let since = self.number(
+            "SELECT since AS n FROM failing WHERE channel = ? AND account = ?",
+            vec![channel.into(), account.into()],
+        );
+        (since > 0).then_some(since)
+    }
+}
+
+fn decide_alerts(
+    sql: &SqlStorage,
+    observations: &[Observation],
+    now_ms: u64,
+) -> Result<Vec<Alert>> {
+    let state = StoredAlertState { sql, now_ms };
+    let candidates = alert_candidates(observations, &state, now_ms);
+    let last_sent = |key: &str| {
+        let at = state.number(
+            "SELECT at AS n FROM alerts_sent WHERE key = ?",
+            vec![key.into()],
+        );
+        (at > 0).then_some(at)
+    };
+    let alerts = alert::to_send(candidates, last_sent, now_ms);
+    for alert in &alerts {
+        sql.exec(
+            "INSERT OR REPLACE INTO alerts_sent (key, at) VALUES (?, ?)",
+            vec![alert.key().into(), db(now_ms)],
+        )?;
+    }
+    Ok(alerts)
+}

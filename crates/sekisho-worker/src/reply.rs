@@ -1,0 +1,103 @@
+//! The reply call's IO: sent once the event is durably accepted, without following redirects, and cut off —
+//! answer and body alike — when the budget ends. Every decision is [`sekisho::reply`]'s.
+
+use std::time::Duration;
+
+use futures_util::future::{select, Either};
+use futures_util::StreamExt;
+use wasm_bindgen::JsCast;
+use worker::{AbortController, Delay, Env, Fetch};
+
+use super::{emit, now_ms, EnvBindings};
+use sekisho::channels::EdgeResponse;
+use sekisho::gateway::BodyBuffer;
+use sekisho::reply::{CallOutcome, NoReply, RenderContext, ReplyCall, MAX_ANSWER_BYTES};
+
+/// The provider's response: the backend's reply rendered by the channel, or `default` (today's answer).
+pub(super) async fn answer(
+    call: &ReplyCall,
+    env: &Env,
+    received_ms: u64,
+    default: &EdgeResponse,
+) -> EdgeResponse {
+    let event_id = &call.delivery.webhook_id;
+    let result = reply(call, env, received_ms).await;
+    let elapsed_ms = now_ms().saturating_sub(received_ms);
+    emit(&sekisho::log::reply_outcome(
+        event_id,
+        result.as_ref().map(|_| ()),
+        elapsed_ms,
+    ));
+    result.unwrap_or_else(|_| default.clone())
+}
+
+async fn reply(call: &ReplyCall, env: &Env, received_ms: u64) -> Result<EdgeResponse, NoReply> {
+    let remaining_ms = call
+        .remaining_ms(received_ms, now_ms())
+        .ok_or(NoReply::BudgetSpent)?;
+    let outgoing = call
+        .outgoing(&EnvBindings::of(env), now_ms() / 1000, remaining_ms)
+        .map_err(NoReply::NotPrepared)?;
+    let outcome = perform(&outgoing, remaining_ms).await;
+    let context = RenderContext {
+        now_ms: now_ms(),
+        entropy: entropy().map_err(|_| NoReply::Unrenderable("no random bytes"))?,
+    };
+    call.answer(outcome, &context)
+}
+
+async fn perform(outgoing: &sekisho::forward::Outgoing, budget_ms: u64) -> CallOutcome {
+    let request = match super::consumer::build_request(outgoing) {
+        Ok(request) => request,
+        Err(error) => return CallOutcome::Failed(error.to_string()),
+    };
+    let controller = AbortController::default();
+    let signal = controller.signal();
+    let exchange = exchange(request, &signal);
+    let timeout = Delay::from(Duration::from_millis(budget_ms));
+    futures_util::pin_mut!(exchange);
+    futures_util::pin_mut!(timeout);
+    match select(exchange, timeout).await {
+        Either::Left((Ok(outcome), _)) => outcome,
+        Either::Left((Err(error), _)) => CallOutcome::Failed(error.to_string()),
+        Either::Right(_) => {
+            controller.abort();
+            CallOutcome::TimedOut {
+                after_ms: budget_ms,
+            }
+        }
+    }
+}
+
+/// The answer, its body read until [`MAX_ANSWER_BYTES`].
+async fn exchange(
+    request: worker::Request,
+    signal: &worker::AbortSignal,
+) -> worker::Result<CallOutcome> {
+    let mut response = Fetch::Request(request).send_with_signal(signal).await?;
+    let status = response.status_code();
+    let mut body = BodyBuffer::new(MAX_ANSWER_BYTES, None);
+    if let Ok(mut stream) = response.stream() {
+        while let Some(chunk) = stream.next().await {
+            if body.push(&chunk?).is_err() {
+                return Ok(CallOutcome::TooLarge);
+            }
+        }
+    }
+    Ok(CallOutcome::Answered {
+        status,
+        body: body.into_bytes(),
+    })
+}
+
+/// 32 bytes from the runtime's `crypto.getRandomValues`.
+fn entropy() -> Result<[u8; 32], wasm_bindgen::JsValue> {
+    let crypto = js_sys::Reflect::get(&js_sys::global(), &"crypto".into())?;
+    let get_random_values: js_sys::Function =
+        js_sys::Reflect::get(&crypto, &"getRandomValues".into())?.dyn_into()?;
+    let array = js_sys::Uint8Array::new_with_length(32);
+    get_random_values.call1(&crypto, &array)?;
+    let mut bytes = [0u8; 32];
+    array.copy_to(&mut bytes);
+    Ok(bytes)
+}
