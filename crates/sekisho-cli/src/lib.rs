@@ -9,7 +9,6 @@
 //!   sekisho status --url https://gw --token T [--window 24h] [--json]  accounts, counters, rotation status
 //!   sekisho schema                                                      print schema/event-v1.schema.json
 
-
 pub mod provision;
 pub mod status;
 

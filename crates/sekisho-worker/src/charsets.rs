@@ -1,11 +1,11 @@
 //! E-mail charsets through the runtime's own `TextDecoder` (workerd implements the WHATWG encodings), so the
 //! Worker carries no `encoding_rs` tables. The core calls it only for the charsets `mail-parser` cannot decode
-//! itself, after handling byte order marks ([`sekisho::channels::email::charset`]).
+//! itself, after handling byte order marks ([`sekisho::mail::charset`]).
 
 use wasm_bindgen::prelude::wasm_bindgen;
 use wasm_bindgen::JsValue;
 
-use sekisho::channels::email::charset::{CharsetDecoder, Encoding};
+use sekisho::mail::charset::{CharsetDecoder, Encoding};
 
 #[wasm_bindgen]
 extern "C" {

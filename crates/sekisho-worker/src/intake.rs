@@ -100,7 +100,8 @@ pub(super) async fn dispatch(
         }
         ClaimDecision::Enqueue { fresh, duplicates } => (fresh, duplicates),
     };
-    let duplicate_events = sekisho::metrics::observe::duplicate_events(&accepted.deliveries, &fresh);
+    let duplicate_events =
+        sekisho::metrics::observe::duplicate_events(&accepted.deliveries, &fresh);
     let fresh_ids = pick(&ids, &fresh);
     let messages = first_messages(accepted, &fresh);
     match send_all(&queue, messages, first_delay_s(accepted)).await {

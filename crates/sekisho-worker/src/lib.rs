@@ -23,11 +23,11 @@ use worker::{
     Headers, MessageBuilder, QueueContentType, Request, Response, SendMessage,
 };
 
-use sekisho::channels::email::{self, EmailAnswer};
 use sekisho::channels::EdgeResponse;
 use sekisho::config::Bindings;
 use sekisho::gateway::{self, Admitted, BodyBuffer, ChannelTarget, Inbound, Refusal};
 use sekisho::log::{self, Level, Line};
+use sekisho::mail::{self as email, EmailAnswer};
 use sekisho::request_url::RequestUrl;
 use sekisho::Rejection;
 

@@ -16,11 +16,11 @@ use std::hint::black_box;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use http::{HeaderMap, Method};
 use sekisho::channels;
-use sekisho::channels::email::InboundEmail;
 use sekisho::crypto;
 use sekisho::forward::SigningKeys;
 use sekisho::forward::Target;
 use sekisho::gateway::{self, Inbound};
+use sekisho::mail::InboundEmail;
 use sekisho::notify::Template;
 use sekisho::tooling::SignParams;
 
@@ -243,11 +243,11 @@ fn bench_email(c: &mut Criterion) {
     };
     // Once, outside the timing: a broken setup must fail here, not measure a fast refusal.
     for raw in [&iso2022jp, &attachments] {
-        let accepted = channels::email::handle(
+        let accepted = sekisho::mail::handle(
             &inbound(raw),
             &bindings,
             NOW_MS,
-            &channels::email::charset::EncodingRs,
+            &sekisho::mail::charset::EncodingRs,
         )
         .unwrap();
         assert_eq!(accepted.account.as_deref(), Some("support"));
@@ -267,11 +267,11 @@ fn bench_email(c: &mut Criterion) {
         group.throughput(Throughput::Bytes(raw.len() as u64));
         group.bench_function(id, |b| {
             b.iter(|| {
-                let accepted = channels::email::handle(
+                let accepted = sekisho::mail::handle(
                     &inbound(black_box(raw)),
                     &bindings,
                     NOW_MS,
-                    &channels::email::charset::EncodingRs,
+                    &sekisho::mail::charset::EncodingRs,
                 )
                 .unwrap();
                 for delivery in &accepted.deliveries {

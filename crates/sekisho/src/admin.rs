@@ -52,7 +52,7 @@ fn metrics_action(query: &Query) -> Result<AdminAction, Rejection> {
     let channel = crate::channels::CHANNELS
         .iter()
         .map(|c| c.name())
-        .chain([crate::channels::email::CHANNEL])
+        .chain([crate::mail::CHANNEL])
         .find(|name| *name == channel)
         .ok_or(Rejection::InvalidParameter("channel"))?;
     let account = query

@@ -30,10 +30,7 @@ pub struct Event {
     #[cfg_attr(feature = "schema", schemars(extend("const" = "1.0")))]
     pub specversion: String,
     /// Stable across provider retries: also sent as `webhook-id`.
-    #[cfg_attr(
-        feature = "schema",
-        schemars(regex(pattern = r"^evt_[0-9a-f]{32}$"))
-    )]
+    #[cfg_attr(feature = "schema", schemars(regex(pattern = r"^evt_[0-9a-f]{32}$")))]
     pub id: String,
     /// `/{channel}/{account}`.
     #[cfg_attr(
@@ -59,20 +56,14 @@ pub struct Event {
     pub datacontenttype: String,
     #[cfg_attr(feature = "schema", schemars(regex(pattern = r"^[a-z0-9]+$")))]
     pub channel: String,
-    #[cfg_attr(
-        feature = "schema",
-        schemars(regex(pattern = r"^[a-z0-9-]{1,64}$"))
-    )]
+    #[cfg_attr(feature = "schema", schemars(regex(pattern = r"^[a-z0-9-]{1,64}$")))]
     pub account: String,
     pub data: EventData,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
-#[cfg_attr(
-    feature = "schema",
-    schemars(deny_unknown_fields, rename = "data")
-)]
+#[cfg_attr(feature = "schema", schemars(deny_unknown_fields, rename = "data"))]
 pub struct EventData {
     /// The provider's own name for the event (e.g. LINE `memberJoined`).
     pub provider_type: String,
@@ -220,10 +211,7 @@ pub enum ConversationKind {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
-#[cfg_attr(
-    feature = "schema",
-    schemars(deny_unknown_fields, rename = "party")
-)]
+#[cfg_attr(feature = "schema", schemars(deny_unknown_fields, rename = "party"))]
 pub struct Sender {
     pub id: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -307,10 +295,7 @@ pub struct Postback {
 /// What an e-mail says about itself, decoded (RFC 2047 words, any charset) and without angle brackets on ids.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
-#[cfg_attr(
-    feature = "schema",
-    schemars(deny_unknown_fields, rename = "email")
-)]
+#[cfg_attr(feature = "schema", schemars(deny_unknown_fields, rename = "email"))]
 pub struct EmailDetails {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub subject: Option<String>,

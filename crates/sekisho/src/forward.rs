@@ -1,21 +1,18 @@
 //! The gateway → backend leg: one normalized event per request, signed with Standard Webhooks; plus the
 //! optional Chatwork room notification per event (see [`crate::notify`]). Both travel the same durable path.
 //!
-//! Signed content is `{webhook-id}.{webhook-timestamp}.{body}`; the key is the base64-decoded part after
-//! `whsec_`; `webhook-signature` lists one `v1,<base64>` per configured secret (rotation), space-separated.
+//! The signing itself (Standard Webhooks) is [`crate::crypto::standard_webhooks`].
 
 use serde::{Deserialize, Serialize};
 
 use crate::config::{split_values, Account, Bindings};
-use crate::crypto;
+pub use crate::crypto::standard_webhooks::{ReceiveError, SigningKeyError, SigningKeys};
 use crate::envelope::Event;
 use crate::notify::{self, ChatworkNotice, NotifyError};
 use crate::Rejection;
 
 pub const SIGNING_SECRET_BINDING: &str = "BACKEND_SIGNING_SECRET";
 pub const BACKEND_URL_FIELD: &str = "BACKEND_URL";
-/// Receivers reject timestamps further than this from their clock (the Standard Webhooks default).
-pub const DEFAULT_TOLERANCE_S: u64 = 5 * 60;
 
 /// One event on its way to one destination. The body (the event JSON) is fixed when the event is accepted;
 /// what is sent is prepared per attempt by [`outgoing`], because the Standard Webhooks timestamp is the attempt
@@ -223,73 +220,14 @@ pub fn outgoing(
     }
 }
 
-/// The backend signing secrets, decoded once.
-#[derive(Clone)]
-pub struct SigningKeys {
-    keys: Vec<Vec<u8>>,
-}
-
-impl std::fmt::Debug for SigningKeys {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "SigningKeys({} keys, redacted)", self.keys.len())
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum SigningKeyError {
-    #[error("no signing secret given")]
-    Empty,
-    #[error("a signing secret is not base64 after the whsec_ prefix")]
-    NotBase64,
-}
-
+/// What the backend leg adds to the Standard Webhooks keys ([`crate::crypto::standard_webhooks`]).
 impl SigningKeys {
-    /// Parses `whsec_<base64>` values (the prefix is optional), newest first.
-    pub fn parse<S: AsRef<str>>(values: &[S]) -> Result<SigningKeys, SigningKeyError> {
-        let keys = values
-            .iter()
-            .map(|value| {
-                let value = value.as_ref();
-                let encoded = value.strip_prefix("whsec_").unwrap_or(value);
-                crypto::base64_decode(encoded)
-                    .filter(|key| !key.is_empty())
-                    .ok_or(SigningKeyError::NotBase64)
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        if keys.is_empty() {
-            return Err(SigningKeyError::Empty);
-        }
-        Ok(SigningKeys { keys })
-    }
-
     pub fn from_bindings(bindings: &dyn Bindings) -> Result<SigningKeys, Rejection> {
         let values = bindings
             .get(SIGNING_SECRET_BINDING)
             .map(|raw| split_values(&raw))
             .unwrap_or_default();
         SigningKeys::parse(&values).map_err(|_| Rejection::misconfigured(SIGNING_SECRET_BINDING))
-    }
-
-    /// The `webhook-signature` value: `v1,<base64>` for every key, space-separated.
-    pub fn signature(&self, webhook_id: &str, timestamp_s: u64, body: &[u8]) -> String {
-        let timestamp = timestamp_s.to_string();
-        self.keys
-            .iter()
-            .map(|key| {
-                let tag = crypto::hmac_sha256(
-                    key,
-                    &[
-                        webhook_id.as_bytes(),
-                        b".",
-                        timestamp.as_bytes(),
-                        b".",
-                        body,
-                    ],
-                );
-                format!("v1,{}", crypto::base64_encode(&tag))
-            })
-            .collect::<Vec<_>>()
-            .join(" ")
     }
 
     /// The headers of one delivery attempt at `now_s`.
@@ -304,50 +242,6 @@ impl SigningKeys {
             ),
         ]
     }
-
-    /// Verifies a received Standard Webhooks request, as a backend would (used by `sekisho receive`).
-    pub fn verify(
-        &self,
-        webhook_id: &str,
-        timestamp: &str,
-        signature_header: &str,
-        body: &[u8],
-        now_s: u64,
-    ) -> Result<(), ReceiveError> {
-        let sent_s: u64 = timestamp
-            .trim()
-            .parse()
-            .map_err(|_| ReceiveError::BadTimestamp)?;
-        if sent_s.abs_diff(now_s) > DEFAULT_TOLERANCE_S {
-            return Err(ReceiveError::BadTimestamp);
-        }
-        let timestamp = sent_s.to_string();
-        let signed: [&[u8]; 5] = [
-            webhook_id.as_bytes(),
-            b".",
-            timestamp.as_bytes(),
-            b".",
-            body,
-        ];
-        let matched = signature_header
-            .split(' ')
-            .filter_map(|entry| entry.strip_prefix("v1,"))
-            .filter_map(crypto::base64_decode)
-            .any(|tag| crypto::hmac_sha256_matches(&self.keys, &signed, &tag).is_some());
-        if matched {
-            Ok(())
-        } else {
-            Err(ReceiveError::BadSignature)
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum ReceiveError {
-    #[error("webhook-timestamp is missing, malformed or too far from now")]
-    BadTimestamp,
-    #[error("no webhook-signature entry matches")]
-    BadSignature,
 }
 
 #[cfg(test)]

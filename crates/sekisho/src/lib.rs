@@ -21,6 +21,7 @@ pub mod forward;
 pub mod gateway;
 pub mod json;
 pub mod log;
+pub mod mail;
 pub mod metrics;
 pub mod notify;
 pub(crate) mod query;

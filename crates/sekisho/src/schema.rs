@@ -314,7 +314,9 @@ mod tests {
 
     #[test]
     fn the_committed_schema_is_generated_from_the_types() {
-        if let Err(message) = check_committed_schema(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")) {
+        if let Err(message) =
+            check_committed_schema(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../.."))
+        {
             panic!("{message}");
         }
     }
@@ -491,8 +493,9 @@ mod tests {
     /// there has the generated schema's fields, `?` exactly on those that may be absent and `[]` on arrays.
     #[test]
     fn the_readme_field_table_matches_the_types() {
-        let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md"))
-            .expect("README.md");
+        let readme =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md"))
+                .expect("README.md");
         let section = readme
             .split("## The event envelope (v1)")
             .nth(1)

@@ -22,9 +22,9 @@ use super::{text_at, Channel, ChannelRequest};
 use crate::config::split_values;
 use crate::config::Account;
 use crate::crypto;
+use crate::crypto::standard_webhooks::{ReceiveError, SigningKeys};
 use crate::envelope::Raw;
 use crate::envelope::{EventData, EventParts, Verification};
-use crate::forward::{ReceiveError, SigningKeys};
 #[cfg(feature = "tooling")]
 use crate::tooling::{Sign, SignParams, SignedRequest, ToolingError};
 use crate::{ConfigProblem, Rejection};

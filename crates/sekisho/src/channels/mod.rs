@@ -13,7 +13,6 @@ use crate::Rejection;
 pub mod chatplus;
 pub mod chatwork;
 pub mod discord;
-pub mod email;
 mod form;
 pub mod generic;
 pub mod line;
@@ -23,11 +22,6 @@ pub mod slack;
 pub mod telegram;
 pub mod twilio;
 pub mod wechat;
-pub mod wecom;
-mod wxenvelope;
-mod wxreply;
-mod wxsettings;
-mod wxxml;
 
 /// Every channel the gateway serves, by route name.
 pub static CHANNELS: &[&dyn Channel] = &[
@@ -42,7 +36,7 @@ pub static CHANNELS: &[&dyn Channel] = &[
     &telegram::Telegram,
     &chatplus::ChatPlus,
     &wechat::WeChat,
-    &wecom::WeCom,
+    &wechat::WeCom,
     &discord::Discord,
     &twilio::Twilio,
 ];

@@ -6,8 +6,9 @@
 
 use serde::Serialize;
 
-use crate::channels::{self, email};
+use crate::channels;
 use crate::config::{is_valid_account, Bindings};
+use crate::mail as email;
 
 const EMAIL_FIELD: &str = "ADDRESS";
 

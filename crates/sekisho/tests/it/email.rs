@@ -19,10 +19,10 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::common::{assert_schema_valid, schema_validator, TEST_BACKEND_URL, TEST_SIGNING_SECRET};
-use sekisho::channels::email::charset::EncodingRs;
-use sekisho::channels::email::{self, InboundEmail};
 use sekisho::config::binding_name;
 use sekisho::gateway::Accepted;
+use sekisho::mail::charset::EncodingRs;
+use sekisho::mail::{self as email, InboundEmail};
 
 const NOW_MS: u64 = 1_780_000_000_000;
 

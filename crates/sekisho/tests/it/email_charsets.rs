@@ -16,7 +16,7 @@ use crate::common;
 
 use serde::{Deserialize, Serialize};
 
-use sekisho::channels::email::charset::{CharsetDecoder, Encoding, EncodingRs};
+use sekisho::mail::charset::{CharsetDecoder, Encoding, EncodingRs};
 
 const ENCODINGS: [Encoding; 12] = [
     Encoding::ShiftJis,

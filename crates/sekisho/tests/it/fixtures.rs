@@ -8,7 +8,6 @@
     clippy::indexing_slicing
 )] // test code
 
-
 use crate::common::*;
 use serde_json::Value;
 

@@ -7,7 +7,6 @@
     clippy::indexing_slicing
 )] // test code
 
-
 use std::collections::HashMap;
 
 use crate::common::*;

@@ -1,8 +1,8 @@
 //! `sekisho webhook line set|test|info`.
 
 use super::{call, report, resolve_account, usage, Args, Failure};
-use sekisho::config::binding_name;
 use crate::provision::{line, mask, wrangler_put_placeholder};
+use sekisho::config::binding_name;
 
 fn access_token(args: &mut Args) -> Result<String, Failure> {
     let token = args.credential("channel-access-token", "LINE_CHANNEL_ACCESS_TOKEN")?;

@@ -1,9 +1,9 @@
 //! `sekisho webhook lineworks set|info`.
 
 use super::{call, list, report, resolve_account, usage, Args, Failure};
-use sekisho::config::binding_name;
 use crate::provision::lineworks::{self, ALL_CALLBACK_EVENTS};
 use crate::provision::{mask, shown, wrangler_put_placeholder};
+use sekisho::config::binding_name;
 
 struct Bot {
     token: String,

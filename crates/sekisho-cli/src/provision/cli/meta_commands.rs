@@ -1,9 +1,9 @@
 //! `sekisho webhook meta set|info`.
 
 use super::{call, list, report, resolve_account, secret_or_generated, usage, Args, Failure};
-use sekisho::config::binding_name;
 use crate::provision::meta::{self, App, Product, Subscribe};
 use crate::provision::{shown, wrangler_put_line, wrangler_put_placeholder};
+use sekisho::config::binding_name;
 
 const VERIFY_TOKEN_RULE: &str =
     "the gateway's rule for verify tokens (1-256 characters of A-Z a-z 0-9 - _ .)";

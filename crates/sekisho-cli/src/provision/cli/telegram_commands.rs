@@ -1,9 +1,9 @@
 //! `sekisho webhook telegram set|info`.
 
 use super::{call, list, report, resolve_account, secret_or_generated, usage, Args, Failure};
-use sekisho::config::binding_name;
 use crate::provision::telegram::{self, BotToken, SetWebhook};
 use crate::provision::{mask, wrangler_put_line};
+use sekisho::config::binding_name;
 
 const SECRET_RULE: &str = "Telegram's rule (1-256 characters of A-Z a-z 0-9 _ -)";
 

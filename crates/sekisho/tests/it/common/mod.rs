@@ -73,7 +73,7 @@ pub fn all_fixtures() -> Vec<(String, String, Fixture)> {
     channel_dirs.sort_by_key(|e| e.file_name());
     for dir in channel_dirs {
         let channel = dir.file_name().to_string_lossy().into_owned();
-        if channel == sekisho::channels::email::CHANNEL {
+        if channel == sekisho::mail::CHANNEL {
             continue;
         }
         assert!(

@@ -1,12 +1,12 @@
 //! What the `wechat` and `wecom` channels share about a *decrypted* (or plaintext-mode) message: its XML as
 //! JSON, and its normalization into the envelope. The encrypted envelope around it is read by
-//! [`wxenvelope`](super::wxenvelope), settings live in [`wxsettings`](super::wxsettings).
+//! [`encrypted`](super::encrypted), settings live in [`settings`](super::settings).
 
 use quick_xml::events::Event as XmlEvent;
 use quick_xml::Reader;
 use serde_json::{Map, Value};
 
-use super::text_at;
+use crate::channels::text_at;
 use crate::envelope::Raw;
 use crate::envelope::{
     Attachment, Conversation, ConversationKind, EventData, EventParts, Location, Message, Postback,

@@ -4,23 +4,24 @@
 //!   `echostr` is answered verbatim — the Official Account never encrypts it, even in safe mode.
 //! - `POST ?signature&timestamp&nonce&openid&encrypt_type=aes&msg_signature=…` (compatible and safe mode):
 //!   `msg_signature` covers the `<Encrypt>` element, which is found without parsing the rest of the body
-//!   ([`wxenvelope`](super::wxenvelope)), verified, then decrypted with [`wxbiz`] and must carry the configured
+//!   ([`encrypted`](super::encrypted)), verified, then decrypted with [`wxbiz`] and must carry the configured
 //!   AppID. Only the decrypted message counts; compatible mode's plaintext copy is ignored.
 //! - **The mode follows configuration, not the request.** With an `ENCODING_AES_KEY` every POST must be
 //!   encrypted: one without `msg_signature` is refused as `encryption_required`, because the plaintext
 //!   `signature` covers only token, timestamp and nonce — which WeChat puts in every URL, handshakes included.
 //! - Without a key (plaintext mode) the body is not authenticated at all. The signed query is then given to the
-//!   gateway as a [`ReplayGuard`](super::ReplayGuard), so that it is accepted again only with the same body
+//!   gateway as a [`ReplayGuard`](crate::channels::ReplayGuard), so that it is accepted again only with the same body
 //!   (handshakes included, whose body is empty).
 //!
 //! Answered `success` at once (WeChat retries 3 times after 5 s otherwise); events are forwarded afterwards.
 
 use http::Method;
 
-use super::wxreply::{PassiveReplyTo, Seal};
-use super::wxsettings::{self, param};
-use super::Verdict;
-use super::{wxenvelope, wxxml, Channel, ChannelRequest, EdgeResponse, ReplayGuard};
+use super::reply::{PassiveReplyTo, Seal};
+use super::settings::{self, param};
+use super::{encrypted, xml};
+use crate::channels::Verdict;
+use crate::channels::{Channel, ChannelRequest, EdgeResponse, ReplayGuard};
 use crate::config::Account;
 use crate::crypto::wxbiz::{self, AesKey};
 use crate::envelope::Verification;
@@ -50,7 +51,7 @@ impl Channel for WeChat {
     }
 
     fn default_max_body_bytes(&self) -> Option<usize> {
-        Some(wxsettings::MAX_PUSH_BYTES)
+        Some(settings::MAX_PUSH_BYTES)
     }
 
     /// `GET` is the URL-verification handshake.
@@ -65,8 +66,8 @@ impl Channel for WeChat {
     ) -> Result<Verdict, Rejection> {
         let settings = Settings {
             tokens: account.required_values("TOKEN")?,
-            keys: wxsettings::aes_keys(account)?,
-            skew_s: wxsettings::timestamp_skew_s(account)?,
+            keys: settings::aes_keys(account)?,
+            skew_s: settings::timestamp_skew_s(account)?,
         };
         if *request.method == Method::GET {
             handshake(request, &settings)
@@ -99,9 +100,9 @@ fn verify_plain(
     let nonce = param(request.query, "nonce")?;
     let key_index = wxbiz::matching_token(&settings.tokens, &[timestamp, nonce], signature)
         .ok_or(Rejection::InvalidSignature)?;
-    wxsettings::check_timestamp(timestamp, request.now_ms, settings.skew_s)?;
+    settings::check_timestamp(timestamp, request.now_ms, settings.skew_s)?;
     let guard = if settings.keys.is_empty() {
-        Some(wxsettings::query_replay_guard(
+        Some(settings::query_replay_guard(
             timestamp,
             nonce,
             signature,
@@ -155,9 +156,9 @@ fn receive(
         };
         (xml.to_owned(), verification, guard, None)
     };
-    let fields = wxxml::parse(&xml)?;
+    let fields = xml::parse(&xml)?;
     let reply_to = PassiveReplyTo::for_message(&fields, seal);
-    let parts = wxxml::normalize(fields, verification, request.now_ms);
+    let parts = xml::normalize(fields, verification, request.now_ms);
     let verdict =
         Verdict::respond(EdgeResponse::text("success"), vec![parts]).guarded_by(replay_guard);
     Ok(match reply_to {
@@ -181,7 +182,7 @@ fn decrypt(
     let timestamp = param(request.query, "timestamp")?;
     let nonce = param(request.query, "nonce")?;
     let app_id = account.required_field("APP_ID")?;
-    let envelope = wxenvelope::find_encrypt(request.body)?;
+    let envelope = encrypted::find_encrypt(request.body)?;
     let encrypt = envelope.encrypt.as_ref();
     let token_index = wxbiz::matching_token(
         &settings.tokens,
@@ -189,7 +190,7 @@ fn decrypt(
         msg_signature,
     )
     .ok_or(Rejection::InvalidSignature)?;
-    wxsettings::check_timestamp(timestamp, request.now_ms, settings.skew_s)?;
+    settings::check_timestamp(timestamp, request.now_ms, settings.skew_s)?;
     envelope.check_rest()?;
     let (key_index, decrypted) = wxbiz::decrypt_any(&settings.keys, encrypt, &app_id)?;
     // One index for both rotations: 0 means the newest token and the newest key; anything else names the
@@ -216,8 +217,8 @@ fn decrypt(
 /// `mode` (plain|compat|safe; safe when `aes-key` is given), `aes-key`, `app-id`, `random`, `openid`.
 #[cfg(feature = "tooling")]
 fn sign(params: &SignParams) -> Result<SignedRequest, ToolingError> {
-    let token = wxsettings::sign_token(params)?;
-    let defaults = wxsettings::sign_defaults(params)?;
+    let token = settings::sign_token(params)?;
+    let defaults = settings::sign_defaults(params)?;
     let timestamp = defaults.timestamp.as_str();
     let nonce = defaults.nonce.as_str();
     let signature = wxbiz::signature_hex(&[token, timestamp, nonce]);
@@ -254,11 +255,11 @@ fn sign(params: &SignParams) -> Result<SignedRequest, ToolingError> {
         option: "body",
         why: "must be UTF-8 XML",
     })?;
-    let fields = wxxml::parse(body_text).ok().map(serde_json::Value::Object);
+    let fields = xml::parse(body_text).ok().map(serde_json::Value::Object);
     let field = |key: &str| {
         fields
             .as_ref()
-            .and_then(|f| wxxml::text(f, key))
+            .and_then(|f| xml::text(f, key))
             .unwrap_or_default()
     };
     let openid = params
@@ -276,7 +277,7 @@ fn sign(params: &SignParams) -> Result<SignedRequest, ToolingError> {
         match params.option("mode").unwrap_or(default_mode) {
             "plain" => params.body.clone(),
             mode @ ("compat" | "safe") => {
-                let key = wxsettings::sign_key(params)?;
+                let key = settings::sign_key(params)?;
                 let app_id = params.required("app-id")?;
                 let encrypt = wxbiz::encrypt(&key, &defaults.random, &params.body, app_id)
                     .map_err(|_| ToolingError::InvalidOption {

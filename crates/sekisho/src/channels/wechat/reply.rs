@@ -5,7 +5,7 @@
 
 use serde_json::{Map, Value};
 
-use super::EdgeResponse;
+use crate::channels::EdgeResponse;
 use crate::crypto::wxbiz::{AesKey, PassiveReply, RANDOM_LEN};
 use crate::reply::{cdata, plain_text, BackendReply, Budget, NoReply, RenderContext, RenderReply};
 

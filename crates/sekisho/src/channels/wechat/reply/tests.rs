@@ -26,7 +26,7 @@ const CONTEXT: RenderContext = RenderContext {
 };
 
 fn text_of(xml: &str, element: &str) -> String {
-    let fields = crate::channels::wxxml::parse(xml).unwrap();
+    let fields = crate::channels::wechat::xml::parse(xml).unwrap();
     fields[element].as_str().unwrap().to_owned()
 }
 
@@ -49,7 +49,7 @@ fn a_safe_mode_reply_decrypts_with_the_key_to_the_swapped_message_and_is_signed(
     );
     let key = AesKey::from_encoding_aes_key(OA_KEY).unwrap();
     let message = wxbiz::decrypt(&key, &encrypt, APP_ID).unwrap().message;
-    let fields = crate::channels::wxxml::parse(&message).unwrap();
+    let fields = crate::channels::wechat::xml::parse(&message).unwrap();
     assert_eq!(fields["ToUserName"], "oUser");
     assert_eq!(fields["FromUserName"], "gh_account");
     assert_eq!(fields["CreateTime"], "1700000000");
@@ -76,7 +76,7 @@ fn reply_text_cannot_inject_elements() {
         .render(&BackendReply::Text(attack.into()), &CONTEXT)
         .unwrap();
     let fields =
-        crate::channels::wxxml::parse(std::str::from_utf8(&response.body).unwrap()).unwrap();
+        crate::channels::wechat::xml::parse(std::str::from_utf8(&response.body).unwrap()).unwrap();
     assert_eq!(fields["ToUserName"], "oUser");
     assert_eq!(fields["Content"], attack);
     assert_eq!(fields.len(), 5);
@@ -89,7 +89,7 @@ fn raw_fields_become_elements_and_cannot_redirect_the_reply() {
         .render(&BackendReply::Raw(raw), &CONTEXT)
         .unwrap();
     let fields =
-        crate::channels::wxxml::parse(std::str::from_utf8(&response.body).unwrap()).unwrap();
+        crate::channels::wechat::xml::parse(std::str::from_utf8(&response.body).unwrap()).unwrap();
     assert_eq!(fields["MsgType"], "news");
     assert_eq!(fields["ArticleCount"], "1");
     assert_eq!(fields["Articles"]["item"]["Title"], "t");
@@ -112,7 +112,7 @@ fn raw_fields_become_elements_and_cannot_redirect_the_reply() {
 
 #[test]
 fn the_reply_names_the_message_sender() {
-    let fields = crate::channels::wxxml::parse(
+    let fields = crate::channels::wechat::xml::parse(
         "<xml><ToUserName>gh_a</ToUserName><FromUserName>oU</FromUserName><MsgType>text</MsgType></xml>",
     )
     .unwrap();
@@ -122,6 +122,6 @@ fn the_reply_names_the_message_sender() {
         ("oU", "gh_a")
     );
     let anonymous =
-        crate::channels::wxxml::parse("<xml><ToUserName>gh_a</ToUserName></xml>").unwrap();
+        crate::channels::wechat::xml::parse("<xml><ToUserName>gh_a</ToUserName></xml>").unwrap();
     assert!(PassiveReplyTo::for_message(&anonymous, None).is_none());
 }

@@ -287,7 +287,7 @@ mod tests {
     use proptest::prelude::*;
 
     use super::parse_content_type;
-    use crate::channels::email::charset::{CharsetDecoder, Encoding};
+    use crate::mail::charset::{CharsetDecoder, Encoding};
 
     /// Reads every charset as UTF-8, as mail-parser without `full_encoding` does: with it the port must give
     /// exactly what mail-parser gives, whatever the header.

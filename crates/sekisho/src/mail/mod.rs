@@ -1,7 +1,7 @@
 //! E-mail as a channel. Cloudflare Email Routing hands the Worker's `email` handler the SMTP envelope and the
 //! raw MIME message; this module turns it into one `message.received` event.
 //!
-//! It is not an HTTP route, so it is not in [`CHANNELS`](super::CHANNELS): the edge calls [`handle`]
+//! It is not an HTTP route, so it is not in [`CHANNELS`](crate::channels::CHANNELS): the edge calls [`handle`]
 //! directly and answers through the e-mail API (`setReject` for a permanent refusal, an exception for a
 //! temporary one) instead of an HTTP status.
 //!
@@ -25,7 +25,7 @@ use crate::forward;
 use crate::gateway::{Accepted, Refusal};
 use crate::Rejection;
 
-use super::EdgeResponse;
+use crate::channels::EdgeResponse;
 
 pub mod charset;
 mod content_digest;

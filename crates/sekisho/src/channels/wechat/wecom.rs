@@ -12,10 +12,11 @@
 use http::Method;
 use serde_json::Value;
 
-use super::wxreply::{PassiveReplyTo, Seal};
-use super::wxsettings::{self, param};
-use super::Verdict;
-use super::{text_at, u64_at, value_at, wxenvelope, wxxml, Channel, ChannelRequest, EdgeResponse};
+use super::reply::{PassiveReplyTo, Seal};
+use super::settings::{self, param};
+use super::{encrypted, xml};
+use crate::channels::Verdict;
+use crate::channels::{text_at, u64_at, value_at, Channel, ChannelRequest, EdgeResponse};
 use crate::config::Account;
 use crate::crypto::wxbiz::{self, AesKey};
 use crate::envelope::Raw;
@@ -54,7 +55,7 @@ impl Settings {
             Some("aibot") => Mode::AiBot,
             Some(_) => return Err(Rejection::misconfigured(account.binding_name("MODE"))),
         };
-        let keys = wxsettings::aes_keys(account)?;
+        let keys = settings::aes_keys(account)?;
         if keys.is_empty() {
             return Err(Rejection::misconfigured(
                 account.binding_name("ENCODING_AES_KEY"),
@@ -69,7 +70,7 @@ impl Settings {
                 Mode::AiBot => String::new(),
             },
             mode,
-            skew_s: wxsettings::timestamp_skew_s(account)?,
+            skew_s: settings::timestamp_skew_s(account)?,
         })
     }
 
@@ -90,7 +91,7 @@ impl Settings {
         let token_index =
             wxbiz::matching_token(&self.tokens, &[timestamp, nonce, encrypt], msg_signature)
                 .ok_or(Rejection::InvalidSignature)?;
-        wxsettings::check_timestamp(timestamp, request.now_ms, self.skew_s)?;
+        settings::check_timestamp(timestamp, request.now_ms, self.skew_s)?;
         rest()?;
         let (key_index, decrypted) = wxbiz::decrypt_any(&self.keys, encrypt, &self.receive_id)?;
         // One index for both rotations: 0 means the newest token and the newest key.
@@ -122,7 +123,7 @@ impl Channel for WeCom {
     }
 
     fn default_max_body_bytes(&self) -> Option<usize> {
-        Some(wxsettings::MAX_PUSH_BYTES)
+        Some(settings::MAX_PUSH_BYTES)
     }
 
     /// `GET` is the URL-verification handshake.
@@ -172,23 +173,23 @@ fn receive(
         .ok_or(Rejection::MissingSignature)?;
     let (parts, reply_to) = match settings.mode {
         Mode::App => {
-            let envelope = wxenvelope::find_encrypt(request.body)?;
+            let envelope = encrypted::find_encrypt(request.body)?;
             let (xml, verification, seal) =
                 settings.open(request, &envelope.encrypt, || envelope.check_rest())?;
-            let fields = wxxml::parse(&xml)?;
+            let fields = xml::parse(&xml)?;
             let reply_to = PassiveReplyTo::for_message(&fields, Some(seal));
             (
-                wxxml::normalize(fields, verification, request.now_ms),
+                xml::normalize(fields, verification, request.now_ms),
                 reply_to,
             )
         }
         // AI bots answer through their own stream protocol, not a passive reply: no reply call.
         Mode::AiBot => {
-            let encrypt = wxenvelope::find_json_encrypt(request.body)?;
+            let encrypt = encrypted::find_json_encrypt(request.body)?;
             let (json, verification, _) = settings.open(request, &encrypt, || {
-                wxenvelope::check_json_rest(request.body)
+                encrypted::check_json_rest(request.body)
             })?;
-            let (message, raw) = super::json_object_body(json.as_bytes())?;
+            let (message, raw) = crate::channels::json_object_body(json.as_bytes())?;
             (
                 normalize_aibot((&message, raw), verification, request.now_ms),
                 None,
@@ -253,7 +254,9 @@ fn normalize_aibot(
     let dedupe_key = text_at(aibot, &["msgid"])
         .filter(|id| !id.is_empty())
         .map(|id| serde_json::json!(["msgid", user.clone().unwrap_or_default(), id]).to_string())
-        .unwrap_or_else(|| super::content_hash_key(&serde_json::to_vec(aibot).unwrap_or_default()));
+        .unwrap_or_else(|| {
+            crate::channels::content_hash_key(&serde_json::to_vec(aibot).unwrap_or_default())
+        });
     let time_ms = u64_at(aibot, &["create_time"])
         .and_then(|s| s.checked_mul(1000))
         .unwrap_or(now_ms);
@@ -330,9 +333,9 @@ fn aibot_message(msg_type: &str, raw: &Value) -> Message {
 /// `agent-id` (default: the body's AgentID).
 #[cfg(feature = "tooling")]
 fn sign(params: &SignParams) -> Result<SignedRequest, ToolingError> {
-    let token = wxsettings::sign_token(params)?;
-    let key = wxsettings::sign_key(params)?;
-    let defaults = wxsettings::sign_defaults(params)?;
+    let token = settings::sign_token(params)?;
+    let key = settings::sign_key(params)?;
+    let defaults = settings::sign_defaults(params)?;
     let aibot = match params.option("mode").unwrap_or("app") {
         "app" => false,
         "aibot" => true,
@@ -398,8 +401,8 @@ fn sign(params: &SignParams) -> Result<SignedRequest, ToolingError> {
         )
     } else {
         let agent_id = params.option("agent-id").map(str::to_owned).or_else(|| {
-            let fields = Value::Object(wxxml::parse(std::str::from_utf8(&params.body).ok()?).ok()?);
-            wxxml::text(&fields, "AgentID")
+            let fields = Value::Object(xml::parse(std::str::from_utf8(&params.body).ok()?).ok()?);
+            xml::text(&fields, "AgentID")
         });
         let agent = agent_id
             .map(|id| format!("<AgentID><![CDATA[{id}]]></AgentID>"))
@@ -550,7 +553,7 @@ mod tests {
                 },
             )
             .unwrap();
-        let envelope = wxxml::parse(std::str::from_utf8(&reply.body).unwrap()).unwrap();
+        let envelope = xml::parse(std::str::from_utf8(&reply.body).unwrap()).unwrap();
         let field = |name: &str| envelope[name].as_str().unwrap().to_owned();
         assert_eq!(
             field("MsgSignature"),
@@ -563,7 +566,7 @@ mod tests {
         );
         let key = AesKey::from_encoding_aes_key(KEY).unwrap();
         let opened = wxbiz::decrypt(&key, &field("Encrypt"), "wx5823bf96d3bd56c7").unwrap();
-        let message = wxxml::parse(&opened.message).unwrap();
+        let message = xml::parse(&opened.message).unwrap();
         assert_eq!(message["ToUserName"], "mycreate");
         assert_eq!(message["FromUserName"], "wx5823bf96d3bd56c7");
         assert_eq!(message["Content"], "受け付けました");
