@@ -25,6 +25,7 @@ pub mod mail;
 pub mod metrics;
 pub mod notify;
 pub(crate) mod query;
+pub mod registry;
 pub mod reply;
 pub mod request_url;
 #[cfg(feature = "schema")]

@@ -20,6 +20,7 @@ use crate::envelope::{
     Conversation, ConversationKind, EventData, EventParts, Message, Sender, Verification,
     UNRECOGNIZED_TYPE,
 };
+use crate::registry::fields::{FieldSpec, Format};
 #[cfg(feature = "tooling")]
 use crate::tooling::{Sign, SignParams, SignedRequest, ToolingError};
 use crate::Rejection;
@@ -86,6 +87,22 @@ impl Channel for ChatPlus {
 
     fn account_field(&self) -> &'static str {
         "PATH_SECRET"
+    }
+
+    fn fields(&self) -> &'static [FieldSpec] {
+        const FIELDS: &[FieldSpec] = &[
+            FieldSpec::secret("PATH_SECRET", Format::Token { min: 32, max: 128 }).help(
+                "Webhook URL の最後の部分になる秘密の文字列（32 文字以上、例: openssl rand -hex 24）",
+                "The secret last segment of the Webhook URL (32+ characters, e.g. openssl rand -hex 24)",
+            ),
+            FieldSpec::secret("API_TOKEN", Format::Token { min: 8, max: 256 })
+                .optional()
+                .help(
+                    "ChatPlus 設定 → 外部連携 → API入力 → トークン発行（送信に使います）",
+                    "ChatPlus settings → External integration → API input → Issue token (for sending)",
+                ),
+        ];
+        FIELDS
     }
 
     /// The path secret is the segment after the account.

@@ -16,6 +16,7 @@ use crate::envelope::{
     Conversation, ConversationKind, EventData, EventParts, Message, Raw, Sender, Verification,
     UNRECOGNIZED_TYPE,
 };
+use crate::registry::fields::{FieldSpec, Format};
 #[cfg(feature = "tooling")]
 use crate::tooling::{Sign, SignParams, SignedRequest, ToolingError};
 use crate::Rejection;
@@ -33,6 +34,17 @@ impl Channel for Chatwork {
 
     fn account_field(&self) -> &'static str {
         "WEBHOOK_TOKEN"
+    }
+
+    fn fields(&self) -> &'static [FieldSpec] {
+        const FIELDS: &[FieldSpec] =
+            &[
+                FieldSpec::secret("WEBHOOK_TOKEN", Format::Token { min: 16, max: 256 }).help(
+                    "Chatwork → サービス連携 → Webhook → 作成した Webhook の「トークン」",
+                    "Chatwork → Integrations → Webhook → the webhook's Token",
+                ),
+            ];
+        FIELDS
     }
 
     fn handle(

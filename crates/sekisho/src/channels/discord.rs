@@ -34,6 +34,7 @@ use crate::envelope::{
     Conversation, ConversationKind, EventData, EventParts, Postback, Reply, Sender, Verification,
     UNRECOGNIZED_TYPE,
 };
+use crate::registry::fields::{FieldSpec, Format};
 use crate::reply::{plain_text, BackendReply, Budget, NoReply, RenderContext, RenderReply};
 #[cfg(feature = "tooling")]
 use crate::tooling::{Sign, SignParams, SignedRequest, ToolingError};
@@ -62,6 +63,27 @@ impl Channel for Discord {
 
     fn account_field(&self) -> &'static str {
         PUBLIC_KEY
+    }
+
+    fn fields(&self) -> &'static [FieldSpec] {
+        const FIELDS: &[FieldSpec] = &[
+            FieldSpec::secret("PUBLIC_KEY", Format::Hex { len: 64 }).help(
+                "Discord Developer Portal → アプリ → General Information → Public Key",
+                "Discord Developer Portal → your app → General Information → Public Key",
+            ),
+            FieldSpec::setting(
+                "TIMESTAMP_SKEW_S",
+                Format::Number {
+                    min: 1,
+                    max: 86_400,
+                },
+            )
+            .help(
+                "署名の時刻のずれの許容（秒）",
+                "Allowed clock skew of the signature's timestamp, in seconds",
+            ),
+        ];
+        FIELDS
     }
 
     fn handle(

@@ -18,13 +18,14 @@ use super::form::FORM_CONTENT_TYPE;
 use super::form::{form_object, is_form};
 use super::Verdict;
 use super::{text_at, Channel, ChannelRequest};
-#[cfg(feature = "tooling")]
 use crate::config::split_values;
 use crate::config::Account;
 use crate::crypto;
 use crate::crypto::standard_webhooks::{ReceiveError, SigningKeys};
 use crate::envelope::Raw;
 use crate::envelope::{EventData, EventParts, Verification};
+#[cfg(feature = "tooling")]
+use crate::registry::fields::{FieldSpec, Format};
 #[cfg(feature = "tooling")]
 use crate::tooling::{Sign, SignParams, SignedRequest, ToolingError};
 use crate::{ConfigProblem, Rejection};
@@ -48,6 +49,23 @@ impl Channel for Generic {
 
     fn account_field(&self) -> &'static str {
         SECRET
+    }
+
+    fn fields(&self) -> &'static [FieldSpec] {
+        const FIELDS: &[FieldSpec] = &[
+            FieldSpec::secret("SECRET", Format::Token { min: 16, max: 256 }).help(
+                "送信元と共有する鍵（whsec_… なら Standard Webhooks、それ以外は Bearer）",
+                "The key shared with the sender (whsec_… for Standard Webhooks, else Bearer)",
+            ),
+            FieldSpec::setting(
+                "SCHEME",
+                Format::OneOf {
+                    values: &["standard-webhooks", "bearer"],
+                },
+            )
+            .help("署名方式", "The signing scheme"),
+        ];
+        FIELDS
     }
 
     fn handle(

@@ -16,6 +16,7 @@ use crate::envelope::{
     Attachment, Conversation, ConversationKind, EventData, EventParts, Location, Message, Postback,
     Raw, Reply, Sender, Sticker, Verification, UNRECOGNIZED_TYPE,
 };
+use crate::registry::fields::{FieldSpec, Format};
 #[cfg(feature = "tooling")]
 use crate::tooling::{Sign, SignParams, SignedRequest, ToolingError};
 use crate::Rejection;
@@ -38,6 +39,26 @@ impl Channel for Line {
 
     fn account_field(&self) -> &'static str {
         "CHANNEL_SECRET"
+    }
+
+    fn fields(&self) -> &'static [FieldSpec] {
+        const FIELDS: &[FieldSpec] = &[
+            FieldSpec::secret("CHANNEL_SECRET", Format::Hex { len: 32 }).help(
+                "LINE Developers → チャネル → チャネル基本設定 → チャネルシークレット",
+                "LINE Developers → your channel → Basic settings → Channel secret",
+            ),
+            FieldSpec::secret("CHANNEL_ACCESS_TOKEN", Format::Token { min: 20, max: 512 })
+                .optional()
+                .help(
+                    "LINE Developers → Messaging API設定 → チャネルアクセストークン（送信に使います）",
+                    "LINE Developers → Messaging API → Channel access token (for sending)",
+                ),
+            FieldSpec::setting("CHANNEL_ID", Format::Number { min: 1, max: 99_999_999_999 }).help(
+                "LINE Developers → チャネル基本設定 → チャネルID",
+                "LINE Developers → Basic settings → Channel ID",
+            ),
+        ];
+        FIELDS
     }
 
     fn handle(

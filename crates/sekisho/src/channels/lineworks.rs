@@ -17,6 +17,7 @@ use crate::envelope::{
     Attachment, Conversation, ConversationKind, EventData, EventParts, Location, Message, Postback,
     Sender, Sticker, Verification, UNRECOGNIZED_TYPE,
 };
+use crate::registry::fields::{FieldSpec, Format};
 #[cfg(feature = "tooling")]
 use crate::tooling::{Sign, SignParams, SignedRequest, ToolingError};
 use crate::Rejection;
@@ -34,6 +35,48 @@ impl Channel for LineWorks {
 
     fn account_field(&self) -> &'static str {
         "BOT_SECRET"
+    }
+
+    fn fields(&self) -> &'static [FieldSpec] {
+        const FIELDS: &[FieldSpec] = &[
+            FieldSpec::secret("BOT_SECRET", Format::Token { min: 8, max: 256 }).help(
+                "LINE WORKS Developer Console → Bot → Bot Secret",
+                "LINE WORKS Developer Console → Bot → Bot Secret",
+            ),
+            FieldSpec::setting(
+                "BOT_ID",
+                Format::Number {
+                    min: 1,
+                    max: 99_999_999_999,
+                },
+            )
+            .required()
+            .help(
+                "LINE WORKS Developer Console → Bot → Bot ID",
+                "LINE WORKS Developer Console → Bot → Bot ID",
+            ),
+            FieldSpec::setting("CLIENT_ID", Format::Token { min: 4, max: 128 }).help(
+                "Developer Console → API 2.0 → アプリ → Client ID（送信に使います）",
+                "Developer Console → API 2.0 → your app → Client ID (for sending)",
+            ),
+            FieldSpec::secret("CLIENT_SECRET", Format::Token { min: 4, max: 256 })
+                .optional()
+                .help(
+                    "Developer Console → API 2.0 → アプリ → Client Secret",
+                    "Developer Console → API 2.0 → your app → Client Secret",
+                ),
+            FieldSpec::setting("SERVICE_ACCOUNT", Format::Token { min: 4, max: 256 }).help(
+                "Developer Console → アプリ → Service Account（発行したもの）",
+                "Developer Console → your app → Service Account (issued there)",
+            ),
+            FieldSpec::secret("PRIVATE_KEY", Format::Pem)
+                .optional()
+                .help(
+                    "Service Account 発行時にダウンロードした Private Key ファイルの中身",
+                    "The Private Key file downloaded when the Service Account was issued",
+                ),
+        ];
+        FIELDS
     }
 
     fn handle(

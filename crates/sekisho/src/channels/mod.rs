@@ -249,6 +249,10 @@ pub trait Channel: Sync + Tooling {
     /// The field whose binding makes an account exist, e.g. `CHANNEL_SECRET` for `LINE_{ACCOUNT}_CHANNEL_SECRET`.
     fn account_field(&self) -> &'static str;
 
+    /// Every field an account of this channel may hold (its registry form is checked against these; the
+    /// gateway adds [`crate::registry::fields::COMMON_FIELDS`]).
+    fn fields(&self) -> &'static [crate::registry::fields::FieldSpec];
+
     /// The methods this channel answers; the gateway refuses any other with 405 before reading the body.
     fn allows(&self, method: &Method) -> bool {
         *method == Method::POST

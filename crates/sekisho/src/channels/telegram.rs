@@ -18,6 +18,7 @@ use crate::envelope::{
     Attachment, Conversation, ConversationKind, EventData, EventParts, Location, Message, Postback,
     Raw, Reply, Sender, Sticker, Verification, UNRECOGNIZED_TYPE,
 };
+use crate::registry::fields::{FieldSpec, Format};
 use crate::reply::{plain_text, BackendReply, Budget, NoReply, RenderContext, RenderReply};
 #[cfg(feature = "tooling")]
 use crate::tooling::{Sign, SignParams, SignedRequest, ToolingError};
@@ -43,6 +44,23 @@ impl Channel for Telegram {
 
     fn account_field(&self) -> &'static str {
         "SECRET_TOKEN"
+    }
+
+    fn fields(&self) -> &'static [FieldSpec] {
+        const FIELDS: &[FieldSpec] = &[
+            FieldSpec::secret("SECRET_TOKEN", Format::Token { min: 1, max: 256 }).help(
+                "setWebhook の secret_token に渡す文字列（sekisho webhook telegram set が生成します）",
+                "The secret_token given to setWebhook (sekisho webhook telegram set generates one)",
+            ),
+            FieldSpec::setting("BOT_ID", Format::Number { min: 1, max: 99_999_999_999 }).help(
+                "ボットトークンの「:」より前の数字",
+                "The digits before the `:` of the bot token",
+            ),
+            FieldSpec::secret("BOT_TOKEN", Format::Token { min: 20, max: 128 })
+                .optional()
+                .help("@BotFather が発行したボットトークン（送信に使います）", "The bot token from @BotFather (for sending)"),
+        ];
+        FIELDS
     }
 
     fn handle(

@@ -37,6 +37,7 @@ use crate::envelope::{
     Attachment, Conversation, ConversationKind, EventData, EventParts, Location, Message, Postback,
     Sender, Verification, UNRECOGNIZED_TYPE,
 };
+use crate::registry::fields::{FieldSpec, Format};
 #[cfg(feature = "tooling")]
 use crate::tooling::{Sign, SignParams, SignedRequest, ToolingError};
 use crate::Rejection;
@@ -62,6 +63,20 @@ impl Channel for Twilio {
 
     fn account_field(&self) -> &'static str {
         AUTH_TOKEN
+    }
+
+    fn fields(&self) -> &'static [FieldSpec] {
+        const FIELDS: &[FieldSpec] = &[
+            FieldSpec::secret("AUTH_TOKEN", Format::Hex { len: 32 }).help(
+                "Twilio Console → Account Info → Auth Token",
+                "Twilio Console → Account Info → Auth Token",
+            ),
+            FieldSpec::setting("WEBHOOK_URL", Format::Url).help(
+                "Twilio が呼ぶ URL（プロキシが URL を変える場合のみ）",
+                "The URL Twilio calls (only when a proxy changes it)",
+            ),
+        ];
+        FIELDS
     }
 
     fn default_max_body_bytes(&self) -> Option<usize> {

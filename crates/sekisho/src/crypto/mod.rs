@@ -11,6 +11,7 @@ use subtle::ConstantTimeEq;
 type HmacSha256 = Hmac<Sha256>;
 type HmacSha1 = Hmac<Sha1>;
 
+pub mod seal;
 pub mod standard_webhooks;
 pub mod wxbiz;
 

@@ -45,6 +45,18 @@ pub use stored::{AcceptedEmail, Bucket};
 
 pub const CHANNEL: &str = "email";
 pub const ADDRESS_FIELD: &str = "ADDRESS";
+
+/// The fields of an e-mail account (the registry checks a write against them).
+pub static FIELDS: &[crate::registry::fields::FieldSpec] =
+    &[crate::registry::fields::FieldSpec::setting(
+        ADDRESS_FIELD,
+        crate::registry::fields::Format::Addresses,
+    )
+    .required()
+    .help(
+        "このアカウント宛てのアドレス（Email Routing でこの Worker に届くもの、カンマ区切り）",
+        "The addresses of this account (routed to this Worker by Email Routing; comma-separated)",
+    )];
 pub const EVENT_TYPE: &str = "message.received";
 /// Raw messages over this many bytes are refused (`EMAIL_MAX_BYTES` overrides it). Email Routing itself
 /// accepts up to 25 MiB; parsing that much inside a 128 MB isolate leaves little room.

@@ -28,6 +28,7 @@ use crate::envelope::{
     Conversation, ConversationKind, EventData, EventParts, Message, Postback, Sender, Verification,
     UNRECOGNIZED_TYPE,
 };
+use crate::registry::fields::{FieldSpec, Format};
 #[cfg(feature = "tooling")]
 use crate::tooling::{Sign, SignParams, SignedRequest, ToolingError};
 use crate::Rejection;
@@ -71,6 +72,20 @@ impl Channel for Meta {
 
     fn account_field(&self) -> &'static str {
         APP_SECRET
+    }
+
+    fn fields(&self) -> &'static [FieldSpec] {
+        const FIELDS: &[FieldSpec] = &[
+            FieldSpec::secret("APP_SECRET", Format::Hex { len: 32 }).help(
+                "Meta for Developers → アプリ → 設定 → ベーシック → app secret",
+                "Meta for Developers → your app → Settings → Basic → App secret",
+            ),
+            FieldSpec::secret("VERIFY_TOKEN", Format::Token { min: 8, max: 256 }).help(
+                "Webhooks 設定の「認証トークン」（任意の文字列をここと Meta の両方に）",
+                "The Webhooks Verify token (any string, entered here and at Meta)",
+            ),
+        ];
+        FIELDS
     }
 
     /// `GET` is the URL-verification handshake.

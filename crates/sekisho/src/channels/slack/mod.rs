@@ -23,6 +23,7 @@ use crate::envelope::{
     Conversation, ConversationKind, EventData, EventParts, Message, Postback, Reply, Sender,
     Verification,
 };
+use crate::registry::fields::{FieldSpec, Format};
 #[cfg(feature = "tooling")]
 use crate::tooling::{Sign, SignParams, SignedRequest, ToolingError};
 use crate::Rejection;
@@ -48,6 +49,36 @@ impl Channel for Slack {
 
     fn account_field(&self) -> &'static str {
         SIGNING_SECRET
+    }
+
+    fn fields(&self) -> &'static [FieldSpec] {
+        const FIELDS: &[FieldSpec] = &[
+            FieldSpec::secret("SIGNING_SECRET", Format::Hex { len: 32 }).help(
+                "api.slack.com/apps → アプリ → Basic Information → Signing Secret",
+                "api.slack.com/apps → your app → Basic Information → Signing Secret",
+            ),
+            FieldSpec::setting(
+                "IGNORE_BOTS",
+                Format::OneOf {
+                    values: &["true", "false"],
+                },
+            )
+            .help(
+                "ボットの投稿を転送しない",
+                "Do not forward messages posted by bots",
+            ),
+            FieldSpec::setting("IGNORE_BOT_IDS", Format::Text { max: 1024 }).help(
+                "転送しないボット ID（カンマ区切り）",
+                "Bot ids not forwarded (comma-separated)",
+            ),
+            FieldSpec::secret("BOT_TOKEN", Format::Token { min: 20, max: 256 })
+                .optional()
+                .help(
+                    "OAuth & Permissions → Bot User OAuth Token（送信に使います）",
+                    "OAuth & Permissions → Bot User OAuth Token (for sending)",
+                ),
+        ];
+        FIELDS
     }
 
     fn handle(

@@ -25,6 +25,7 @@ use crate::channels::{Channel, ChannelRequest, EdgeResponse, ReplayGuard};
 use crate::config::Account;
 use crate::crypto::wxbiz::{self, AesKey};
 use crate::envelope::Verification;
+use crate::registry::fields::{FieldSpec, Format};
 #[cfg(feature = "tooling")]
 use crate::tooling::{Sign, SignParams, SignedRequest, ToolingError};
 use crate::Rejection;
@@ -48,6 +49,38 @@ impl Channel for WeChat {
 
     fn account_field(&self) -> &'static str {
         "TOKEN"
+    }
+
+    fn fields(&self) -> &'static [FieldSpec] {
+        const FIELDS: &[FieldSpec] = &[
+            FieldSpec::secret("TOKEN", Format::Token { min: 3, max: 32 }).help(
+                "公众号 管理画面 → 开发 → 基本配置 → 服务器配置 → Token",
+                "WeChat admin console → Development → Basic configuration → Server → Token",
+            ),
+            FieldSpec::setting("APP_ID", Format::Token { min: 8, max: 64 })
+                .required()
+                .help(
+                    "开发 → 基本配置 → 开发者ID(AppID)",
+                    "Development → Basic configuration → Developer ID (AppID)",
+                ),
+            FieldSpec::secret("ENCODING_AES_KEY", Format::EncodingAesKey)
+                .optional()
+                .help(
+                    "开发 → 基本配置 → 服务器配置 → 消息加解密密钥 (EncodingAESKey)；安全模式で必要",
+                    "Development → Basic configuration → Server → EncodingAESKey (for safe mode)",
+                ),
+            FieldSpec::secret("APP_SECRET", Format::Token { min: 8, max: 64 })
+                .optional()
+                .help(
+                    "开发 → 基本配置 → 开发者密码(AppSecret)（送信に使います）",
+                    "Development → Basic configuration → AppSecret (for sending)",
+                ),
+            FieldSpec::setting("TIMESTAMP_SKEW_S", Format::Number { min: 1, max: 86_400 }).help(
+                "署名の時刻のずれの許容（秒）",
+                "Allowed clock skew of the signature's timestamp, in seconds",
+            ),
+        ];
+        FIELDS
     }
 
     fn default_max_body_bytes(&self) -> Option<usize> {

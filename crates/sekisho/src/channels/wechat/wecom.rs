@@ -24,6 +24,7 @@ use crate::envelope::{
     Attachment, Conversation, ConversationKind, EventData, EventParts, Message, Postback, Reply,
     Sender, Verification, UNRECOGNIZED_TYPE,
 };
+use crate::registry::fields::{FieldSpec, Format};
 #[cfg(feature = "tooling")]
 use crate::tooling::{Sign, SignParams, SignedRequest, ToolingError};
 use crate::Rejection;
@@ -120,6 +121,62 @@ impl Channel for WeCom {
 
     fn account_field(&self) -> &'static str {
         "TOKEN"
+    }
+
+    fn fields(&self) -> &'static [FieldSpec] {
+        const FIELDS: &[FieldSpec] = &[
+            FieldSpec::secret("TOKEN", Format::Token { min: 3, max: 32 }).help(
+                "企业微信 管理后台 → 应用管理 → アプリ → 接收消息 → API接收 → Token",
+                "WeCom admin → Apps → your app → Receive messages → Set API → Token",
+            ),
+            FieldSpec::secret("ENCODING_AES_KEY", Format::EncodingAesKey).help(
+                "同じ画面の EncodingAESKey",
+                "EncodingAESKey on the same page",
+            ),
+            FieldSpec::setting("CORP_ID", Format::Token { min: 8, max: 64 }).help(
+                "管理后台 → 我的企业 → 企业ID（アプリ用。AI ボットでは不要）",
+                "WeCom admin → My company → Corp ID (apps; not used by AI bots)",
+            ),
+            FieldSpec::setting(
+                "MODE",
+                Format::OneOf {
+                    values: &["app", "aibot"],
+                },
+            )
+            .help(
+                "app（自作アプリ）または aibot（智能机器人）",
+                "app (self-built app) or aibot (AI bot)",
+            ),
+            FieldSpec::secret("CORP_SECRET", Format::Token { min: 8, max: 128 })
+                .optional()
+                .help(
+                    "アプリの Secret（送信に使います）",
+                    "The app's Secret (for sending)",
+                ),
+            FieldSpec::setting(
+                "AGENT_ID",
+                Format::Number {
+                    min: 1,
+                    max: 9_999_999_999,
+                },
+            )
+            .help(
+                "アプリの AgentId（送信に使います）",
+                "The app's AgentId (for sending)",
+            ),
+            FieldSpec::setting(
+                "TIMESTAMP_SKEW_S",
+                Format::Number {
+                    min: 1,
+                    max: 86_400,
+                },
+            )
+            .help(
+                "署名の時刻のずれの許容（秒）",
+                "Allowed clock skew of the signature's timestamp, in seconds",
+            ),
+        ];
+        FIELDS
     }
 
     fn default_max_body_bytes(&self) -> Option<usize> {
