@@ -24,6 +24,8 @@ pub(super) async fn run(action: AdminAction, env: &Env) -> worker::Result<Respon
         | AdminAction::Accounts(_)
         | AdminAction::Metrics { .. }
         | AdminAction::Rejections => return super::metrics::answer(action, env).await,
+        // Dispatched by the fetch handler, which holds the request they read.
+        AdminAction::Registry(_) | AdminAction::OpenApi => return not_found(),
         AdminAction::ListDeadLetters(page) => list(env, page)
             .await
             .map(|page| serde_json::to_value(page).unwrap_or_default()),

@@ -60,7 +60,7 @@ async fn deliver_one(
     };
     let bindings = EnvBindings::of(env);
     let started_ms = now_ms();
-    let outcome = attempt(&queued.delivery, &bindings, policy.attempt_timeout_s).await;
+    let outcome = attempt(env, &queued.delivery, &bindings, policy.attempt_timeout_s).await;
     let latency_ms = (!matches!(outcome, AttemptOutcome::NotSent { .. }))
         .then(|| now_ms().saturating_sub(started_ms));
     let event_id = queued.delivery.webhook_id.clone();
@@ -137,10 +137,34 @@ pub(super) fn dead_letter_stub(env: &Env) -> worker::Result<worker::Stub> {
 
 /// One attempt: prepared by the core, sent without following redirects, aborted after `timeout_s`.
 pub(super) async fn attempt(
+    env: &Env,
     delivery: &Delivery,
     bindings: &dyn Bindings,
     timeout_s: u32,
 ) -> AttemptOutcome {
+    // A registry account's backend, signing and notification settings, as configured now.
+    let found = match &delivery.origin {
+        Some(origin) => {
+            crate::registry::lookup(env, bindings, &origin.channel, &origin.account, false).await
+        }
+        None => Ok(None),
+    };
+    let found = match found {
+        Ok(found) => found,
+        Err(rejection) => {
+            return AttemptOutcome::NotSent {
+                error: rejection.to_string(),
+                permanent: false,
+            }
+        }
+    };
+    let overlay = found
+        .as_ref()
+        .map(|found| sekisho::registry::overlay::RegistryOverlay::new(bindings, &found.account));
+    let bindings: &dyn Bindings = match &overlay {
+        Some(overlay) => overlay,
+        None => bindings,
+    };
     let outgoing = match forward::outgoing(delivery, bindings, now_ms() / 1000) {
         Ok(outgoing) => outgoing,
         Err(error) => {
@@ -222,7 +246,7 @@ pub(super) async fn forward_best_effort(deliveries: Vec<Delivery>, env: Env) {
     let bindings = EnvBindings::of(&env);
     let timeout_s = RetryPolicy::from_bindings(&bindings).attempt_timeout_s;
     for delivery in deliveries {
-        let outcome = attempt(&delivery, &bindings, timeout_s).await;
+        let outcome = attempt(&env, &delivery, &bindings, timeout_s).await;
         let failure = match &outcome {
             AttemptOutcome::Status { status, .. }
                 if classify(*status) == StatusClass::Delivered =>

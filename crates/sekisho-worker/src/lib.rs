@@ -9,6 +9,7 @@ mod consumer;
 mod durable;
 mod intake;
 mod metrics;
+mod registry;
 mod reply;
 
 use std::cell::RefCell;
@@ -28,6 +29,7 @@ use sekisho::config::Bindings;
 use sekisho::gateway::{self, Admitted, BodyBuffer, ChannelTarget, Inbound, Refusal};
 use sekisho::log::{self, Level, Line};
 use sekisho::mail::{self as email, EmailAnswer};
+use sekisho::registry::overlay::RegistryOverlay;
 use sekisho::request_url::RequestUrl;
 use sekisho::Rejection;
 
@@ -166,6 +168,14 @@ async fn fetch(mut req: Request, env: Env, ctx: Context) -> worker::Result<Respo
         sekisho::admin::admit(&method, url.path, url.query, authorization, &bindings)
     {
         return match admitted {
+            Ok(sekisho::admin::AdminAction::Registry(action)) => {
+                registry::admin::run(action, &mut req, &env, &url.origin).await
+            }
+            Ok(sekisho::admin::AdminAction::OpenApi) => to_response(&EdgeResponse {
+                status: 200,
+                content_type: "application/json",
+                body: sekisho::registry::openapi::DOCUMENT.as_bytes().to_vec(),
+            }),
             Ok(action) => admin::run(action, &env).await,
             Err(rejection) => respond_refused(&Refusal {
                 rejection,
@@ -174,8 +184,32 @@ async fn fetch(mut req: Request, env: Env, ctx: Context) -> worker::Result<Respo
             }),
         };
     }
+    // A registry account is read through the same seam as the environment (the registry wins).
+    let registry_account = sekisho::registry::account_of_path(url.path);
+    let mut found = match registry_account {
+        Some((channel, account)) => {
+            match registry::lookup(&env, &bindings, channel, account, false).await {
+                Ok(found) => found,
+                Err(rejection) => {
+                    return recording.refused(&Refusal {
+                        rejection,
+                        channel: Some(channel),
+                        account: Some(account.to_owned()),
+                    })
+                }
+            }
+        }
+        None => None,
+    };
+    let overlay = found
+        .as_ref()
+        .map(|found| RegistryOverlay::new(&bindings, &found.account));
+    let account_bindings: &dyn Bindings = match &overlay {
+        Some(overlay) => overlay,
+        None => &bindings,
+    };
     // Route, account and declared size first: nothing is read for a request that is refused anyway.
-    let target = match gateway::admit(&method, url.path, url.query, &headers, &bindings) {
+    let target = match gateway::admit(&method, url.path, url.query, &headers, account_bindings) {
         Ok(Admitted::Health) => return to_response(&EdgeResponse::text("ok")),
         Ok(Admitted::Channel(target)) => target,
         Err(refusal) => return recording.refused(&refusal),
@@ -200,7 +234,25 @@ async fn fetch(mut req: Request, env: Env, ctx: Context) -> worker::Result<Respo
         headers: &headers,
         body: &body,
     };
-    let accepted = match gateway::handle_admitted(&target, &inbound, &bindings, now_ms()) {
+    let mut handled = gateway::handle_admitted(&target, &inbound, account_bindings, now_ms());
+    // A secret added in the registry since this isolate read the account: read it again (at most every 2 s
+    // per account) and check the request once more.
+    if let (Err(refusal), Some((channel, account))) = (&handled, registry_account) {
+        let cached = found.as_ref().is_some_and(|found| found.cached);
+        if cached
+            && sekisho::registry::may_be_stale_secret(&refusal.rejection)
+            && registry::may_refresh(channel, account)
+        {
+            if let Ok(Some(fresh)) = registry::lookup(&env, &bindings, channel, account, true).await
+            {
+                let overlay = RegistryOverlay::new(&bindings, &fresh.account);
+                handled = gateway::handle_admitted(&target, &inbound, &overlay, now_ms());
+                found = Some(fresh);
+            }
+        }
+    }
+    let _ = &found;
+    let accepted = match handled {
         Ok(accepted) => accepted,
         Err(refusal) => return recording.refused(&refusal),
     };
@@ -261,8 +313,30 @@ pub async fn email(
     let recording = metrics::RequestMetrics::start(&env, &ctx, "");
     let envelope_to = message.to();
     let envelope_from = message.from();
+    // A recipient address of a registry account: its index entry names the account, read through the seam.
+    let registry_account = match registry::address_owner(&env, &bindings, &envelope_to).await {
+        Ok(found) => found,
+        Err(rejection) => {
+            return answer_email(
+                &message,
+                &Refusal {
+                    rejection,
+                    channel: Some(email::CHANNEL),
+                    account: None,
+                },
+            )
+            .await
+        }
+    };
+    let overlay = registry_account
+        .as_ref()
+        .map(|found| RegistryOverlay::new(&bindings, &found.account));
+    let bindings: &dyn Bindings = match &overlay {
+        Some(overlay) => overlay,
+        None => &bindings,
+    };
     // Refuse on the announced size and the recipient before reading the stream.
-    let account = match email::admit(&envelope_to, message.raw_size() as u64, &bindings) {
+    let account = match email::admit(&envelope_to, message.raw_size() as u64, bindings) {
         Ok(account) => account,
         Err(rejection) => {
             return answer_email(

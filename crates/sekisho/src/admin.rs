@@ -14,6 +14,8 @@ use crate::crypto;
 use crate::delivery::dead_letter::{is_delivery_id, PageRequest};
 use crate::metrics::window::Window;
 use crate::query::Query;
+use crate::registry::api::{self as registry_api, RegistryAction, RegistryError};
+use crate::registry::audit::AdminIdentity;
 use crate::Rejection;
 
 pub const ADMIN_TOKEN_BINDING: &str = "ADMIN_TOKEN";
@@ -36,6 +38,10 @@ pub enum AdminAction {
         window: Window,
     },
     Rejections,
+    /// The account registry ([`crate::registry::api`]).
+    Registry(RegistryAction),
+    /// `GET /admin/openapi.json`: the API's OpenAPI document.
+    OpenApi,
 }
 
 fn window(query: &Query) -> Result<Window, Rejection> {
@@ -83,7 +89,13 @@ fn get_only(
 pub fn route(method: &Method, path: &str, query: &Query) -> Option<Result<AdminAction, Rejection>> {
     let rest = path.strip_prefix("/admin/")?;
     let segments: Vec<&str> = rest.split('/').collect();
+    if let ["api", api_path @ ..] = segments.as_slice() {
+        if let Some(action) = registry_api::route(method, api_path, query) {
+            return Some(action.map(AdminAction::Registry).map_err(routing_rejection));
+        }
+    }
     let action = match segments.as_slice() {
+        ["openapi.json"] => get_only(method, || Ok(AdminAction::OpenApi)),
         ["api", "accounts"] => get_only(method, || window(query).map(AdminAction::Accounts)),
         ["api", "metrics"] => get_only(method, || metrics_action(query)),
         ["api", "rejections"] => get_only(method, || Ok(AdminAction::Rejections)),
@@ -106,6 +118,42 @@ pub fn route(method: &Method, path: &str, query: &Query) -> Option<Result<AdminA
         _ => Err(Rejection::RouteNotFound),
     };
     Some(action)
+}
+
+/// A registry routing error as the rest of the admin API answers it.
+fn routing_rejection(error: RegistryError) -> Rejection {
+    match error {
+        RegistryError::MethodNotAllowed => Rejection::MethodNotAllowed,
+        RegistryError::InvalidParameter(name) => Rejection::InvalidParameter(name),
+        _ => Rejection::RouteNotFound,
+    }
+}
+
+/// Which configured admin token the request presents (its index, newest first, and its fingerprint), for the
+/// audit trail; the same checks as [`authorize`].
+pub fn identify(
+    authorization: Option<&str>,
+    bindings: &dyn Bindings,
+) -> Result<AdminIdentity, Rejection> {
+    authorize(authorization, bindings)?;
+    let tokens = bindings
+        .get(ADMIN_TOKEN_BINDING)
+        .map(|raw| split_values(&raw))
+        .unwrap_or_default();
+    let presented = authorization
+        .and_then(|value| value.get(7..))
+        .map(str::trim)
+        .unwrap_or_default();
+    let digests: Vec<[u8; 32]> = tokens
+        .iter()
+        .map(|t| crypto::sha256(&[t.as_bytes()]))
+        .collect();
+    let index = crypto::matching_secret(&digests, &crypto::sha256(&[presented.as_bytes()]))
+        .ok_or(Rejection::Unauthorized)?;
+    Ok(AdminIdentity {
+        index,
+        fingerprint: crate::crypto::seal::fingerprint(presented.as_bytes()),
+    })
 }
 
 /// Checks `Authorization: Bearer <token>` against every value of `ADMIN_TOKEN` in constant time. No binding →

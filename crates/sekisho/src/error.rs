@@ -77,6 +77,10 @@ pub enum Rejection {
     UnknownRecipient,
     #[error("the normalized event would be {size} bytes, over the queue's limit of {limit}")]
     EventTooLarge { size: usize, limit: usize },
+    #[error("the account registry could not be read; the provider should retry")]
+    RegistryUnavailable,
+    #[error("too many look-ups of unknown accounts in this isolate; the provider should retry")]
+    RegistryBusy,
 }
 
 impl Rejection {
@@ -104,9 +108,10 @@ impl Rejection {
                 StatusCode::PAYLOAD_TOO_LARGE
             }
             Rejection::Misconfigured { .. } => StatusCode::INTERNAL_SERVER_ERROR,
-            Rejection::EnqueueFailed | Rejection::ClaimInProgress => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            Rejection::EnqueueFailed
+            | Rejection::ClaimInProgress
+            | Rejection::RegistryUnavailable
+            | Rejection::RegistryBusy => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -148,6 +153,8 @@ impl Rejection {
             Rejection::EnqueueFailed => "enqueue_failed",
             Rejection::UnknownRecipient => "unknown_recipient",
             Rejection::EventTooLarge { .. } => "event_too_large",
+            Rejection::RegistryUnavailable => "registry_unavailable",
+            Rejection::RegistryBusy => "registry_busy",
         }
     }
 

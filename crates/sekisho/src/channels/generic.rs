@@ -18,13 +18,13 @@ use super::form::FORM_CONTENT_TYPE;
 use super::form::{form_object, is_form};
 use super::Verdict;
 use super::{text_at, Channel, ChannelRequest};
+#[cfg(feature = "tooling")]
 use crate::config::split_values;
 use crate::config::Account;
 use crate::crypto;
 use crate::crypto::standard_webhooks::{ReceiveError, SigningKeys};
 use crate::envelope::Raw;
 use crate::envelope::{EventData, EventParts, Verification};
-#[cfg(feature = "tooling")]
 use crate::registry::fields::{FieldSpec, Format};
 #[cfg(feature = "tooling")]
 use crate::tooling::{Sign, SignParams, SignedRequest, ToolingError};

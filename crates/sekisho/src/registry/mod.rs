@@ -14,8 +14,11 @@ pub mod api;
 pub mod audit;
 pub mod cache;
 pub mod fields;
+pub mod listing;
+pub mod openapi;
 pub mod overlay;
 pub mod record;
+pub mod writer;
 
 /// The KV namespace holding the records, the e-mail address index and the audit trail.
 pub const STORE_BINDING: &str = "ACCOUNTS";
@@ -45,4 +48,45 @@ pub fn address_key(address: &str) -> String {
 /// The Durable Object name of an account's writer.
 pub fn writer_name(channel: &str, account: &str) -> String {
     format!("{channel}/{account}")
+}
+
+/// The channel and account a webhook path names (`/{channel}/{account}[/…]`), when the registry may hold it.
+pub fn account_of_path(path: &str) -> Option<(&'static str, &str)> {
+    let mut segments = path.trim_start_matches('/').split('/');
+    let channel = crate::channels::find(segments.next()?)?;
+    let account = segments.next()?;
+    crate::config::is_valid_account(account).then_some((channel.name(), account))
+}
+
+/// Whether a refusal may come from a secret rotated in the registry since this isolate read the account: the
+/// account is then read again once (at most every 2 s) and the request checked against the new values.
+pub fn may_be_stale_secret(rejection: &crate::Rejection) -> bool {
+    use crate::Rejection;
+    matches!(
+        rejection,
+        Rejection::InvalidSignature
+            | Rejection::VerifyTokenMismatch
+            | Rejection::BotIdMismatch
+            | Rejection::RouteNotFound
+            | Rejection::UnknownAccount
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn webhook_paths_name_their_account() {
+        assert_eq!(account_of_path("/line/acme"), Some(("line", "acme")));
+        assert_eq!(
+            account_of_path("/chatplus/inbox/s3cret"),
+            Some(("chatplus", "inbox"))
+        );
+        assert_eq!(account_of_path("/line/Acme"), None);
+        assert_eq!(account_of_path("/admin/api"), None);
+        assert_eq!(account_of_path("/healthz"), None);
+        assert!(may_be_stale_secret(&crate::Rejection::InvalidSignature));
+        assert!(!may_be_stale_secret(&crate::Rejection::StaleTimestamp));
+    }
 }
