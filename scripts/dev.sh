@@ -11,6 +11,8 @@ DEMO_SIGNING_SECRET="whsec_ZGVtby1iYWNrZW5kLXNpZ25pbmctc2VjcmV0LTIwMjY="
 DEMO_LINE_SECRETS="demo-line-secret-2026,demo-line-secret-2025"
 DEMO_SLACK_SECRET="demo-slack-signing-secret-2026"
 DEMO_ADMIN_TOKEN="demo-admin-token-2026-0123456789abcdef"
+# The registry's sealing key for local development only (base64 of 32 bytes): `openssl rand -base64 32` in production.
+DEMO_SEALING_KEY="ZGVtby1zZWFsaW5nLWtleS0yMDI2LTAxMjM0NTY3ODk="
 
 cargo build --quiet --bin sekisho
 ./target/debug/sekisho receive --port "$RECEIVER_PORT" --secret "$DEMO_SIGNING_SECRET" --reply-text "受け付けました" &
@@ -27,6 +29,14 @@ cat <<MSG
         --secret demo-line-secret-2026 --body examples/line-message.json
 
   Admin console: http://127.0.0.1:$GATEWAY_PORT/admin (token $DEMO_ADMIN_TOKEN)
+
+  A tenant's account created at run time in the registry (no deploy), then its first event:
+
+    curl -s -X PUT http://127.0.0.1:$GATEWAY_PORT/admin/api/accounts/line/tenant-1 \\
+        -H 'authorization: Bearer $DEMO_ADMIN_TOKEN' \\
+        -d '{"fields":{"CHANNEL_SECRET":"0123456789abcdef0123456789abcdef"}}'
+    ./target/debug/sekisho send line http://127.0.0.1:$GATEWAY_PORT/line/tenant-1 \\
+        --secret 0123456789abcdef0123456789abcdef --body examples/line-message.json
 
   Replies: a Slack slash command is answered with the receiver's reply ("受け付けました") in the response:
 
@@ -48,6 +58,7 @@ npx wrangler dev --ip 127.0.0.1 --port "$GATEWAY_PORT" --show-interactive-dev-se
   --var "SLACK_DEMO_SIGNING_SECRET:$DEMO_SLACK_SECRET" \
   --var "REPLY_URL:http://127.0.0.1:$RECEIVER_PORT/reply" \
   --var "ADMIN_TOKEN:$DEMO_ADMIN_TOKEN" \
+  --var "ACCOUNTS_SEALING_KEY:$DEMO_SEALING_KEY" \
   --var "EMAIL_DEMO_ADDRESS:support@example.com" \
   --var "ATTACHMENT_URL_SECRET:demo-attachment-link-secret-2026-0123456789" \
   --var "ATTACHMENT_URL_BASE:http://127.0.0.1:$GATEWAY_PORT"
