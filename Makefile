@@ -1,7 +1,7 @@
 # The two commands a newcomer needs:  make dev  (run it)  and  make test  (test it).
 SHELL := /bin/bash
 
-.PHONY: setup build dev test test-native test-e2e bench bench-load bench-faults bench-worker size fmt lint
+.PHONY: setup build dev test test-native test-e2e bench bench-load bench-faults bench-worker bench-registry size fmt lint
 
 setup:
 	bash scripts/setup.sh
@@ -41,6 +41,11 @@ bench-faults: build
 # platform floor (benches/worker/floor.js: the job's IO without the job), each in its own workerd process, driven
 # alternately by autocannon (LINE 1 event / 20 events, WeChat safe mode); about two minutes. Not part of
 # `make test`. Where the time goes: node benches/worker/profile.mjs sekisho line-1; cold starts: startup.mjs.
+# The registry at 10 and at 100,000 accounts side by side (ack p50/p99, memory), and KV reads per request for
+# warm, cold and unknown-account traffic; about five minutes.
+bench-registry: build
+	node benches/worker/registry.mjs 100000 1000
+
 bench-worker: setup
 	bash scripts/build-worker.sh
 	node benches/worker/bench.mjs
