@@ -31,7 +31,7 @@ function record(i) {
   const sealed = Buffer.concat([nonce, cipher.update(secret), cipher.final(), cipher.getAuthTag()]).toString("base64");
   return [`a/line/${account}`, JSON.stringify({
     channel: "line", account, version: 1, created_at_ms: 1, updated_at_ms: 1,
-    fields: { CHANNEL_SECRET: { kind: "secret", values: [{ fingerprint: fingerprint(secret), key: KEY_ID, sealed }] } },
+    fields: { CHANNEL_SECRET: { secret: { values: [{ fingerprint: fingerprint(secret), sealed: { key: KEY_ID, sealed } }] } } },
   })];
 }
 

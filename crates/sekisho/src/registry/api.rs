@@ -259,14 +259,23 @@ pub fn route(
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct PutBody {
-    fields: BTreeMap<String, Given>,
+    /// A string, or an array of strings (a secret's values, newest first): read as JSON values and checked
+    /// here (an untagged enum would cost the Worker serde's buffering machinery).
+    fields: BTreeMap<String, Value>,
 }
 
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum Given {
-    One(String),
-    Several(Vec<String>),
+fn given_values(value: Value) -> Result<Vec<String>, RegistryError> {
+    match value {
+        Value::String(one) => Ok(vec![one]),
+        Value::Array(items) => items
+            .into_iter()
+            .map(|item| match item {
+                Value::String(text) => Ok(text),
+                _ => Err(RegistryError::InvalidBody),
+            })
+            .collect(),
+        _ => Err(RegistryError::InvalidBody),
+    }
 }
 
 #[derive(Deserialize)]
@@ -277,7 +286,7 @@ struct SecretBody {
 
 /// A write as the per-account writer performs it, after routing and body parsing in the Worker.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "op", rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
 pub enum WriterCall {
     Get,
     Put {
@@ -315,14 +324,8 @@ impl WriterCall {
                 let fields = body
                     .fields
                     .into_iter()
-                    .map(|(name, given)| {
-                        let values = match given {
-                            Given::One(value) => vec![value],
-                            Given::Several(values) => values,
-                        };
-                        (name, values)
-                    })
-                    .collect();
+                    .map(|(name, given)| Ok((name, given_values(given)?)))
+                    .collect::<Result<_, RegistryError>>()?;
                 Ok(WriterCall::Put { fields, if_match })
             }
             RegistryAction::AddSecret(_, field) => {

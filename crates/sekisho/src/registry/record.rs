@@ -23,8 +23,9 @@ pub struct StoredAccount {
     pub fields: BTreeMap<String, StoredField>,
 }
 
+/// Externally tagged (`{"secret":{"values":[…]}}`): serde reads it without buffering, unlike an internal tag.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
 pub enum StoredField {
     Setting { value: String },
     Secret { values: Vec<StoredSecret> },
@@ -33,7 +34,6 @@ pub enum StoredField {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StoredSecret {
     pub fingerprint: String,
-    #[serde(flatten)]
     pub sealed: Sealed,
 }
 
