@@ -13,6 +13,7 @@ use serde_json::Value;
 use super::form::{form_object, FORM_CONTENT_TYPE};
 use super::Verdict;
 use super::{content_hash_key, text_at, Channel, ChannelRequest};
+use crate::config::field::{FieldSpec, Format};
 use crate::config::Account;
 use crate::crypto;
 use crate::envelope::Raw;
@@ -20,7 +21,6 @@ use crate::envelope::{
     Conversation, ConversationKind, EventData, EventParts, Message, Sender, Verification,
     UNRECOGNIZED_TYPE,
 };
-use crate::registry::fields::{FieldSpec, Format};
 #[cfg(feature = "tooling")]
 use crate::tooling::{Sign, SignParams, SignedRequest, ToolingError};
 use crate::Rejection;

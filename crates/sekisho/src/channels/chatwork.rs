@@ -10,13 +10,13 @@ use http::Method;
 use serde_json::Value;
 
 use super::{text_at, u64_at, Channel, ChannelRequest, Verdict};
+use crate::config::field::{FieldSpec, Format};
 use crate::config::Account;
 use crate::crypto;
 use crate::envelope::{
     Conversation, ConversationKind, EventData, EventParts, Message, Raw, Sender, Verification,
     UNRECOGNIZED_TYPE,
 };
-use crate::registry::fields::{FieldSpec, Format};
 #[cfg(feature = "tooling")]
 use crate::tooling::{Sign, SignParams, SignedRequest, ToolingError};
 use crate::Rejection;

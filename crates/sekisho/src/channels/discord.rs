@@ -27,6 +27,7 @@ use serde_json::{Map, Value};
 
 use super::Verdict;
 use super::{text_at, u64_at, value_at, Channel, ChannelRequest, EdgeResponse};
+use crate::config::field::{FieldSpec, Format};
 use crate::config::Account;
 use crate::crypto;
 use crate::envelope::Raw;
@@ -34,7 +35,6 @@ use crate::envelope::{
     Conversation, ConversationKind, EventData, EventParts, Postback, Reply, Sender, Verification,
     UNRECOGNIZED_TYPE,
 };
-use crate::registry::fields::{FieldSpec, Format};
 use crate::reply::{plain_text, BackendReply, Budget, NoReply, RenderContext, RenderReply};
 #[cfg(feature = "tooling")]
 use crate::tooling::{Sign, SignParams, SignedRequest, ToolingError};

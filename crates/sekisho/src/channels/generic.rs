@@ -18,6 +18,7 @@ use super::form::FORM_CONTENT_TYPE;
 use super::form::{form_object, is_form};
 use super::Verdict;
 use super::{text_at, Channel, ChannelRequest};
+use crate::config::field::{FieldSpec, Format};
 #[cfg(feature = "tooling")]
 use crate::config::split_values;
 use crate::config::Account;
@@ -25,7 +26,6 @@ use crate::crypto;
 use crate::crypto::standard_webhooks::{ReceiveError, SigningKeys};
 use crate::envelope::Raw;
 use crate::envelope::{EventData, EventParts, Verification};
-use crate::registry::fields::{FieldSpec, Format};
 #[cfg(feature = "tooling")]
 use crate::tooling::{Sign, SignParams, SignedRequest, ToolingError};
 use crate::{ConfigProblem, Rejection};

@@ -9,6 +9,7 @@ use serde_json::value::RawValue;
 use serde_json::Value;
 
 use super::{f64_at, text_at, u64_at, value_at, Channel, ChannelRequest, Verdict};
+use crate::config::field::{FieldSpec, Format};
 use crate::config::Account;
 #[cfg(feature = "tooling")]
 use crate::crypto;
@@ -16,7 +17,6 @@ use crate::envelope::{
     Attachment, Conversation, ConversationKind, EventData, EventParts, Location, Message, Postback,
     Raw, Reply, Sender, Sticker, Verification, UNRECOGNIZED_TYPE,
 };
-use crate::registry::fields::{FieldSpec, Format};
 #[cfg(feature = "tooling")]
 use crate::tooling::{Sign, SignParams, SignedRequest, ToolingError};
 use crate::Rejection;

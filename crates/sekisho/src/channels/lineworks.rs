@@ -10,6 +10,7 @@ use serde_json::Value;
 
 use super::Verdict;
 use super::{content_hash_key, f64_at, text_at, Channel, ChannelRequest};
+use crate::config::field::{FieldSpec, Format};
 use crate::config::Account;
 use crate::crypto;
 use crate::envelope::Raw;
@@ -17,7 +18,6 @@ use crate::envelope::{
     Attachment, Conversation, ConversationKind, EventData, EventParts, Location, Message, Postback,
     Sender, Sticker, Verification, UNRECOGNIZED_TYPE,
 };
-use crate::registry::fields::{FieldSpec, Format};
 #[cfg(feature = "tooling")]
 use crate::tooling::{Sign, SignParams, SignedRequest, ToolingError};
 use crate::Rejection;

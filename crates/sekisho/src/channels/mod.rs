@@ -250,8 +250,8 @@ pub trait Channel: Sync + Tooling {
     fn account_field(&self) -> &'static str;
 
     /// Every field an account of this channel may hold (its registry form is checked against these; the
-    /// gateway adds [`crate::registry::fields::COMMON_FIELDS`]).
-    fn fields(&self) -> &'static [crate::registry::fields::FieldSpec];
+    /// gateway adds [`crate::config::field::COMMON_FIELDS`]).
+    fn fields(&self) -> &'static [crate::config::field::FieldSpec];
 
     /// The methods this channel answers; the gateway refuses any other with 405 before reading the body.
     fn allows(&self, method: &Method) -> bool {

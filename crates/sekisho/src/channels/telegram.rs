@@ -12,13 +12,13 @@ use super::{
     content_hash_key, f64_at, text_at, u64_at, value_at, Channel, ChannelRequest, EdgeResponse,
     Verdict,
 };
+use crate::config::field::{FieldSpec, Format};
 use crate::config::Account;
 use crate::crypto;
 use crate::envelope::{
     Attachment, Conversation, ConversationKind, EventData, EventParts, Location, Message, Postback,
     Raw, Reply, Sender, Sticker, Verification, UNRECOGNIZED_TYPE,
 };
-use crate::registry::fields::{FieldSpec, Format};
 use crate::reply::{plain_text, BackendReply, Budget, NoReply, RenderContext, RenderReply};
 #[cfg(feature = "tooling")]
 use crate::tooling::{Sign, SignParams, SignedRequest, ToolingError};

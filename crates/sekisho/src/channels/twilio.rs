@@ -29,6 +29,7 @@ use self::signature::{body_matches, signed_url, verify, Params};
 
 use super::Verdict;
 use super::{Channel, ChannelRequest, EdgeResponse};
+use crate::config::field::{FieldSpec, Format};
 use crate::config::Account;
 #[cfg(feature = "tooling")]
 use crate::crypto;
@@ -37,7 +38,6 @@ use crate::envelope::{
     Attachment, Conversation, ConversationKind, EventData, EventParts, Location, Message, Postback,
     Sender, Verification, UNRECOGNIZED_TYPE,
 };
-use crate::registry::fields::{FieldSpec, Format};
 #[cfg(feature = "tooling")]
 use crate::tooling::{Sign, SignParams, SignedRequest, ToolingError};
 use crate::Rejection;

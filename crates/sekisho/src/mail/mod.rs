@@ -47,10 +47,10 @@ pub const CHANNEL: &str = "email";
 pub const ADDRESS_FIELD: &str = "ADDRESS";
 
 /// The fields of an e-mail account (the registry checks a write against them).
-pub static FIELDS: &[crate::registry::fields::FieldSpec] =
-    &[crate::registry::fields::FieldSpec::setting(
+pub static FIELDS: &[crate::config::field::FieldSpec] =
+    &[crate::config::field::FieldSpec::setting(
         ADDRESS_FIELD,
-        crate::registry::fields::Format::Addresses,
+        crate::config::field::Format::Addresses,
     )
     .required()
     .help(

@@ -21,6 +21,7 @@ use serde_json::Value;
 
 use super::Verdict;
 use super::{text_at, Channel, ChannelRequest, EdgeResponse};
+use crate::config::field::{FieldSpec, Format};
 use crate::config::Account;
 use crate::crypto;
 use crate::envelope::Raw;
@@ -28,7 +29,6 @@ use crate::envelope::{
     Conversation, ConversationKind, EventData, EventParts, Message, Postback, Sender, Verification,
     UNRECOGNIZED_TYPE,
 };
-use crate::registry::fields::{FieldSpec, Format};
 #[cfg(feature = "tooling")]
 use crate::tooling::{Sign, SignParams, SignedRequest, ToolingError};
 use crate::Rejection;

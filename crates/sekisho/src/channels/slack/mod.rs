@@ -16,6 +16,7 @@ use serde_json::Value;
 use super::form::is_form;
 use super::Verdict;
 use super::{text_at, Channel, ChannelRequest, EdgeResponse};
+use crate::config::field::{FieldSpec, Format};
 use crate::config::Account;
 use crate::crypto;
 use crate::envelope::Raw;
@@ -23,7 +24,6 @@ use crate::envelope::{
     Conversation, ConversationKind, EventData, EventParts, Message, Postback, Reply, Sender,
     Verification,
 };
-use crate::registry::fields::{FieldSpec, Format};
 #[cfg(feature = "tooling")]
 use crate::tooling::{Sign, SignParams, SignedRequest, ToolingError};
 use crate::Rejection;

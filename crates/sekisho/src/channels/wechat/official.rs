@@ -22,10 +22,10 @@ use super::settings::{self, param};
 use super::{encrypted, xml};
 use crate::channels::Verdict;
 use crate::channels::{Channel, ChannelRequest, EdgeResponse, ReplayGuard};
+use crate::config::field::{FieldSpec, Format};
 use crate::config::Account;
 use crate::crypto::wxbiz::{self, AesKey};
 use crate::envelope::Verification;
-use crate::registry::fields::{FieldSpec, Format};
 #[cfg(feature = "tooling")]
 use crate::tooling::{Sign, SignParams, SignedRequest, ToolingError};
 use crate::Rejection;

@@ -17,6 +17,7 @@ use super::settings::{self, param};
 use super::{encrypted, xml};
 use crate::channels::Verdict;
 use crate::channels::{text_at, u64_at, value_at, Channel, ChannelRequest, EdgeResponse};
+use crate::config::field::{FieldSpec, Format};
 use crate::config::Account;
 use crate::crypto::wxbiz::{self, AesKey};
 use crate::envelope::Raw;
@@ -24,7 +25,6 @@ use crate::envelope::{
     Attachment, Conversation, ConversationKind, EventData, EventParts, Message, Postback, Reply,
     Sender, Verification, UNRECOGNIZED_TYPE,
 };
-use crate::registry::fields::{FieldSpec, Format};
 #[cfg(feature = "tooling")]
 use crate::tooling::{Sign, SignParams, SignedRequest, ToolingError};
 use crate::Rejection;

@@ -4,6 +4,8 @@ use std::collections::HashMap;
 
 use crate::Rejection;
 
+pub mod field;
+
 /// Read access to the Worker's environment bindings (vars and secrets). The edge implements it over
 /// `worker::Env`; tests and the CLI over a map.
 pub trait Bindings {
