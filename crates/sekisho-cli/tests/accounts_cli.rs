@@ -94,7 +94,6 @@ impl Mock {
     }
 }
 
-
 struct Run {
     code: i32,
     stdout: String,
