@@ -7,8 +7,10 @@
 //!   sekisho dlq list|replay [ID]|delete ID --url https://gw --token T  the dead-letter admin API
 //!   sekisho webhook telegram|line|lineworks|meta set|info|test …        wire the provider to the gateway (src/provision/)
 //!   sekisho status --url https://gw --token T [--window 24h] [--json]  accounts, counters, rotation status
+//!   sekisho accounts put|get|list|rotate|retire|delete|reseal|audit|import …  the account registry (src/accounts/)
 //!   sekisho schema                                                      print schema/event-v1.schema.json
 
+pub mod accounts;
 pub mod provision;
 pub mod status;
 
@@ -31,6 +33,7 @@ mod cli {
   sekisho dlq replay [WEBHOOK_ID] --url https://gateway --token ADMIN_TOKEN
   sekisho webhook telegram|line|lineworks|meta set|info|test ...   (sekisho webhook: its options)
   sekisho status --url https://gateway --token ADMIN_TOKEN [--window 1h|24h|7d] [--json]
+  sekisho accounts put|get|list|rotate|retire|delete|reseal|audit|import ...   (sekisho accounts: its options)
   sekisho schema    (the event envelope's JSON Schema, generated from src/envelope.rs)
 
 FILE may be - for standard input. Channel options are listed in docs/channels/<channel>.md.";
@@ -71,6 +74,13 @@ FILE may be - for standard input. Channel options are listed in docs/channels/<c
             .map(|(first, rest)| (first.as_str(), rest))
         {
             return crate::provision::cli::main(rest);
+        }
+        // `accounts` too: repeated --field options, secrets read from files or the environment.
+        if let Some(("accounts", rest)) = raw
+            .split_first()
+            .map(|(first, rest)| (first.as_str(), rest))
+        {
+            return crate::accounts::cli::main(rest);
         }
         let result =
             parse(raw).and_then(|args| match args.positional.first().map(String::as_str) {

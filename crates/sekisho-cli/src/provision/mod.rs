@@ -7,7 +7,7 @@
 //! webhook secret in the `wrangler secret put` line the admin must run ([`wrangler_put_line`]).
 
 pub mod cli;
-mod http;
+pub(crate) mod http;
 pub mod line;
 pub mod lineworks;
 pub mod meta;
