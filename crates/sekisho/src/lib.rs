@@ -19,6 +19,7 @@ pub mod envelope;
 pub(crate) mod error;
 pub mod forward;
 pub mod gateway;
+pub mod intake;
 pub mod json;
 pub mod log;
 pub mod mail;
