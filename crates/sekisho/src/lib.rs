@@ -29,6 +29,7 @@ pub(crate) mod query;
 pub mod registry;
 pub mod reply;
 pub mod request_url;
+pub mod route;
 #[cfg(feature = "schema")]
 pub mod schema;
 #[cfg(feature = "tooling")]

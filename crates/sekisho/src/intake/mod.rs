@@ -231,11 +231,8 @@ impl<'a> Intake<'a> {
     }
 
     fn best_effort(&mut self) -> Step {
-        self.lines.push(log::request_accepted(
-            self.accepted,
-            None,
-            Kept::BestEffort,
-        ));
+        self.lines
+            .push(log::request_accepted(self.accepted, None, Kept::BestEffort));
         self.finish(Finish::Accepted(Acceptance {
             duplicate_events: 0,
             after: After::ForwardBestEffort,
@@ -303,11 +300,15 @@ impl<'a> Intake<'a> {
             .chain(sending.batches)
             .flatten()
             .collect();
-        let calls: Vec<ShardCall> =
-            dedup::spill_calls(&self.pick(&sending.fresh), unsent, self.now_ms, &self.source)
-                .into_iter()
-                .map(|(shard, call)| ShardCall { shard, call })
-                .collect();
+        let calls: Vec<ShardCall> = dedup::spill_calls(
+            &self.pick(&sending.fresh),
+            unsent,
+            self.now_ms,
+            &self.source,
+        )
+        .into_iter()
+        .map(|(shard, call)| ShardCall { shard, call })
+        .collect();
         self.stage = Stage::Spilling {
             fresh: sending.fresh,
             duplicates,

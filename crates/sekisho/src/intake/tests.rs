@@ -129,7 +129,11 @@ impl World {
         self.shards.entry(shard).or_default()
     }
 
-    fn call(&mut self, calls: &[ShardCall], fault: Option<Fault>) -> Vec<Result<DedupReply, String>> {
+    fn call(
+        &mut self,
+        calls: &[ShardCall],
+        fault: Option<Fault>,
+    ) -> Vec<Result<DedupReply, String>> {
         calls
             .iter()
             .enumerate()
@@ -160,7 +164,12 @@ impl World {
     }
 
     /// One request through the machine, performing each step as the Worker does, with `faults` (by step).
-    fn request(&mut self, accepted: &Accepted, stores: Stores, faults: &BTreeMap<usize, Fault>) -> Run {
+    fn request(
+        &mut self,
+        accepted: &Accepted,
+        stores: Stores,
+        faults: &BTreeMap<usize, Fault>,
+    ) -> Run {
         let mut intake = Intake::new(accepted, stores, self.now_ms);
         let mut outcome = Outcome::Start;
         let mut steps = Vec::new();
@@ -168,7 +177,10 @@ impl World {
             let step = intake.next(outcome);
             let fault = faults.get(&index).copied();
             if let (Step::Call(_) | Step::Send { .. }, Some(Fault::DiesBefore)) = (&step, fault) {
-                return Run { finish: None, steps };
+                return Run {
+                    finish: None,
+                    steps,
+                };
             }
             outcome = match step {
                 Step::Call(calls) => {
@@ -199,7 +211,10 @@ impl World {
                 }
             };
             if fault == Some(Fault::DiesAfter) {
-                return Run { finish: None, steps };
+                return Run {
+                    finish: None,
+                    steps,
+                };
             }
         }
         unreachable!("the loop only ends by returning")
@@ -567,7 +582,10 @@ fn an_event_claimed_by_another_request_is_busy_and_this_requests_claims_are_rele
         .insert(first.clone(), Claim::Pending { since_ms: 0 });
     let run = world.request(&request, BOTH, &BTreeMap::new());
     assert_eq!(run.steps, ["claim", "release"]);
-    assert_eq!(run.finish, Some(Finish::Refused(Rejection::ClaimInProgress)));
+    assert_eq!(
+        run.finish,
+        Some(Finish::Refused(Rejection::ClaimInProgress))
+    );
     assert!(world.queue.is_empty());
     let pending = world
         .shards
@@ -640,7 +658,9 @@ fn without_a_store_the_events_are_queued_as_they_are() {
     let run = World::default().request(&guarded, stores, &BTreeMap::new());
     assert_eq!(
         run.finish,
-        Some(Finish::Refused(Rejection::misconfigured(dedup::STORE_BINDING)))
+        Some(Finish::Refused(Rejection::misconfigured(
+            dedup::STORE_BINDING
+        )))
     );
 }
 
@@ -682,8 +702,12 @@ fn without_a_queue_events_are_forwarded_best_effort_after_the_guard_check() {
         dedup: false,
     };
     assert_eq!(
-        World::default().request(&guarded, neither, &BTreeMap::new()).finish,
-        Some(Finish::Refused(Rejection::misconfigured(dedup::STORE_BINDING)))
+        World::default()
+            .request(&guarded, neither, &BTreeMap::new())
+            .finish,
+        Some(Finish::Refused(Rejection::misconfigured(
+            dedup::STORE_BINDING
+        )))
     );
 }
 

@@ -14,7 +14,13 @@ mod tests {
     use crate::admin::{route, AdminAction};
     use crate::query::Query;
 
-    const METHODS: [Method; 5] = [Method::GET, Method::PUT, Method::POST, Method::DELETE, Method::PATCH];
+    const METHODS: [Method; 5] = [
+        Method::GET,
+        Method::PUT,
+        Method::POST,
+        Method::DELETE,
+        Method::PATCH,
+    ];
 
     fn example(path: &str) -> String {
         path.replace("{channel}", "line")
@@ -66,7 +72,9 @@ mod tests {
             let concrete = example(path);
             let query = Query::parse(query_for(path));
             for method in METHODS {
-                let documented = operations.get(method.as_str().to_ascii_lowercase()).is_some();
+                let documented = operations
+                    .get(method.as_str().to_ascii_lowercase())
+                    .is_some();
                 let routed = if path == "/admin" {
                     (method == Method::GET).then_some(Ok(AdminAction::Console))
                 } else {
@@ -76,12 +84,20 @@ mod tests {
                     (true, Some(Ok(action))) => {
                         reached.insert(variant(&action));
                     }
-                    (true, other) => panic!("{method} {path} is documented but routes to {other:?}"),
-                    (false, Some(Ok(action))) => panic!("{method} {path} routes to {action:?} but is not documented"),
+                    (true, other) => {
+                        panic!("{method} {path} is documented but routes to {other:?}")
+                    }
+                    (false, Some(Ok(action))) => {
+                        panic!("{method} {path} routes to {action:?} but is not documented")
+                    }
                     (false, _) => {}
                 }
             }
         }
-        assert_eq!(reached.len(), EVERY_VARIANT, "every action is documented: {reached:?}");
+        assert_eq!(
+            reached.len(),
+            EVERY_VARIANT,
+            "every action is documented: {reached:?}"
+        );
     }
 }

@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use http::{HeaderMap, HeaderName, HeaderValue, Method};
 use proptest::prelude::*;
 use sekisho::channels::CHANNELS;
-use sekisho::gateway::{self, Inbound};
+use sekisho::gateway::Inbound;
 
 fn bindings() -> HashMap<String, String> {
     // Every channel gets an account `fz` whose every plausible field is set, so requests reach the parsers.
@@ -80,6 +80,6 @@ proptest! {
         let body = if use_json { json_body.into_bytes() } else { body };
         let method = if get { Method::GET } else { Method::POST };
         let inbound = Inbound { method: &method, origin: "https://gateway.test", path: &path, query: query.as_deref(), headers: &map, body: &body };
-        let _ = gateway::handle(&inbound, &bindings, 1_700_000_000_000);
+        let _ = common::handle(&inbound, &bindings, 1_700_000_000_000);
     }
 }
