@@ -1,4 +1,3 @@
-
 use crate::channels::Handled;
 use std::collections::HashMap;
 

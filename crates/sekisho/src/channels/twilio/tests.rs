@@ -1,4 +1,3 @@
-
 use crate::channels::Handled;
 use crate::envelope::Event;
 use std::collections::HashMap;

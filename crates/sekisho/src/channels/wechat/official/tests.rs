@@ -1,4 +1,3 @@
-
 use super::*;
 use crate::channels::test_support::{self, DemoRequest};
 use crate::channels::Handled;
