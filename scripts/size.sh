@@ -4,9 +4,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# The budget, gzipped (-9), in one place: 548,918 B (main when the budget was set) + 5 %. Raise it on purpose,
-# with the reason in the commit, never to make CI pass.
-SIZE_BUDGET_BYTES=576364
+# The budget, gzipped (-9), in one place: 650,373 B (main with the account registry, when the budget was set)
+# + 5 %. Raise it on purpose, with the reason in the commit, never to make CI pass.
+SIZE_BUDGET_BYTES=682892
 
 wasm=build/index_bg.wasm
 js=build/index.js
