@@ -1,7 +1,7 @@
 # The two commands a newcomer needs:  make dev  (run it)  and  make test  (test it).
 SHELL := /bin/bash
 
-.PHONY: setup build dev test test-native test-e2e bench bench-load bench-faults bench-worker bench-registry size fmt lint
+.PHONY: setup build dev test ci test-native test-e2e bench bench-load bench-faults bench-worker bench-registry size fmt lint
 
 setup:
 	bash scripts/setup.sh
@@ -18,6 +18,13 @@ test: setup
 	$(MAKE) --no-print-directory build
 	node --test --test-concurrency=1 tests/e2e/
 	bash scripts/size.sh
+
+# What CI checks (.ci/run): formatting, clippy with -D warnings for the native crates and for the Worker on
+# wasm32, then every test (`make test`, which ends with the Worker's size against its budget in scripts/size.sh).
+ci: setup
+	cargo fmt --all --check
+	$(MAKE) --no-print-directory lint
+	$(MAKE) --no-print-directory test
 
 test-native:
 	cargo test --all-targets

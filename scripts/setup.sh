@@ -6,6 +6,10 @@ source "$(dirname "$0")/tool-env.sh"
 cd "$SEKISHO_ROOT"
 
 rustup target list --installed | grep -qx wasm32-unknown-unknown || rustup target add wasm32-unknown-unknown
+# `make ci` checks formatting and lints.
+for component in clippy rustfmt; do
+  rustup component list --installed | grep -q "^$component" || rustup component add "$component"
+done
 
 if [ "$(worker-build --version 2>/dev/null | awk '{print $2}')" != "$WORKER_BUILD_VERSION" ]; then
   echo "setup: installing worker-build $WORKER_BUILD_VERSION (about 5 minutes)"

@@ -1,10 +1,21 @@
 #!/usr/bin/env bash
-# Prints the size of the built Worker: what Cloudflare counts against the script limit is the gzipped upload.
+# Prints the size of the built Worker, and fails above the budget: what Cloudflare counts against the script
+# limit is the gzipped upload.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+# The budget, gzipped (-9), in one place: 650,373 B (main with the account registry, when the budget was set)
+# + 5 %. Raise it on purpose, with the reason in the commit, never to make CI pass.
+SIZE_BUDGET_BYTES=682892
+
 wasm=build/index_bg.wasm
 js=build/index.js
 [ -f "$wasm" ] || { echo "size: build the Worker first (make build)"; exit 1; }
 raw=$(( $(stat -c %s "$wasm") + $(stat -c %s "$js") ))
 gz=$(( $(gzip -9 -c "$wasm" | wc -c) + $(gzip -9 -c "$js" | wc -c) ))
-printf 'worker size: wasm %d B + js %d B = %d B raw, %d B gzipped (-9)\n' "$(stat -c %s "$wasm")" "$(stat -c %s "$js")" "$raw" "$gz"
+printf 'worker size: wasm %d B + js %d B = %d B raw, %d B gzipped (-9); budget %d B gzipped\n' \
+  "$(stat -c %s "$wasm")" "$(stat -c %s "$js")" "$raw" "$gz" "$SIZE_BUDGET_BYTES"
+if [ "$gz" -gt "$SIZE_BUDGET_BYTES" ]; then
+  echo "size: the gzipped Worker ($gz B) is over the budget ($SIZE_BUDGET_BYTES B, scripts/size.sh)" >&2
+  exit 1
+fi

@@ -76,7 +76,7 @@ async fn exchange(
 ) -> worker::Result<CallOutcome> {
     let mut response = Fetch::Request(request).send_with_signal(signal).await?;
     let status = response.status_code();
-    let mut body = BodyBuffer::new(MAX_ANSWER_BYTES, None);
+    let mut body = BodyBuffer::new(MAX_ANSWER_BYTES);
     if let Ok(mut stream) = response.stream() {
         while let Some(chunk) = stream.next().await {
             if body.push(&chunk?).is_err() {

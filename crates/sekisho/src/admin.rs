@@ -16,6 +16,7 @@ use crate::metrics::window::Window;
 use crate::query::Query;
 use crate::registry::api::{self as registry_api, RegistryAction, RegistryError};
 use crate::registry::audit::AdminIdentity;
+use crate::route::AdminPath;
 use crate::Rejection;
 
 pub const ADMIN_TOKEN_BINDING: &str = "ADMIN_TOKEN";
@@ -190,31 +191,28 @@ pub fn authorize(authorization: Option<&str>, bindings: &dyn Bindings) -> Result
         .ok_or(Rejection::Unauthorized)
 }
 
-/// The whole admin decision for one request: authorization before routing, so nothing about the API shows
-/// without a valid token.
+/// The whole admin decision for one request under `/admin` ([`crate::route::Route::Admin`]): authorization
+/// before routing, so nothing about the API shows without a valid token.
 pub fn admit(
     method: &Method,
-    path: &str,
+    path: AdminPath<'_>,
     query: Option<&str>,
     authorization: Option<&str>,
     bindings: &dyn Bindings,
-) -> Option<Result<AdminAction, Rejection>> {
-    if path == "/admin" {
+) -> Result<AdminAction, Rejection> {
+    if path.is_console() {
         // The page holds no data, so it needs no token; without an `ADMIN_TOKEN` binding it does not exist.
         let configured = bindings
             .get(ADMIN_TOKEN_BINDING)
             .is_some_and(|raw| !split_values(&raw).is_empty());
-        return Some(match (configured, method) {
+        return match (configured, method) {
             (false, _) => Err(Rejection::RouteNotFound),
             (true, &Method::GET) => Ok(AdminAction::Console),
             (true, _) => Err(Rejection::MethodNotAllowed),
-        });
+        };
     }
-    path.strip_prefix("/admin/")?;
-    if let Err(rejection) = authorize(authorization, bindings) {
-        return Some(Err(rejection));
-    }
-    route(method, path, &Query::parse(query))
+    authorize(authorization, bindings)?;
+    route(method, path.path, &Query::parse(query)).unwrap_or(Err(Rejection::RouteNotFound))
 }
 
 #[cfg(test)]
@@ -225,6 +223,21 @@ mod tests {
 
     const TOKEN: &str = "0123456789abcdef0123456789abcdef";
     const OLD: &str = "fedcba9876543210fedcba9876543210";
+
+    /// [`admit`] as the Worker reaches it: `None` when the router does not send the path to the admin.
+    fn admitted(
+        method: &Method,
+        path: &str,
+        authorization: Option<&str>,
+        bindings: &dyn Bindings,
+    ) -> Option<Result<AdminAction, Rejection>> {
+        match crate::route::route(method, path) {
+            crate::route::Route::Admin(path) => {
+                Some(admit(method, path, None, authorization, bindings))
+            }
+            _ => None,
+        }
+    }
 
     fn r(method: Method, path: &str) -> Option<Result<AdminAction, Rejection>> {
         route(&method, path, &Query::parse(None))
@@ -355,26 +368,23 @@ mod tests {
     fn the_console_page_needs_no_token_but_an_admin_token_binding() {
         let none: HashMap<String, String> = HashMap::new();
         assert_eq!(
-            admit(&Method::GET, "/admin", None, None, &none),
+            admitted(&Method::GET, "/admin", None, &none),
             Some(Err(Rejection::RouteNotFound))
         );
         let set = HashMap::from([("ADMIN_TOKEN".to_owned(), TOKEN.to_owned())]);
         assert_eq!(
-            admit(&Method::GET, "/admin", None, None, &set),
+            admitted(&Method::GET, "/admin", None, &set),
             Some(Ok(AdminAction::Console))
         );
         assert_eq!(
-            admit(&Method::POST, "/admin", None, None, &set),
+            admitted(&Method::POST, "/admin", None, &set),
             Some(Err(Rejection::MethodNotAllowed))
         );
         assert_eq!(
-            admit(&Method::GET, "/admin/api/accounts", None, None, &set),
+            admitted(&Method::GET, "/admin/api/accounts", None, &set),
             Some(Err(Rejection::Unauthorized))
         );
-        assert_eq!(
-            admit(&Method::GET, "/administrator", None, None, &set),
-            None
-        );
+        assert_eq!(admitted(&Method::GET, "/administrator", None, &set), None);
     }
 
     #[test]
@@ -419,12 +429,12 @@ mod tests {
                 "/admin/anything",
             ] {
                 assert_eq!(
-                    admit(&method, path, None, Some("Bearer x"), &none),
+                    admitted(&method, path, Some("Bearer x"), &none),
                     Some(Err(Rejection::RouteNotFound)),
                     "{method} {path}"
                 );
             }
         }
-        assert_eq!(admit(&Method::GET, "/line/x", None, None, &none), None);
+        assert_eq!(admitted(&Method::GET, "/line/x", None, &none), None);
     }
 }

@@ -182,23 +182,17 @@ pub struct Fetch {
     pub key: String,
 }
 
-/// `None` unless the path is under [`ROUTE_PREFIX`]. The signature is checked before anything else is looked
-/// at, so an unknown key and a forged link get the same answer; without a secret the route does not exist.
+/// A request for `/attachments/{key}` ([`crate::route::Route::Attachment`]). The signature is checked before
+/// anything else is looked at, so an unknown key and a forged link get the same answer; without a secret the
+/// route does not exist.
 pub fn admit(
     method: &http::Method,
-    path: &str,
+    key: &str,
     query: Option<&str>,
     bindings: &dyn Bindings,
     now_s: u64,
-) -> Option<Result<Fetch, Rejection>> {
-    let key = path.strip_prefix(ROUTE_PREFIX)?;
-    Some(verify(
-        method,
-        key,
-        query.unwrap_or_default(),
-        bindings,
-        now_s,
-    ))
+) -> Result<Fetch, Rejection> {
+    verify(method, key, query.unwrap_or_default(), bindings, now_s)
 }
 
 fn verify(
@@ -336,7 +330,21 @@ mod tests {
         b: &HashMap<String, String>,
         now: u64,
     ) -> Result<Fetch, Rejection> {
-        admit(&http::Method::GET, path, Some(query), b, now).unwrap()
+        admitted(&http::Method::GET, path, Some(query), b, now).unwrap()
+    }
+
+    /// [`admit`] as the Worker reaches it: `None` when the router does not send the path here.
+    fn admitted(
+        method: &http::Method,
+        path: &str,
+        query: Option<&str>,
+        b: &HashMap<String, String>,
+        now: u64,
+    ) -> Option<Result<Fetch, Rejection>> {
+        match crate::route::route(method, path) {
+            crate::route::Route::Attachment { key } => Some(admit(method, key, query, b, now)),
+            _ => None,
+        }
     }
 
     #[test]
@@ -420,7 +428,7 @@ mod tests {
     #[test]
     fn the_route_needs_a_long_secret_and_is_absent_without_one() {
         assert_eq!(
-            admit(&http::Method::GET, "/line/acme", None, &configured(), NOW),
+            admitted(&http::Method::GET, "/line/acme", None, &configured(), NOW),
             None
         );
         assert_eq!(
@@ -433,7 +441,7 @@ mod tests {
             Err(Rejection::misconfigured(URL_SECRET_BINDING))
         );
         assert_eq!(
-            admit(
+            admitted(
                 &http::Method::POST,
                 &format!("/attachments/{KEY}"),
                 None,
@@ -491,7 +499,7 @@ mod tests {
         /// Whatever the path and query, nothing panics and nothing but a genuine link is let through.
         #[test]
         fn only_genuine_links_pass(path in "/attachments/[ -~]{0,60}", query in "[ -~]{0,120}") {
-            let admitted = admit(&http::Method::GET, &path, Some(&query), &configured(), NOW).unwrap();
+            let admitted = admitted(&http::Method::GET, &path, Some(&query), &configured(), NOW).unwrap();
             proptest::prop_assert!(admitted.is_err());
         }
     }

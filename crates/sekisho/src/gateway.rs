@@ -1,5 +1,6 @@
-//! The whole request path as pure functions: [`admit`] (route → account → declared size, before the body is
-//! read), then [`handle_admitted`] (channel → delivery plan).
+//! A webhook's path as pure functions, in the Worker's order: [`crate::route::route`] found the channel,
+//! [`admit`] decides account → declared size before the body is read, [`handle_admitted`] channel → delivery
+//! plan once it is.
 
 use http::{HeaderMap, Method};
 
@@ -9,6 +10,7 @@ use crate::forward::{self, Delivery};
 use crate::notify::NotifyError;
 use crate::query::Query;
 use crate::reply::ReplyCall;
+use crate::route::ChannelRoute;
 use crate::Rejection;
 
 /// An incoming HTTP request, with the body already read as bytes.
@@ -47,30 +49,22 @@ pub struct Refusal {
 }
 
 impl Refusal {
+    /// A refusal before any channel or account is known (an unknown path, the admin API, an attachment link).
+    pub fn unrouted(rejection: Rejection) -> Self {
+        Refusal {
+            rejection,
+            channel: None,
+            account: None,
+        }
+    }
+
     pub fn response(&self) -> EdgeResponse {
         EdgeResponse::json(self.rejection.status().as_u16(), self.rejection.body())
     }
-
-    /// One JSON log line (see [`crate::log::request_rejected`]).
-    pub fn log_line(&self) -> String {
-        crate::log::request_rejected(self).to_string()
-    }
 }
 
-impl Accepted {
-    /// One JSON log line (see [`crate::log::request_accepted`]).
-    pub fn log_line(&self, duplicates: Option<usize>) -> String {
-        crate::log::request_accepted(self, duplicates, crate::log::Kept::Queued).to_string()
-    }
-}
-
-/// A request admitted before its body is read: the route and the account exist, and the declared length (if
-/// any) is within the limit. The body is then read from the stream with a [`BodyBuffer`] of `body_limit`.
-pub enum Admitted<'a> {
-    Health,
-    Channel(ChannelTarget<'a>),
-}
-
+/// A webhook admitted before its body is read: the account exists, and the declared length (if any) is within
+/// the limit. The body is then read from the stream with a [`BodyBuffer`] of `body_limit`.
 pub struct ChannelTarget<'a> {
     channel: &'static dyn Channel,
     account: &'a str,
@@ -94,32 +88,29 @@ impl ChannelTarget<'_> {
     }
 }
 
-/// Everything decided from the request line and headers: route → account → declared size. Nothing here reads
-/// the body, so an unknown route or account, or a declared oversize body, costs no upload.
+/// Everything decided from the request line and headers once the route is a channel's: account → declared
+/// size. Nothing here reads the body, so an unknown account, or a declared oversize body, costs no upload.
 pub fn admit<'a>(
+    route: ChannelRoute<'a>,
     method: &Method,
-    path: &'a str,
+    path: &str,
     query: Option<&str>,
     headers: &HeaderMap,
     bindings: &dyn Bindings,
-) -> Result<Admitted<'a>, Refusal> {
-    let refuse = |rejection, channel, account: Option<&str>| Refusal {
-        rejection,
+) -> Result<ChannelTarget<'a>, Refusal> {
+    let ChannelRoute {
         channel,
+        account: account_name,
+        extra_path,
+    } = route;
+    let refuse = |rejection, account: Option<&str>| Refusal {
+        rejection,
+        channel: Some(channel.name()),
         account: account.map(str::to_owned),
     };
-    let mut segments = path.trim_start_matches('/').split('/');
-    let channel_name = segments.next().unwrap_or_default();
-    if channel_name == "healthz" && segments.next().is_none() {
-        return Ok(Admitted::Health);
-    }
-    let channel =
-        channels::find(channel_name).ok_or_else(|| refuse(Rejection::RouteNotFound, None, None))?;
-    let account_name = segments.next().unwrap_or_default();
     if !config::is_valid_account(account_name) {
-        return Err(refuse(Rejection::RouteNotFound, Some(channel.name()), None));
+        return Err(refuse(Rejection::RouteNotFound, None));
     }
-    let extra_path: Vec<&str> = segments.collect();
     let account = Account::new(channel.name(), account_name, bindings);
     if account.field(channel.account_field()).is_none() {
         let parsed_query = Query::parse(query);
@@ -136,14 +127,13 @@ pub fn admit<'a>(
         };
         return Err(refuse(
             channel.unknown_account(&request),
-            Some(channel.name()),
             Some(account_name),
         ));
     }
     channels::check_route(channel, method, &extra_path)
-        .map_err(|rejection| refuse(rejection, Some(channel.name()), Some(account_name)))?;
+        .map_err(|rejection| refuse(rejection, Some(account_name)))?;
     let body_limit = config::body_limit(&account, channel.default_max_body_bytes())
-        .map_err(|rejection| refuse(rejection, Some(channel.name()), Some(account_name)))?;
+        .map_err(|rejection| refuse(rejection, Some(account_name)))?;
     let declared = headers
         .get(http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
@@ -151,16 +141,15 @@ pub fn admit<'a>(
     if declared.is_some_and(|length| length > body_limit as u64) {
         return Err(refuse(
             Rejection::PayloadTooLarge { limit: body_limit },
-            Some(channel.name()),
             Some(account_name),
         ));
     }
-    Ok(Admitted::Channel(ChannelTarget {
+    Ok(ChannelTarget {
         channel,
         account: account_name,
         extra_path,
         body_limit,
-    }))
+    })
 }
 
 /// A body read chunk by chunk from the stream, refused as soon as it passes the limit — whatever
@@ -171,12 +160,10 @@ pub struct BodyBuffer {
 }
 
 impl BodyBuffer {
-    pub fn new(limit: usize, declared_length: Option<u64>) -> Self {
-        let reserve = declared_length
-            .map(|length| length.min(limit as u64) as usize)
-            .unwrap_or(0);
+    /// For a body of unknown length (a body with a declared one is read whole, see [`BodyBuffer::whole`]).
+    pub fn new(limit: usize) -> Self {
         BodyBuffer {
-            bytes: Vec::with_capacity(reserve),
+            bytes: Vec::new(),
             limit,
         }
     }
@@ -255,33 +242,6 @@ pub fn handle_admitted(
     })
 }
 
-/// The whole request path for a body already in memory (tests, benches, the CLI): [`admit`], then
-/// [`handle_admitted`].
-pub fn handle(
-    inbound: &Inbound<'_>,
-    bindings: &dyn Bindings,
-    now_ms: u64,
-) -> Result<Accepted, Refusal> {
-    match admit(
-        inbound.method,
-        inbound.path,
-        inbound.query,
-        inbound.headers,
-        bindings,
-    )? {
-        Admitted::Health => Ok(Accepted {
-            channel: None,
-            account: None,
-            response: EdgeResponse::text("ok"),
-            deliveries: vec![],
-            warnings: vec![],
-            replay_guard: None,
-            reply: None,
-        }),
-        Admitted::Channel(target) => handle_admitted(&target, inbound, bindings, now_ms),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use std::collections::HashMap;
@@ -300,11 +260,13 @@ mod tests {
         if let Some(length) = content_length {
             headers.insert(http::header::CONTENT_LENGTH, length.parse().unwrap());
         }
-        match admit(&Method::POST, path, None, &headers, &bindings()) {
-            Ok(Admitted::Channel(target)) => Ok(target.body_limit),
-            Ok(Admitted::Health) => Ok(0),
-            Err(refusal) => Err(refusal.rejection),
-        }
+        let route = match crate::route::route(&Method::POST, path) {
+            crate::route::Route::Channel(route) => route,
+            _ => return Err(Rejection::RouteNotFound),
+        };
+        admit(route, &Method::POST, path, None, &headers, &bindings())
+            .map(|target| target.body_limit)
+            .map_err(|refusal| refusal.rejection)
     }
 
     #[test]
@@ -324,13 +286,15 @@ mod tests {
             admit_with("/line/other", Some("999999")),
             Err(Rejection::UnknownAccount)
         );
-        assert_eq!(admit_with("/healthz", None), Ok(0));
+        assert_eq!(
+            admit_with("/line/bad.name", Some("999999")),
+            Err(Rejection::RouteNotFound)
+        );
     }
 
     #[test]
     fn the_body_buffer_refuses_as_soon_as_the_limit_is_passed() {
-        let mut body = BodyBuffer::new(10, Some(u64::MAX));
-        assert!(body.bytes.capacity() <= 16, "never reserves past the limit");
+        let mut body = BodyBuffer::new(10);
         assert_eq!(body.push(b"12345"), Ok(()));
         assert_eq!(body.push(b"67890"), Ok(()));
         assert_eq!(
@@ -338,7 +302,7 @@ mod tests {
             Err(Rejection::PayloadTooLarge { limit: 10 })
         );
         assert_eq!(body.into_bytes(), b"1234567890");
-        let mut big = BodyBuffer::new(10, None);
+        let mut big = BodyBuffer::new(10);
         assert_eq!(
             big.push(&[0; 1 << 20]),
             Err(Rejection::PayloadTooLarge { limit: 10 })

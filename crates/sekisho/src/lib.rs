@@ -19,6 +19,7 @@ pub mod envelope;
 pub(crate) mod error;
 pub mod forward;
 pub mod gateway;
+pub mod intake;
 pub mod json;
 pub mod log;
 pub mod mail;
@@ -28,6 +29,7 @@ pub(crate) mod query;
 pub mod registry;
 pub mod reply;
 pub mod request_url;
+pub mod route;
 #[cfg(feature = "schema")]
 pub mod schema;
 #[cfg(feature = "tooling")]

@@ -328,7 +328,14 @@ async fn reseal(
             .await
             .map_err(|_| RegistryError::Unavailable)?;
         match reply.status {
-            200 if reply.body["resealed"] == true => resealed += 1,
+            200 if reply
+                .body
+                .get("resealed")
+                .and_then(serde_json::Value::as_bool)
+                == Some(true) =>
+            {
+                resealed += 1
+            }
             200 => {}
             _ => return Ok(reply),
         }

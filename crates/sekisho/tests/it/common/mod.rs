@@ -15,7 +15,8 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use sekisho::config::binding_name;
-use sekisho::gateway::{self, Accepted, Inbound, Refusal};
+use sekisho::gateway::{self, Accepted, BodyBuffer, Inbound, Refusal};
+use sekisho::route::{self, Route};
 
 pub const TEST_SIGNING_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 pub const TEST_BACKEND_URL: &str = "http://127.0.0.1:9/backend";
@@ -152,7 +153,45 @@ pub fn run(
         body: fixture.request.body.as_bytes(),
     };
     let now_ms = fixture.now_ms.unwrap_or_else(now_ms);
-    gateway::handle(&inbound, bindings, now_ms)
+    handle(&inbound, bindings, now_ms)
+}
+
+/// A webhook request whose body is in memory, through the core in the Worker's order: the router, then
+/// [`gateway::admit`] (account, declared size), the body read within the limit, [`gateway::handle_admitted`].
+/// A path the router sends elsewhere (health, admin, attachments) or nowhere is refused `route_not_found`.
+pub fn handle(
+    inbound: &Inbound<'_>,
+    bindings: &dyn sekisho::config::Bindings,
+    now_ms: u64,
+) -> Result<Accepted, Refusal> {
+    let Route::Channel(channel) = route::route(inbound.method, inbound.path) else {
+        return Err(Refusal {
+            rejection: sekisho::Rejection::RouteNotFound,
+            channel: None,
+            account: None,
+        });
+    };
+    let target = gateway::admit(
+        channel,
+        inbound.method,
+        inbound.path,
+        inbound.query,
+        inbound.headers,
+        bindings,
+    )?;
+    BodyBuffer::whole(target.body_limit, inbound.body.to_vec())
+        .map_err(|rejection| target.refusal(rejection))?;
+    gateway::handle_admitted(&target, inbound, bindings, now_ms)
+}
+
+/// The log line of an accepted request, as the Worker writes it for events that went into the queue.
+pub fn accepted_log_line(accepted: &Accepted, duplicates: Option<usize>) -> String {
+    sekisho::log::request_accepted(accepted, duplicates, sekisho::log::Kept::Queued).to_string()
+}
+
+/// The log line of a refused request, as the Worker writes it.
+pub fn refused_log_line(refusal: &Refusal) -> String {
+    sekisho::log::request_rejected(refusal).to_string()
 }
 
 pub fn now_ms() -> u64 {
