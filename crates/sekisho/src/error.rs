@@ -55,6 +55,8 @@ pub enum Rejection {
     ClaimInProgress,
     #[error("body exceeds the limit of {limit} bytes")]
     PayloadTooLarge { limit: usize },
+    #[error("message over a structural limit: {0}")]
+    MimeBound(#[from] crate::mail::MimeBound),
     #[error("body is not valid {expected}")]
     MalformedBody { expected: &'static str },
     #[error("decryption failed: {0}")]
@@ -104,7 +106,9 @@ impl Rejection {
             | Rejection::InvalidParameter(_)
             | Rejection::MalformedBody { .. }
             | Rejection::Decrypt(_) => StatusCode::BAD_REQUEST,
-            Rejection::PayloadTooLarge { .. } | Rejection::EventTooLarge { .. } => {
+            Rejection::PayloadTooLarge { .. }
+            | Rejection::EventTooLarge { .. }
+            | Rejection::MimeBound(_) => {
                 StatusCode::PAYLOAD_TOO_LARGE
             }
             Rejection::Misconfigured { .. } => StatusCode::INTERNAL_SERVER_ERROR,
@@ -145,6 +149,7 @@ impl Rejection {
             Rejection::ClaimInProgress => "claim_in_progress",
             Rejection::PayloadTooLarge { .. } => "payload_too_large",
             Rejection::MalformedBody { .. } => "malformed_body",
+            Rejection::MimeBound(bound) => bound.reason(),
             Rejection::Decrypt(e) => e.reason(),
             Rejection::Misconfigured { .. } => "misconfigured",
             Rejection::Unauthorized => "unauthorized",

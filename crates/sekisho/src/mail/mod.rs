@@ -27,6 +27,7 @@ use crate::Rejection;
 
 use crate::channels::EdgeResponse;
 
+mod bounds;
 pub mod charset;
 mod content_digest;
 mod content_type;
@@ -38,6 +39,9 @@ mod rfc2231;
 mod sniff;
 mod stored;
 
+pub use bounds::{
+    MimeBound, MAX_HEADER_BYTES, MAX_HEADER_FIELDS, MAX_NESTED_MESSAGES, MAX_PARTS,
+};
 pub use charset::CharsetDecoder;
 pub use recipient::account_for_recipient;
 use stored::{store_attachments, PartBytes};
@@ -207,6 +211,7 @@ fn parse(
     now_ms: u64,
     charsets: &dyn CharsetDecoder,
 ) -> Result<(Event, Vec<PartBytes>), Rejection> {
+    bounds::check(inbound.raw)?;
     let mut message = MessageParser::default()
         .parse(inbound.raw)
         .filter(|message| !message.parts.is_empty())
