@@ -175,7 +175,14 @@ fn receive(
         let (xml, verification, seal) = decrypt(request, account, settings)?;
         (xml, verification, None, Some(seal))
     } else if declared_aes {
-        // WeChat encrypts, but the account has no key to decrypt with: the admin has to add it.
+        // WeChat encrypts, but the account has no key to decrypt with: the admin has to add it — said only
+        // to a request that carries WeChat's valid plaintext `signature`, so that an unsigned one cannot
+        // raise the alarm (it gets 401 like any other).
+        request
+            .query
+            .get("signature")
+            .ok_or(Rejection::MissingSignature)?;
+        verify_plain(request, settings)?;
         return Err(Rejection::misconfigured(
             account.binding_name("ENCODING_AES_KEY"),
         ));

@@ -347,16 +347,26 @@ fn key_rotation_reports_the_old_key_and_misconfiguration_is_a_500() {
         Rejection::misconfigured("WECHAT_DEMO_ENCODING_AES_KEY")
     );
     assert_eq!(error.status().as_u16(), 500);
+}
+
+/// A plaintext account (no key) asked to decrypt: the admin is told only when WeChat itself asks, i.e. the
+/// request carries a valid plaintext `signature`; anything else is the sender's 401.
+#[test]
+fn a_plaintext_account_asked_for_aes_checks_the_signature_first() {
     let no_key = bindings(&[("TOKEN", "spamtest"), ("APP_ID", "wx2c2769f8efd9abc2")]);
+    let now = 1_409_735_669_000;
+    let encrypted = "timestamp=1409735669&nonce=1320562132&msg_signature=5d197aaffba7e9b25a30732f161a50dee96bd5fa&encrypt_type=aes";
+    let unsigned = run(&no_key, Method::POST, encrypted, OFFICIAL_BODY, now).unwrap_err();
+    assert_eq!(unsigned, Rejection::MissingSignature);
+    assert_eq!(unsigned.status().as_u16(), 401);
+    let forged = format!("{encrypted}&signature=0000000000000000000000000000000000000000");
     assert_eq!(
-        run(
-            &no_key,
-            Method::POST,
-            query,
-            OFFICIAL_BODY,
-            1_409_735_669_000
-        )
-        .unwrap_err(),
+        run(&no_key, Method::POST, &forged, OFFICIAL_BODY, now).unwrap_err(),
+        Rejection::InvalidSignature
+    );
+    let signed = format!("{encrypted}&signature=16120ec1b8dbb870f510d87ce6bc2463eae6ca1a");
+    assert_eq!(
+        run(&no_key, Method::POST, &signed, OFFICIAL_BODY, now).unwrap_err(),
         Rejection::misconfigured("WECHAT_DEMO_ENCODING_AES_KEY")
     );
 }
