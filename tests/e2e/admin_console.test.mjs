@@ -336,3 +336,39 @@ test("alerts: a dead letter and an invalid_signature jump each post one Slack me
     await new Promise((r) => server.close(r));
   }
 });
+
+test("alerts without PUBLIC_URL carry no link, whatever Host the forged requests that raised them named", async () => {
+  const slack = [];
+  const { createServer } = await import("node:http");
+  const server = createServer((req, res) => {
+    let body = "";
+    req.on("data", (c) => (body += c));
+    req.on("end", () => {
+      slack.push(JSON.parse(body));
+      res.end("ok");
+    });
+  });
+  await new Promise((r) => server.listen(0, "127.0.0.1", r));
+  const mf = await startGateway({
+    ...config(backend.url),
+    ALERT_SLACK_WEBHOOK_URL: `http://127.0.0.1:${server.address().port}/services/T/B/x`,
+  }, durableOptions());
+  try {
+    for (let i = 0; i < 5; i++) {
+      const body = lineBody(`host-${i}`, "x");
+      const res = await mf.dispatchFetch("http://attacker.example/line/shop", {
+        method: "POST",
+        headers: { "content-type": "application/json", "x-line-signature": lineSign("rotated-by-the-provider", body) },
+        body,
+      });
+      await res.arrayBuffer();
+      assert.equal(res.status, 401);
+    }
+    await until(() => slack.some((m) => /invalid_signature/.test(m.text)), 20000, "the signature-jump alert");
+    const text = slack.find((m) => /invalid_signature/.test(m.text)).text;
+    assert.doesNotMatch(text, /attacker|\/admin|https?:/, text);
+  } finally {
+    await mf.dispose();
+    await new Promise((r) => server.close(r));
+  }
+});

@@ -31,7 +31,7 @@ async fn consume(batch: MessageBatch<String>, env: Env, _ctx: Context) -> worker
         for message in &messages {
             observations.extend(keep_from_dead_letter_queue(message, &env).await);
         }
-        super::metrics::record(&env, observations, None).await;
+        super::metrics::record(&env, observations).await;
         return Ok(());
     }
     let policy = RetryPolicy::from_bindings(&bindings);
@@ -42,7 +42,7 @@ async fn consume(batch: MessageBatch<String>, env: Env, _ctx: Context) -> worker
             .map(|message| deliver_one(message, &env, &queue, &policy)),
     )
     .await;
-    super::metrics::record(&env, observations.into_iter().flatten().collect(), None).await;
+    super::metrics::record(&env, observations.into_iter().flatten().collect()).await;
     Ok(())
 }
 

@@ -24,7 +24,7 @@ pub async fn email(
 ) -> Result<wasm_bindgen::JsValue, wasm_bindgen::JsValue> {
     let ctx = Context::new(ctx);
     let bindings = EnvBindings::of(&env);
-    let recording = metrics::RequestMetrics::start(&env, &ctx, "");
+    let recording = metrics::RequestMetrics::start(&env, &ctx);
     let envelope_to = message.to();
     let envelope_from = message.from();
     // A recipient address of a registry account: its index entry names the account, read through the seam.

@@ -54,7 +54,7 @@ async fn fetch(mut req: Request, env: Env, ctx: Context) -> worker::Result<Respo
     let method =
         http::Method::from_bytes(req.method().to_string().as_bytes()).unwrap_or(http::Method::GET);
     let headers = header_map(req.headers());
-    let recording = metrics::RequestMetrics::start(&env, &ctx, &url.origin);
+    let recording = metrics::RequestMetrics::start(&env, &ctx);
     match route::route(&method, url.path) {
         Route::Health => to_response(&route::health()),
         Route::Attachment { key } => {

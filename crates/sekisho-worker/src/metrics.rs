@@ -24,16 +24,14 @@ pub(super) struct RequestMetrics<'a> {
     env: &'a Env,
     ctx: &'a Context,
     started_ms: u64,
-    origin: String,
 }
 
 impl<'a> RequestMetrics<'a> {
-    pub(super) fn start(env: &'a Env, ctx: &'a Context, origin: &str) -> Self {
+    pub(super) fn start(env: &'a Env, ctx: &'a Context) -> Self {
         RequestMetrics {
             env,
             ctx,
             started_ms: now_ms(),
-            origin: origin.to_owned(),
         }
     }
 
@@ -85,13 +83,12 @@ impl<'a> RequestMetrics<'a> {
             return;
         }
         let env = self.env.clone();
-        let origin = self.origin.clone();
         self.ctx.wait_until(async move {
             // A spawned future starts in the same turn as the answer's promise; yielding to a timer first lets
             // the runtime send the answer before any of this work runs.
             worker::Delay::from(std::time::Duration::ZERO).await;
             let observations = observations(&EnvBindings::of(&env));
-            record(&env, observations, Some(&origin)).await;
+            record(&env, observations).await;
         });
     }
 }
@@ -103,7 +100,7 @@ fn stub(env: &Env) -> worker::Result<worker::Stub> {
 }
 
 /// Stores a batch (one call) and sends the alerts it raises. Failures are logged, never passed on.
-pub(super) async fn record(env: &Env, observations: Vec<Observation>, origin: Option<&str>) {
+pub(super) async fn record(env: &Env, observations: Vec<Observation>) {
     if observations.is_empty() {
         return;
     }
@@ -117,7 +114,7 @@ pub(super) async fn record(env: &Env, observations: Vec<Observation>, origin: Op
         alerts: alert::configured(&bindings),
     };
     match call_object::<_, Recorded>(&stub, &call).await {
-        Ok(recorded) => send_alerts(env, &recorded.alerts, origin).await,
+        Ok(recorded) => send_alerts(env, &recorded.alerts).await,
         Err(error) => emit(&log::operation_failed(
             "metrics not recorded",
             &error.to_string(),
@@ -125,9 +122,18 @@ pub(super) async fn record(env: &Env, observations: Vec<Observation>, origin: Op
     }
 }
 
-async fn send_alerts(env: &Env, alerts: &[Alert], origin: Option<&str>) {
+/// Once per isolate: alerts go out without a console link because `PUBLIC_URL` is not set.
+static LINKLESS_LOGGED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+async fn send_alerts(env: &Env, alerts: &[Alert]) {
     let bindings = EnvBindings::of(env);
-    for request in alert::requests(alerts, &bindings, origin) {
+    if !alerts.is_empty()
+        && alert::console_origin(&bindings).is_none()
+        && !LINKLESS_LOGGED.swap(true, std::sync::atomic::Ordering::Relaxed)
+    {
+        emit(&log::alerts_without_links());
+    }
+    for request in alert::requests(alerts, &bindings) {
         let sent = async {
             let headers = Headers::new();
             for (name, value) in &request.headers {

@@ -231,6 +231,14 @@ pub fn reply_outcome(
     }
 }
 
+pub fn alerts_without_links() -> Line {
+    line(
+        Level::Warn,
+        "no PUBLIC_URL (an http(s) URL): alerts are sent without a link to the console",
+        json!({}),
+    )
+}
+
 pub fn no_attachment_bucket() -> Line {
     line(
         Level::Warn,

@@ -10,7 +10,8 @@ use crate::notify as chatwork;
 
 pub const CHATWORK_ROOM_BINDING: &str = "ALERT_CHATWORK_ROOM";
 pub const SLACK_WEBHOOK_BINDING: &str = "ALERT_SLACK_WEBHOOK_URL";
-/// The console's public origin for the links in alerts; else the origin of the request that raised them.
+/// The console's public origin for the links in alerts. Without it alerts carry no link: the request that
+/// raised an alert is anyone's, and its `Host` header would choose where the link points.
 pub const PUBLIC_URL_BINDING: &str = "PUBLIC_URL";
 
 /// At most one alert of a kind per channel/account in this time.
@@ -55,8 +56,9 @@ impl Alert {
         format!("{}:{}/{}", self.kind.name(), self.channel, self.account)
     }
 
-    /// One plain message, Japanese then English, with a link to the account's console page.
-    pub fn message(&self, console_origin: &str) -> String {
+    /// One plain message, Japanese then English, with a link to the account's console page when the console's
+    /// origin is configured.
+    pub fn message(&self, console_origin: Option<&str>) -> String {
         let (ja, en) = match self.kind {
             AlertKind::DeadLettered => (
                 format!("配信できなかったイベントがデッドレターになりました ({} 件)", self.count),
@@ -77,10 +79,14 @@ impl Alert {
                 format!("deliveries to the backend have failed for {} min", self.count),
             ),
         };
-        format!(
-            "[Sekisho] {}/{}: {ja}\n{en}\n{console_origin}/admin#account/{}/{}",
-            self.channel, self.account, self.channel, self.account
-        )
+        let text = format!("[Sekisho] {}/{}: {ja}\n{en}", self.channel, self.account);
+        match console_origin {
+            Some(origin) => format!(
+                "{text}\n{origin}/admin#account/{}/{}",
+                self.channel, self.account
+            ),
+            None => text,
+        }
     }
 }
 
@@ -138,18 +144,25 @@ pub struct AlertRequest {
     pub body: String,
 }
 
-/// The requests that send `alerts` to every configured destination. `request_origin`: the origin of the
-/// request that raised them, used for the console link without a `PUBLIC_URL`.
-pub fn requests(
-    alerts: &[Alert],
-    bindings: &dyn Bindings,
-    request_origin: Option<&str>,
-) -> Vec<AlertRequest> {
-    let origin = bindings
+/// The console's origin from `PUBLIC_URL` (an `https://` or `http://` URL; a trailing `/` is dropped), the only
+/// source of links in alerts.
+pub fn console_origin(bindings: &dyn Bindings) -> Option<String> {
+    bindings
         .get(PUBLIC_URL_BINDING)
         .map(|url| url.trim().trim_end_matches('/').to_owned())
-        .or_else(|| request_origin.map(str::to_owned))
-        .unwrap_or_default();
+        .filter(|url| {
+            let rest = url
+                .strip_prefix("https://")
+                .or_else(|| url.strip_prefix("http://"));
+            rest.is_some_and(|host| {
+                !host.is_empty() && !host.chars().any(|c| c.is_whitespace() || c.is_control())
+            })
+        })
+}
+
+/// The requests that send `alerts` to every configured destination; their links only from [`console_origin`].
+pub fn requests(alerts: &[Alert], bindings: &dyn Bindings) -> Vec<AlertRequest> {
+    let origin = console_origin(bindings);
     let room = bindings
         .get(CHATWORK_ROOM_BINDING)
         .map(|room| room.trim().to_owned())
@@ -160,7 +173,7 @@ pub fn requests(
         .filter(|url| url.starts_with("https://") || url.starts_with("http://"));
     let mut out = Vec::new();
     for alert in alerts {
-        let message = alert.message(&origin);
+        let message = alert.message(origin.as_deref());
         if let Some(room) = &room {
             if let Ok(request) = chatwork::plain_request(room, &message, bindings) {
                 out.push(AlertRequest {
@@ -252,7 +265,7 @@ mod tests {
         let alerts = [alert(AlertKind::DeadLettered, "a", 1)];
         let none: HashMap<String, String> = HashMap::new();
         assert!(!configured(&none));
-        assert!(requests(&alerts, &none, Some("https://x")).is_empty());
+        assert!(requests(&alerts, &none).is_empty());
         let both = HashMap::from([
             ("ALERT_CHATWORK_ROOM".to_owned(), "123".to_owned()),
             ("CHATWORK_API_TOKEN".to_owned(), "tok".to_owned()),
@@ -266,7 +279,7 @@ mod tests {
             ),
         ]);
         assert!(configured(&both));
-        let out = requests(&alerts, &both, Some("http://127.0.0.1"));
+        let out = requests(&alerts, &both);
         assert_eq!(out.len(), 2);
         assert_eq!(out[0].url, "https://api.chatwork.com/v2/rooms/123/messages");
         assert!(
@@ -282,10 +295,35 @@ mod tests {
             .contains("https://gate.example.com/admin#account/line/a"));
     }
 
+    /// Nothing of the request that raised an alert reaches it: without `PUBLIC_URL` (or with one that is not
+    /// an http(s) URL) the alert goes out without a link.
+    #[test]
+    fn without_public_url_alerts_carry_no_link() {
+        use std::collections::HashMap;
+        let alerts = [alert(AlertKind::SignatureJump, "a", 9)];
+        let mut bindings = HashMap::from([(
+            "ALERT_SLACK_WEBHOOK_URL".to_owned(),
+            "https://hooks.slack.test/T/B/x".to_owned(),
+        )]);
+        for public_url in [None, Some(""), Some("attacker.example"), Some("javascript:alert(1)")] {
+            if let Some(value) = public_url {
+                bindings.insert("PUBLIC_URL".to_owned(), value.to_owned());
+            }
+            assert_eq!(console_origin(&bindings), None, "{public_url:?}");
+            let out = requests(&alerts, &bindings);
+            assert_eq!(out.len(), 1);
+            let text: serde_json::Value = serde_json::from_str(&out[0].body).unwrap();
+            let text = text["text"].as_str().unwrap();
+            assert!(text.contains("invalid_signature"), "{text}");
+            assert!(!text.contains("/admin"), "{text}");
+            assert!(!text.contains("attacker"), "{text}");
+        }
+    }
+
     #[test]
     fn messages_link_to_the_account_page() {
-        let text =
-            alert(AlertKind::SignatureJump, "acme-jp", 12).message("https://gate.example.com");
+        let text = alert(AlertKind::SignatureJump, "acme-jp", 12)
+            .message(Some("https://gate.example.com"));
         assert!(
             text.contains("https://gate.example.com/admin#account/line/acme-jp"),
             "{text}"
