@@ -225,6 +225,11 @@ test("dead-letter paging: 5 letters, limit=2 → pages of 2, 2, 1, oldest first,
   }
   const all = await allDeadLetters(admin, { limit: 3 });
   assert.equal(all.letters.length, 5);
+  // A cursor time past 2^53 is the caller's mistake (a JavaScript number could not hold it), not the store's.
+  for (const at of ["9007199254740993", "18446744073709551615"]) {
+    const { status, json } = await admin(`dead-letters?cursor=${at}%3Aevt_a`);
+    assert.deepEqual([status, json], [400, { error: "invalid_parameter" }], at);
+  }
   assert.deepEqual(all.letters.map((l) => l.webhook_id), letters.map((l) => l.webhook_id));
 });
 

@@ -72,17 +72,22 @@ impl Cursor {
         format!("{}:{}", self.dead_at_ms, self.webhook_id)
     }
 
+    /// `None` for anything [`encode`](Cursor::encode) cannot have written, including a time past 2^53 − 1:
+    /// the store binds it as a JavaScript number, which would not hold it exactly.
     pub fn parse(text: &str) -> Option<Cursor> {
         let (at, id) = text.split_once(':')?;
         if !is_delivery_id(id) {
             return None;
         }
         Some(Cursor {
-            dead_at_ms: at.parse().ok()?,
+            dead_at_ms: at.parse().ok().filter(|&at| at <= MAX_SAFE_INTEGER)?,
             webhook_id: id.to_owned(),
         })
     }
 }
+
+/// The largest integer a JavaScript number (the store's SQL binding) holds exactly.
+const MAX_SAFE_INTEGER: u64 = (1 << 53) - 1;
 
 /// `evt_…` for a backend delivery, `evt_….chatwork` for a notification.
 pub fn is_delivery_id(id: &str) -> bool {
@@ -189,7 +194,20 @@ mod tests {
         let cursor = letter("evt_01.chatwork", 1_700_000_000_000).cursor();
         assert_eq!(cursor.encode(), "1700000000000:evt_01.chatwork");
         assert_eq!(Cursor::parse(&cursor.encode()), Some(cursor));
-        for junk in ["", "12", ":evt_1", "x:evt_1", "1:evt 1", "1:a/b", "1:"] {
+        let largest = format!("{}:evt_1", (1u64 << 53) - 1);
+        assert_eq!(Cursor::parse(&largest).map(|c| c.dead_at_ms), Some((1 << 53) - 1));
+        for junk in [
+            "",
+            "12",
+            ":evt_1",
+            "x:evt_1",
+            "1:evt 1",
+            "1:a/b",
+            "1:",
+            "9007199254740992:evt_1",
+            "18446744073709551615:evt_1",
+            "-1:evt_1",
+        ] {
             assert_eq!(Cursor::parse(junk), None, "{junk}");
         }
     }
@@ -219,6 +237,9 @@ mod tests {
             page("cursor=nonsense"),
             Err(Rejection::InvalidParameter("cursor"))
         );
+        let past_2_53 = page("cursor=9007199254740993:evt_a").unwrap_err();
+        assert_eq!(past_2_53, Rejection::InvalidParameter("cursor"));
+        assert_eq!(past_2_53.status().as_u16(), 400);
     }
 
     #[test]
