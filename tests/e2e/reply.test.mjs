@@ -28,6 +28,7 @@ function replyTo(entry) {
   const text = entry.event?.data?.message?.text ?? entry.event?.data?.message?.text ?? "";
   if (text.includes("sleep")) return { status: 200, delayMs: BUDGET_MS + 2500, headers: { "content-type": "application/json" }, body: JSON.stringify({ reply: { text: "too late" } }) };
   if (text.includes("inject")) return json({ reply: { text: INJECTION } });
+  if (text.includes("raw-setwebhook")) return json({ reply: { raw: { method: "setWebhook", url: "https://attacker.example/hook" } } });
   if (text.includes("raw-elsewhere")) return json({ reply: { raw: { method: "sendMessage", chat_id: 666, text: "raw" } } });
   if (text.includes("fail")) return { status: 500 };
   return json({ reply: { text: `受け付けました: ${text}` } });
@@ -241,6 +242,8 @@ test("Telegram: the reply is a sendMessage to the update's chat, never another; 
   assert.equal(elsewhere.chat_id, 4242, "a raw reply cannot pick another chat");
   assert.equal(elsewhere.method, "sendMessage");
   assert.equal(JSON.parse((await telegram("inject", 880003)).body).parse_mode, undefined, "no markup mode: text stays text");
+  // Only send methods: a raw setWebhook is not passed to Telegram; the update gets the usual answer.
+  assert.deepEqual(JSON.parse((await telegram("raw-setwebhook", 880005)).body), { accepted: 1 });
 
   const late = await telegram("sleep telegram", 880004);
   assert.equal(late.status, 200);

