@@ -177,3 +177,22 @@ test("wrangler dev: a PDF and a PNG are stored in R2 and their links answer the 
   await new Promise((r) => setTimeout(r, 1000));
   assert.equal(backend.received.length, count + 1, "the duplicate is not forwarded");
 });
+
+test("wrangler dev: 480 one-byte attachments: the first 20 are stored and linked, the rest listed without a link", async () => {
+  const parts = Array.from({ length: 480 }, (_, i) =>
+    `--b\r\nContent-Type: application/octet-stream; name="${i}.bin"\r\nContent-Disposition: attachment; filename="${i}.bin"\r\n\r\n${String.fromCharCode(65 + (i % 26))}\r\n`);
+  const raw = `From: many@example.jp\r\nTo: support@example.com\r\nMessage-ID: <many-parts@example.jp>\r\nSubject: many\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary="b"\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nmany parts\r\n${parts.join("")}--b--\r\n`;
+  const blobs = r2Blobs().length;
+  const count = backend.received.length;
+  const res = await mail("many@example.jp", "support@example.com", raw);
+  assert.equal(res.status, 200, await res.text());
+  await backend.waitFor(count + 1, 30000);
+  const { event } = backend.received[count];
+  const attachments = event.data.message.attachments;
+  assert.equal(attachments.length, 480);
+  assert.deepEqual(attachments.map((a) => Boolean(a.url)), attachments.map((_, i) => i < 20));
+  assert.equal(r2Blobs().length, blobs + 20, "20 objects written, one each");
+  const got = await fetch(attachments[19].url);
+  assert.equal(got.status, 200);
+  assert.equal(await got.text(), String.fromCharCode(65 + 19));
+});

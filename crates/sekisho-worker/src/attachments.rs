@@ -1,6 +1,6 @@
 //! E-mail attachments in the `ATTACHMENTS` R2 bucket: put before the message is acknowledged, got for a link
 //! the core has verified ([`sekisho::attachments`] decides keys, caps, links and headers). The bucket is called
-//! through its JavaScript API directly (three methods), which keeps `worker`'s R2 wrappers out of the Wasm.
+//! through its JavaScript API directly (two methods), which keeps `worker`'s R2 wrappers out of the Wasm.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -20,8 +20,6 @@ use super::emit;
 extern "C" {
     pub(super) type R2Bucket;
     #[wasm_bindgen(method, catch)]
-    fn head(this: &R2Bucket, key: &str) -> Result<Promise, JsValue>;
-    #[wasm_bindgen(method, catch)]
     fn put(
         this: &R2Bucket,
         key: &str,
@@ -36,8 +34,8 @@ extern "C" {
     fn http_metadata(this: &R2ObjectBody) -> JsValue;
     #[wasm_bindgen(method, getter, js_name = customMetadata)]
     fn custom_metadata(this: &R2ObjectBody) -> JsValue;
-    #[wasm_bindgen(method, catch, js_name = arrayBuffer)]
-    fn array_buffer(this: &R2ObjectBody) -> Result<Promise, JsValue>;
+    #[wasm_bindgen(method, getter)]
+    fn body(this: &R2ObjectBody) -> worker::worker_sys::web_sys::ReadableStream;
 }
 
 static ABSENCE_LOGGED: AtomicBool = AtomicBool::new(false);
@@ -72,14 +70,12 @@ fn string_of(object: &JsValue, field: &str) -> Option<String> {
     Reflect::get(object, &field.into()).ok()?.as_string()
 }
 
-/// Puts every part not yet in the bucket; the number already there (a message delivered again).
+/// Puts every part not yet in the bucket, one write each: the put is conditional (`If-None-Match: *`), so a
+/// part already stored (a message delivered again) is not written again, and R2 answers `null` for it. Returns
+/// how many were already there.
 pub(super) async fn put_all(bucket: &R2Bucket, parts: &[StoredPart]) -> Result<usize, String> {
     let mut already = 0;
     for part in parts {
-        if !wait(bucket.head(&part.key)).await?.is_null() {
-            already += 1;
-            continue;
-        }
         let set = |object: &Object, field: &str, value: &JsValue| {
             Reflect::set(object, &field.into(), value).map_err(|error| format!("{error:?}"))
         };
@@ -93,16 +89,22 @@ pub(super) async fn put_all(bucket: &R2Bucket, parts: &[StoredPart]) -> Result<u
         if let Some(name) = &part.filename {
             set(&custom_metadata, "filename", &name.as_str().into())?;
         }
+        let only_if = Object::new();
+        set(&only_if, "etagDoesNotMatch", &"*".into())?;
         let options = Object::new();
         set(&options, "httpMetadata", &http_metadata)?;
         set(&options, "customMetadata", &custom_metadata)?;
+        set(&options, "onlyIf", &only_if)?;
         let bytes = Uint8Array::from(part.bytes.as_slice());
-        wait(bucket.put(&part.key, &bytes, &options)).await?;
+        if wait(bucket.put(&part.key, &bytes, &options)).await?.is_null() {
+            already += 1;
+        }
     }
     Ok(already)
 }
 
-/// The stored bytes with their type and file name, or 404 when the object is gone (retention).
+/// The stored bytes with their type and file name, or 404 when the object is gone (retention). The object's body
+/// is streamed to the response; it never passes through Wasm memory.
 pub(super) async fn serve(env: &Env, fetch: &Fetch) -> worker::Result<Response> {
     let Some(bucket) = binding(env) else {
         return super::respond_refused(&not_found());
@@ -116,9 +118,6 @@ pub(super) async fn serve(env: &Env, fetch: &Fetch) -> worker::Result<Response> 
     let object: R2ObjectBody = object.unchecked_into();
     let content_type = string_of(&object.http_metadata(), "contentType");
     let filename = string_of(&object.custom_metadata(), "filename");
-    let buffer = wait(object.array_buffer())
-        .await
-        .map_err(worker::Error::RustError)?;
     let headers = Headers::new();
     headers.set(
         "content-type",
@@ -127,7 +126,9 @@ pub(super) async fn serve(env: &Env, fetch: &Fetch) -> worker::Result<Response> 
     for (name, value) in attachments::response_headers(filename.as_deref()) {
         headers.set(name, &value)?;
     }
-    Ok(Response::from_bytes(Uint8Array::new(&buffer).to_vec())?.with_headers(headers))
+    Ok(Response::builder()
+        .with_headers(headers)
+        .stream(object.body()))
 }
 
 fn not_found() -> Refusal {

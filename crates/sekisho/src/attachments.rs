@@ -22,6 +22,12 @@ pub const MAX_BYTES_BINDING: &str = "ATTACHMENT_MAX_BYTES";
 pub const DEFAULT_MAX_BYTES: u64 = 10 * 1024 * 1024;
 pub const MAX_MESSAGE_BYTES_BINDING: &str = "ATTACHMENT_MAX_MESSAGE_BYTES";
 pub const DEFAULT_MAX_MESSAGE_BYTES: u64 = 20 * 1024 * 1024;
+/// Attachments stored per message; the rest are listed without a link. Each stored part is one R2 write before
+/// the message is acknowledged: 20 keeps a message within the free plan's 50 subrequests per invocation.
+pub const MAX_PARTS_BINDING: &str = "ATTACHMENT_MAX_PARTS";
+pub const DEFAULT_MAX_PARTS: usize = 20;
+/// `ATTACHMENT_MAX_PARTS` above this is taken as this (the paid plan allows 1,000 subrequests).
+pub const MAX_PARTS_LIMIT: usize = 200;
 pub const SECRET_MIN_CHARS: usize = 32;
 pub const ROUTE_PREFIX: &str = "/attachments/";
 
@@ -128,11 +134,12 @@ fn is_object_key(key: &str) -> bool {
         && index.bytes().all(|b| b.is_ascii_digit())
 }
 
-/// The size caps: per attachment and per message (the sum of what is stored).
+/// The caps: bytes per attachment, bytes per message (the sum of what is stored), attachments per message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Caps {
     pub max_bytes: u64,
     pub max_message_bytes: u64,
+    pub max_parts: usize,
 }
 
 impl Caps {
@@ -143,23 +150,31 @@ impl Caps {
                 .and_then(|v| v.trim().parse().ok())
                 .unwrap_or(default)
         };
+        let max_parts = read(MAX_PARTS_BINDING, DEFAULT_MAX_PARTS as u64);
         Caps {
             max_bytes: read(MAX_BYTES_BINDING, DEFAULT_MAX_BYTES),
             max_message_bytes: read(MAX_MESSAGE_BYTES_BINDING, DEFAULT_MAX_MESSAGE_BYTES),
+            max_parts: usize::try_from(max_parts)
+                .unwrap_or(MAX_PARTS_LIMIT)
+                .min(MAX_PARTS_LIMIT),
         }
     }
 
     /// Which of the attachments (their sizes, in order) are stored: each within the per-attachment cap, in order
-    /// while the total stays within the per-message cap (a later smaller one may still fit).
+    /// while the total stays within the per-message cap (a later smaller one may still fit), the first
+    /// `max_parts` of those.
     pub fn select(&self, sizes: &[u64]) -> Vec<bool> {
         let mut total: u64 = 0;
+        let mut parts = 0;
         sizes
             .iter()
             .map(|&size| {
-                let fits =
-                    size <= self.max_bytes && total.saturating_add(size) <= self.max_message_bytes;
+                let fits = parts < self.max_parts
+                    && size <= self.max_bytes
+                    && total.saturating_add(size) <= self.max_message_bytes;
                 if fits {
                     total += size;
+                    parts += 1;
                 }
                 fits
             })
@@ -484,6 +499,7 @@ mod tests {
         let caps = Caps {
             max_bytes: 10,
             max_message_bytes: 15,
+            max_parts: 10,
         };
         assert_eq!(
             caps.select(&[4, 11, 8, 3, 5]),
@@ -492,6 +508,34 @@ mod tests {
         let defaults = Caps::from_bindings(&HashMap::new());
         assert_eq!(defaults.max_bytes, DEFAULT_MAX_BYTES);
         assert_eq!(defaults.max_message_bytes, DEFAULT_MAX_MESSAGE_BYTES);
+        assert_eq!(defaults.max_parts, DEFAULT_MAX_PARTS);
+    }
+
+    /// 480 one-byte attachments: the first 20 are stored (20 writes), the rest only listed.
+    #[test]
+    fn parts_stored_per_message_are_capped() {
+        let caps = Caps::from_bindings(&HashMap::new());
+        let selected = caps.select(&[1; 480]);
+        assert_eq!(selected.iter().filter(|&&keep| keep).count(), 20);
+        assert!(selected.iter().take(20).all(|&keep| keep));
+        let skipping = Caps {
+            max_parts: 2,
+            ..caps
+        };
+        assert_eq!(
+            skipping.select(&[DEFAULT_MAX_BYTES + 1, 1, 1, 1]),
+            [false, true, true, false]
+        );
+        let configured = |value: &str| {
+            Caps::from_bindings(&HashMap::from([(
+                MAX_PARTS_BINDING.to_owned(),
+                value.to_owned(),
+            )]))
+            .max_parts
+        };
+        assert_eq!(configured("5"), 5);
+        assert_eq!(configured("100000"), MAX_PARTS_LIMIT);
+        assert_eq!(configured("x"), DEFAULT_MAX_PARTS);
     }
 
     proptest::proptest! {
