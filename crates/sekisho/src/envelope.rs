@@ -307,7 +307,8 @@ pub struct EmailDetails {
     pub cc: Vec<EmailAddress>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub reply_to: Vec<EmailAddress>,
-    /// The `Date` header with the sender's own UTC offset (RFC 3339).
+    /// The `Date` header with the sender's own UTC offset (RFC 3339): what the sender claims. The event's
+    /// `time` and `data.ordering.sequence` are the receive time instead.
     #[cfg_attr(feature = "schema", schemars(extend("format" = "date-time")))]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub date: Option<String>,
@@ -321,6 +322,11 @@ pub struct EmailDetails {
     pub references: Vec<String>,
     /// The SMTP envelope (MAIL FROM / RCPT TO), which may differ from the headers (forwarding, Bcc).
     pub envelope: EmailEnvelope,
+    /// Email Routing's own SPF/DKIM/DMARC verdict, read only from the results header it puts above its
+    /// `Received` header (a sender's own `Authentication-Results` further down is ignored). Absent when there
+    /// is none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authentication: Option<EmailAuthentication>,
     /// The HTML body, when there is one and it fits in the event.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub html: Option<String>,
@@ -356,6 +362,20 @@ pub struct EmailEnvelope {
     pub from: String,
     /// SMTP RCPT TO: the configured address the message arrived at.
     pub to: String,
+}
+
+/// Results as Email Routing recorded them (RFC 8601 result keywords: `pass`, `fail`, `softfail`, `neutral`,
+/// `none`, `temperror`, `permerror`, `policy`). `dmarc` = `pass` means the `From` domain is authenticated.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[cfg_attr(feature = "schema", schemars(deny_unknown_fields, inline))]
+pub struct EmailAuthentication {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spf: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dkim: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dmarc: Option<String>,
 }
 
 /// What the backend needs to answer in the conversation (LINE `replyToken`).

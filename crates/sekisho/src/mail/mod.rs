@@ -27,6 +27,7 @@ use crate::Rejection;
 
 use crate::channels::EdgeResponse;
 
+mod authentication;
 mod bounds;
 pub mod charset;
 mod content_digest;
@@ -66,8 +67,8 @@ pub const EVENT_TYPE: &str = "message.received";
 /// accepts up to 25 MiB; parsing that much inside a 128 MB isolate leaves little room.
 pub const MAX_BYTES_BINDING: &str = "EMAIL_MAX_BYTES";
 pub const DEFAULT_MAX_BYTES: u64 = 10 * 1024 * 1024;
-/// Email Routing checks SPF/DKIM/DMARC on receipt; the gateway verifies nothing itself and keeps the recorded
-/// results in the raw headers.
+/// Email Routing checks SPF/DKIM/DMARC on receipt; the gateway verifies nothing itself and passes on Email
+/// Routing's own results ([`authentication`]).
 const VERIFICATION_SCHEME: &str = "cloudflare-email-routing";
 
 /// A message as Email Routing delivers it to the Worker.
@@ -229,8 +230,7 @@ fn parse(
     let thread_root = references
         .first()
         .or(in_reply_to.first())
-        .or(message_id.as_ref())
-        .cloned();
+        .or(message_id.as_ref());
 
     let from = message
         .from()
@@ -244,12 +244,11 @@ fn parse(
         name: from.as_ref().and_then(|from| from.name.clone()),
     };
 
+    // `Date` is the sender's claim (kept in `data.email.date`); time and order are when the message arrived.
     let date = message.date().filter(|date| date.is_valid());
-    let time_ms = date
-        .map(|date| date.to_timestamp())
-        .and_then(|seconds| u64::try_from(seconds).ok())
-        .map(|seconds| seconds.saturating_mul(1000))
-        .unwrap_or(now_ms);
+    let time_ms = now_ms;
+    // A thread is the sender's own: `References` naming another customer's message cannot join their thread.
+    let conversation_id = thread_root.map(|root| thread_id(&sender.id, root));
 
     let text = message
         .text_bodies()
@@ -329,6 +328,7 @@ fn parse(
         })
         .collect();
     let automatic = is_automatic(&headers, inbound.envelope_from);
+    let verdict = authentication::verdict(&headers);
     let raw_headers: Vec<Value> = headers
         .into_iter()
         .map(|(name, value)| json!({ "name": name, "value": value }))
@@ -350,6 +350,7 @@ fn parse(
             from: single_line(inbound.envelope_from).into_owned(),
             to: single_line(inbound.envelope_to).into_owned(),
         },
+        authentication: verdict,
         html,
         html_omitted: false,
         auto_submitted: automatic,
@@ -357,7 +358,7 @@ fn parse(
     };
     let dedupe_key = content_digest::dedupe_key(&message, message_id.as_deref());
     let data = EventData {
-        conversation: thread_root.map(|id| Conversation {
+        conversation: conversation_id.map(|id| Conversation {
             id,
             kind: ConversationKind::Thread,
         }),
@@ -391,6 +392,14 @@ fn parse(
         },
     );
     Ok((event, contents))
+}
+
+/// `data.conversation.id`: the thread's root Message-ID within the sender's address (`{sender} {root}`), so
+/// that only the same sender continues a thread. The address goes without whitespace, so the first space
+/// always separates the two.
+pub fn thread_id(sender_id: &str, root: &str) -> String {
+    let sender: String = sender_id.chars().filter(|c| !c.is_whitespace()).collect();
+    format!("{sender} {root}")
 }
 
 /// Mail written by a machine: an auto-reply, a bounce, a mailing list. A helpdesk that answers it starts a

@@ -141,7 +141,9 @@ fn check_event(name: &str, fixture: &EmailFixture, raw: &[u8], event: &Value, ex
             assert_eq!(&actual, expected_list, "{name}: {list}");
         }
     }
-    if let Some(conversation) = expected["conversation_id"].as_str() {
+    if let Some(root) = expected["conversation_id"].as_str() {
+        // The thread's root within the sender's address.
+        let conversation = format!("{} {root}", data["sender"]["id"].as_str().unwrap());
         assert_eq!(
             data["conversation"]["id"], conversation,
             "{name}: conversation"
@@ -189,9 +191,20 @@ fn check_event(name: &str, fixture: &EmailFixture, raw: &[u8], event: &Value, ex
             }
         }
     }
+    // Time and order are the receive time; the claimed `Date` is its own field.
+    assert_eq!(data["ordering"]["sequence"], NOW_MS, "{name}: sequence");
+    assert_eq!(event["time"], sekisho::envelope::rfc3339_millis(NOW_MS));
     if let Some(date_ms) = expected["date_ms"].as_u64() {
-        assert_eq!(data["ordering"]["sequence"], date_ms, "{name}: date");
-        assert_eq!(event["time"], sekisho::envelope::rfc3339_millis(date_ms));
+        let claimed = time::OffsetDateTime::parse(
+            email["date"].as_str().unwrap(),
+            &time::format_description::well_known::Rfc3339,
+        )
+        .unwrap();
+        assert_eq!(
+            claimed.unix_timestamp() * 1000,
+            date_ms as i64,
+            "{name}: date"
+        );
     }
 }
 
@@ -318,13 +331,96 @@ fn a_thread_is_one_conversation() {
         .as_array()
         .unwrap();
     assert!(references.len() >= 2);
-    assert_eq!(reply_event["data"]["conversation"]["id"], references[0]);
+    let within_sender = |event: &Value, root: &Value| {
+        format!(
+            "{} {}",
+            event["data"]["sender"]["id"].as_str().unwrap(),
+            root.as_str().unwrap()
+        )
+    };
+    assert_eq!(
+        reply_event["data"]["conversation"]["id"],
+        within_sender(&reply_event, &references[0])
+    );
     // A message without references is the root of its own thread.
     let root_event = event_of(&run(&root, &root_raw).unwrap());
     assert_eq!(
         root_event["data"]["conversation"]["id"],
-        root_event["data"]["email"]["message_id"]
+        within_sender(&root_event, &root_event["data"]["email"]["message_id"])
     );
+}
+
+/// What a sender writes does not decide what the backend trusts: another customer's Message-ID in `References`
+/// does not join their thread, `Date: 2999` is kept as the claim it is (time and order are the receive time),
+/// and a forged `Authentication-Results` below Email Routing's `Received` is not the verdict.
+#[test]
+fn sender_facts_are_what_email_routing_saw() {
+    let (f, _) = fixture("plain_ascii");
+    let customer = b"ARC-Authentication-Results: i=1; mx.cloudflare.net; dkim=pass header.d=example.jp; dmarc=pass header.from=example.jp;
+ spf=pass smtp.mailfrom=hanako@example.jp
+Received: from mail.example.jp by route1.mx.cloudflare.net; Mon, 11 Mar 2024 09:16:07 +0000
+From: Hanako <hanako@example.jp>
+To: support@example.com
+Message-ID: <order-10423@example.jp>
+Date: Mon, 11 Mar 2024 09:16:00 +0000
+Subject: order
+
+where is my order?
+";
+    let intruder = b"ARC-Authentication-Results: i=1; mx.cloudflare.net; dkim=none; dmarc=none; spf=softfail smtp.mailfrom=mallory@attacker.example
+Received: from attacker.example by route1.mx.cloudflare.net; Mon, 11 Mar 2024 10:00:00 +0000
+Authentication-Results: mx.cloudflare.net; spf=pass; dkim=pass; dmarc=pass
+From: Mallory <mallory@attacker.example>
+To: support@example.com
+Message-ID: <x@attacker.example>
+References: <order-10423@example.jp>
+In-Reply-To: <order-10423@example.jp>
+Date: Fri, 01 Jan 2999 00:00:00 +0000
+Subject: Re: order
+
+send the refund to me
+";
+    let event = |raw: &[u8], from: &str| {
+        let inbound = InboundEmail {
+            envelope_from: from,
+            envelope_to: "support@example.com",
+            raw,
+        };
+        let accepted = email::handle(&inbound, &bindings(&f), NOW_MS, &EncodingRs).unwrap();
+        event_of(&accepted)
+    };
+    let customer = event(customer, "hanako@example.jp");
+    let intruder = event(intruder, "bounce+mallory@attacker.example");
+    assert_ne!(
+        customer["data"]["conversation"]["id"],
+        intruder["data"]["conversation"]["id"]
+    );
+    assert_ne!(
+        customer["data"]["ordering"]["key"],
+        intruder["data"]["ordering"]["key"]
+    );
+    assert_eq!(
+        intruder["data"]["conversation"]["id"],
+        "mallory@attacker.example order-10423@example.jp"
+    );
+    assert_eq!(intruder["time"], sekisho::envelope::rfc3339_millis(NOW_MS));
+    assert_eq!(intruder["data"]["ordering"]["sequence"], NOW_MS);
+    assert_eq!(intruder["data"]["email"]["date"], "2999-01-01T00:00:00Z");
+    assert_eq!(
+        intruder["data"]["email"]["envelope"]["from"],
+        "bounce+mallory@attacker.example"
+    );
+    assert_eq!(
+        intruder["data"]["email"]["authentication"],
+        serde_json::json!({"spf": "softfail", "dkim": "none", "dmarc": "none"})
+    );
+    assert_eq!(
+        customer["data"]["email"]["authentication"],
+        serde_json::json!({"spf": "pass", "dkim": "pass", "dmarc": "pass"})
+    );
+    let validator = schema_validator();
+    assert_schema_valid(&validator, &customer);
+    assert_schema_valid(&validator, &intruder);
 }
 
 #[test]
