@@ -154,12 +154,13 @@ test("WeChat safe mode: an in-time reply is an encrypted, signed passive reply t
   assert.equal(elementText(xml, "Content"), "受け付けました: こんにちは");
   assert.ok(Math.abs(Number(elementText(xml, "CreateTime")) - Date.now() / 1000) < 30);
   const { id } = await deliveredOnceAfterTheCall("こんにちは");
-  // A provider retry of the same message is a duplicate: asked again (same webhook-id), delivered once.
+  // A provider retry of the same message is a duplicate: answered with the reply kept for it, without asking
+  // the backend again, and delivered once.
   const retry = await wechat("こんにちは", "7100000000000000001");
   assert.equal(elementText(openPassiveReply(retry.body), "Content"), "受け付けました: こんにちは");
   await new Promise((r) => setTimeout(r, BUDGET_MS + 2500));
   assert.equal(deliveries(id).length, 1, "delivered exactly once");
-  assert.equal(replyCalls((e) => e.headers["webhook-id"] === id).length, 2);
+  assert.equal(replyCalls((e) => e.headers["webhook-id"] === id).length, 1);
 });
 
 test("WeChat: a backend sleeping past the budget → `success` within the budget, the event still delivered once", async () => {
@@ -218,6 +219,21 @@ test("Slack slash command: the reply is the command's ephemeral message, mention
   assert.equal(late.body, "");
   assert.ok(late.elapsed < BUDGET_MS + MARGIN_MS, `answered after ${late.elapsed} ms`);
   await deliveredOnceAfterTheCall("sleep now");
+});
+
+test("Slack: one captured slash command replayed five times makes one reply call; every copy gets the same reply", async () => {
+  const { body, headers } = slackCommand("replayed order 7", "trigger-replay-1");
+  const send = async () => {
+    const res = await gateway.dispatchFetch(`${BASE}/slack/team`, { method: "POST", headers, body });
+    return [res.status, await res.text()];
+  };
+  const first = await send();
+  assert.deepEqual(JSON.parse(first[1]), { response_type: "ephemeral", text: "受け付けました: replayed order 7" });
+  const { id } = await deliveredOnceAfterTheCall("replayed order 7");
+  for (let i = 0; i < 5; i++) assert.deepEqual(await send(), first, `replay ${i}`);
+  await new Promise((r) => setTimeout(r, 1000));
+  assert.equal(replyCalls((e) => e.headers["webhook-id"] === id).length, 1, "the backend was asked once");
+  assert.equal(deliveries(id).length, 1);
 });
 
 async function telegram(text, updateId, chatId = 4242) {

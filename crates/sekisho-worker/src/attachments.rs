@@ -96,7 +96,10 @@ pub(super) async fn put_all(bucket: &R2Bucket, parts: &[StoredPart]) -> Result<u
         set(&options, "customMetadata", &custom_metadata)?;
         set(&options, "onlyIf", &only_if)?;
         let bytes = Uint8Array::from(part.bytes.as_slice());
-        if wait(bucket.put(&part.key, &bytes, &options)).await?.is_null() {
+        if wait(bucket.put(&part.key, &bytes, &options))
+            .await?
+            .is_null()
+        {
             already += 1;
         }
     }

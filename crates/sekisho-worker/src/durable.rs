@@ -21,6 +21,11 @@ use sekisho::delivery::{batches, DeadLetter};
 use sekisho::log;
 
 #[derive(Deserialize)]
+struct ReplyRow {
+    reply: String,
+}
+
+#[derive(Deserialize)]
 struct ClaimRow {
     committed: i64,
     at: i64,
@@ -68,6 +73,7 @@ impl DurableObject for Deduper {
         for statement in [
             "CREATE TABLE IF NOT EXISTS claims (id TEXT PRIMARY KEY, committed INTEGER NOT NULL, at INTEGER NOT NULL)",
             "CREATE TABLE IF NOT EXISTS guards (key TEXT PRIMARY KEY, digest TEXT NOT NULL, expires_at INTEGER NOT NULL)",
+            "CREATE TABLE IF NOT EXISTS replies (id TEXT PRIMARY KEY, reply TEXT NOT NULL, at INTEGER NOT NULL)",
             "CREATE TABLE IF NOT EXISTS spill (seq INTEGER PRIMARY KEY AUTOINCREMENT, message TEXT NOT NULL)",
             "CREATE TABLE IF NOT EXISTS drain (id INTEGER PRIMARY KEY CHECK (id = 0), failures INTEGER NOT NULL, source TEXT NOT NULL)",
             // Objects created before two-phase claims kept committed ids in `seen`.
@@ -133,6 +139,29 @@ impl DurableObject for Deduper {
                 }
                 DedupReply::Done
             }
+            DedupCall::KeepReply { id, reply } => {
+                let at = reply.at_ms;
+                let text = serde_json::to_string(&reply)
+                    .map_err(|e| worker::Error::RustError(e.to_string()))?;
+                sql.exec(
+                    "INSERT OR REPLACE INTO replies (id, reply, at) VALUES (?, ?, ?)",
+                    vec![id.as_str().into(), text.as_str().into(), (at as i64).into()],
+                )?;
+                self.ensure_alarm(at, None).await?;
+                DedupReply::Done
+            }
+            DedupCall::KeptReply { id } => {
+                let rows: Vec<ReplyRow> = sql
+                    .exec(
+                        "SELECT reply FROM replies WHERE id = ?",
+                        vec![id.as_str().into()],
+                    )?
+                    .to_array()?;
+                let reply = rows
+                    .first()
+                    .and_then(|row| serde_json::from_str(&row.reply).ok());
+                DedupReply::Kept { reply }
+            }
             DedupCall::Spill {
                 ids,
                 messages,
@@ -171,10 +200,14 @@ impl DurableObject for Deduper {
             "DELETE FROM guards WHERE expires_at < ?",
             vec![(now as i64).into()],
         )?;
+        sql.exec(
+            "DELETE FROM replies WHERE at < ?",
+            vec![(now.saturating_sub(dedup::REPLY_KEPT_MS) as i64).into()],
+        )?;
         let spill_waiting = count(&sql, "SELECT COUNT(*) AS n FROM spill")? > 0;
         let rows = count(
             &sql,
-            "SELECT (SELECT COUNT(*) FROM claims) + (SELECT COUNT(*) FROM guards) AS n",
+            "SELECT (SELECT COUNT(*) FROM claims) + (SELECT COUNT(*) FROM guards) + (SELECT COUNT(*) FROM replies) AS n",
         )? > 0;
         if let Some(at) = dedup::next_alarm_ms(now, spill_waiting, failures, rows) {
             self.state.storage().set_alarm(at_epoch_ms(at)).await?;

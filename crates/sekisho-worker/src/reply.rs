@@ -6,21 +6,36 @@ use std::time::Duration;
 use futures_util::future::{select, Either};
 use futures_util::StreamExt;
 use wasm_bindgen::JsCast;
-use worker::{AbortController, Delay, Env, Fetch};
+use worker::{AbortController, Context, Delay, Env, Fetch};
 
-use super::{emit, now_ms, EnvBindings};
+use super::{call_object, emit, now_ms, EnvBindings};
 use sekisho::channels::EdgeResponse;
+use sekisho::dedup::{self, reply_step, DedupCall, DedupReply, KeptReply, ReplyStep};
+use sekisho::gateway::Accepted;
 use sekisho::gateway::BodyBuffer;
 use sekisho::reply::{CallOutcome, NoReply, RenderContext, ReplyCall, MAX_ANSWER_BYTES};
 
-/// The provider's response: the backend's reply rendered by the channel, or `default` (today's answer).
+/// The provider's response: the backend's reply rendered by the channel, or `default` (today's answer). A
+/// duplicate of an event already accepted is answered from the reply kept for it, never by a new call
+/// ([`sekisho::dedup::reply_step`]); a fresh event's rendered reply is kept for its duplicates.
 pub(super) async fn answer(
     call: &ReplyCall,
+    accepted: &Accepted,
+    duplicate: bool,
     env: &Env,
+    ctx: &Context,
     received_ms: u64,
-    default: &EdgeResponse,
 ) -> EdgeResponse {
     let event_id = &call.delivery.webhook_id;
+    let default = &accepted.response;
+    let store = kept_store(env, accepted);
+    let kept = match (&store, duplicate) {
+        (Some(stub), true) => kept_reply(stub, event_id).await,
+        _ => None,
+    };
+    if let ReplyStep::Answer(response) = reply_step(duplicate, kept.as_ref(), now_ms(), default) {
+        return response;
+    }
     let result = reply(call, env, received_ms).await;
     let elapsed_ms = now_ms().saturating_sub(received_ms);
     emit(&sekisho::log::reply_outcome(
@@ -28,7 +43,50 @@ pub(super) async fn answer(
         result.as_ref().map(|_| ()),
         elapsed_ms,
     ));
-    result.unwrap_or_else(|_| default.clone())
+    match result {
+        Ok(response) => {
+            if let Some(stub) = store {
+                let keep = DedupCall::KeepReply {
+                    id: event_id.clone(),
+                    reply: KeptReply::of(&response, now_ms()),
+                };
+                ctx.wait_until(async move {
+                    if let Err(error) = call_object::<_, DedupReply>(&stub, &keep).await {
+                        emit(&sekisho::log::operation_failed(
+                            "reply not kept",
+                            &error.to_string(),
+                        ));
+                    }
+                });
+            }
+            response
+        }
+        Err(_) => default.clone(),
+    }
+}
+
+/// The de-duplication object holding the event's claim, when there is one.
+fn kept_store(env: &Env, accepted: &Accepted) -> Option<worker::Stub> {
+    let store = super::binding::<worker::ObjectNamespace>(env, dedup::STORE_BINDING)?;
+    let delivery = accepted.deliveries.first()?;
+    let source = format!(
+        "/{}/{}",
+        accepted.channel.unwrap_or_default(),
+        accepted.account.as_deref().unwrap_or_default()
+    );
+    let name = dedup::object_name(&source, dedup::shard_of(&delivery.webhook_id));
+    store.id_from_name(&name).ok()?.get_stub().ok()
+}
+
+/// The reply kept for `event_id`; a failed lookup is no reply (the usual answer, still no call).
+async fn kept_reply(stub: &worker::Stub, event_id: &str) -> Option<KeptReply> {
+    let call = DedupCall::KeptReply {
+        id: event_id.to_owned(),
+    };
+    match call_object::<_, DedupReply>(stub, &call).await {
+        Ok(DedupReply::Kept { reply }) => reply,
+        _ => None,
+    }
 }
 
 async fn reply(call: &ReplyCall, env: &Env, received_ms: u64) -> Result<EdgeResponse, NoReply> {

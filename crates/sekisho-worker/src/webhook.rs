@@ -122,7 +122,10 @@ pub(crate) async fn serve(
     };
     // The event is durably accepted: only now may the backend's reply be waited for.
     let replied = match &accepted.reply {
-        Some(call) => Some(reply::answer(call, env, received_ms, &accepted.response).await),
+        Some(call) => {
+            let duplicate = duplicate_events > 0;
+            Some(reply::answer(call, &accepted, duplicate, env, ctx, received_ms).await)
+        }
         None => None,
     };
     recording.accepted(&accepted, duplicate_events);

@@ -108,9 +108,7 @@ impl Rejection {
             | Rejection::Decrypt(_) => StatusCode::BAD_REQUEST,
             Rejection::PayloadTooLarge { .. }
             | Rejection::EventTooLarge { .. }
-            | Rejection::MimeBound(_) => {
-                StatusCode::PAYLOAD_TOO_LARGE
-            }
+            | Rejection::MimeBound(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Rejection::Misconfigured { .. } => StatusCode::INTERNAL_SERVER_ERROR,
             Rejection::EnqueueFailed
             | Rejection::ClaimInProgress

@@ -93,7 +93,9 @@ struct Measured {
 /// Intake of `raw` as the Worker runs it (bucket bound, links configured): the peak above what was allocated
 /// before (the raw bytes themselves are the caller's), and whether the message was accepted.
 fn measure(raw: &[u8]) -> Measured {
-    let _serial = SERIAL.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let _serial = SERIAL
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
     let bindings = bindings();
     let inbound = InboundEmail {
         envelope_from: "sender@example.jp",
@@ -182,7 +184,8 @@ fn one_huge_header_line_is_refused_within_the_budget() {
 
 #[test]
 fn many_tiny_parts_are_refused_within_the_budget() {
-    let head = format!("{HEAD}MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b\"\r\n\r\n");
+    let head =
+        format!("{HEAD}MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b\"\r\n\r\n");
     let raw = fill(&head, |_| "--b\r\n\r\nx\r\n".to_owned(), "--b--\r\n");
     let measured = assert_bounded("many tiny parts", &raw);
     assert_eq!(measured.outcome, Err("too_many_parts".to_owned()));
@@ -190,10 +193,13 @@ fn many_tiny_parts_are_refused_within_the_budget() {
 
 #[test]
 fn many_tiny_attachments_are_refused_within_the_budget() {
-    let head = format!("{HEAD}MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b\"\r\n\r\n");
+    let head =
+        format!("{HEAD}MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b\"\r\n\r\n");
     let raw = fill(
         &head,
-        |i| format!("--b\r\nContent-Type: application/octet-stream; name=\"{i}.bin\"\r\nContent-Disposition: attachment\r\n\r\nx\r\n"),
+        |i| {
+            format!("--b\r\nContent-Type: application/octet-stream; name=\"{i}.bin\"\r\nContent-Disposition: attachment\r\n\r\nx\r\n")
+        },
         "--b--\r\n",
     );
     let measured = assert_bounded("many tiny attachments", &raw);
@@ -249,7 +255,8 @@ fn a_message_just_under_every_limit_stays_within_the_budget() {
     // Headers: as many fields as the limit leaves for the parts' own, as large as the byte limit allows.
     let parts = email::MAX_PARTS - 2 * email::MAX_NESTED_MESSAGES - 2;
     let top_fields = email::MAX_HEADER_FIELDS - parts - 2 * email::MAX_NESTED_MESSAGES - 10;
-    let field_bytes = (email::MAX_HEADER_BYTES - 64 * parts - 64 * email::MAX_NESTED_MESSAGES) / top_fields;
+    let field_bytes =
+        (email::MAX_HEADER_BYTES - 64 * parts - 64 * email::MAX_NESTED_MESSAGES) / top_fields;
     for i in 0..top_fields {
         let name = format!("X-F{i}: ");
         head.push_str(&name);
@@ -258,7 +265,9 @@ fn a_message_just_under_every_limit_stays_within_the_budget() {
     }
     head.push_str("MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b\"\r\n\r\n");
     for _ in 0..email::MAX_NESTED_MESSAGES - 1 {
-        head.push_str("--b\r\nContent-Type: message/rfc822\r\n\r\nSubject: fwd\r\n\r\nforwarded\r\n");
+        head.push_str(
+            "--b\r\nContent-Type: message/rfc822\r\n\r\nSubject: fwd\r\n\r\nforwarded\r\n",
+        );
     }
     let body_room = MAX_BYTES.saturating_sub(head.len() + 16);
     let per_part = body_room / parts;
@@ -269,14 +278,24 @@ fn a_message_just_under_every_limit_stays_within_the_budget() {
             if i >= parts {
                 return String::new();
             }
-            let prefix = format!("--b\r\nContent-Type: application/octet-stream; name=\"{i}\"\r\n\r\n");
+            let prefix =
+                format!("--b\r\nContent-Type: application/octet-stream; name=\"{i}\"\r\n\r\n");
             let lines = per_part.saturating_sub(prefix.len()) / chunk.len();
             prefix + &chunk.repeat(lines)
         },
         "--b--\r\n",
     );
     let measured = assert_bounded("just under every limit", &raw);
-    assert_ne!(measured.outcome.as_ref().err().map(String::as_str), Some("too_many_headers"));
-    assert_ne!(measured.outcome.as_ref().err().map(String::as_str), Some("too_many_parts"));
-    assert_ne!(measured.outcome.as_ref().err().map(String::as_str), Some("headers_too_large"));
+    assert_ne!(
+        measured.outcome.as_ref().err().map(String::as_str),
+        Some("too_many_headers")
+    );
+    assert_ne!(
+        measured.outcome.as_ref().err().map(String::as_str),
+        Some("too_many_parts")
+    );
+    assert_ne!(
+        measured.outcome.as_ref().err().map(String::as_str),
+        Some("headers_too_large")
+    );
 }

@@ -11,10 +11,12 @@
 //! When the queue refuses, the accepted events are *spilled* into the object's own SQLite (and their claims
 //! committed in the same write); the object's alarm drains the spill into the queue later.
 
+mod replies;
 mod shards;
 
 use serde::{Deserialize, Serialize};
 
+pub use replies::{reply_step, KeptReply, ReplyStep, REPLY_KEPT_MS};
 pub use shards::{
     group_ids, object_name, shard_of, spill_calls, ClaimFailure, ClaimPlan, ShardCall, SHARDS,
 };
@@ -134,6 +136,10 @@ pub enum DedupCall {
     Commit { ids: Vec<String>, now_ms: u64 },
     /// Enqueueing failed and nothing durable took the events: free the pending claims.
     Release { ids: Vec<String> },
+    /// Keeps the reply rendered for this (fresh) event, for its duplicates ([`replies`]).
+    KeepReply { id: String, reply: KeptReply },
+    /// The reply kept for this event, if any: asked only for a duplicate.
+    KeptReply { id: String },
     /// The queue refused: keep these queue messages and commit these ids, in one write; drain by alarm.
     Spill {
         ids: Vec<String>,
@@ -150,6 +156,7 @@ pub enum DedupReply {
     Claimed { answers: Vec<ClaimAnswer> },
     ReplayRefused,
     Done,
+    Kept { reply: Option<KeptReply> },
 }
 
 /// What a claim reply means for the request: the answers (one per id asked), or the refusal.
@@ -161,7 +168,9 @@ pub fn read_claim_reply(
         DedupReply::Claimed { answers } if answers.len() == ids_asked => Ok(answers),
         DedupReply::ReplayRefused => Err(Rejection::ReplayedSignature),
         // A reply that does not fit the call: nothing can be trusted, the provider retries.
-        DedupReply::Claimed { .. } | DedupReply::Done => Err(Rejection::EnqueueFailed),
+        DedupReply::Claimed { .. } | DedupReply::Done | DedupReply::Kept { .. } => {
+            Err(Rejection::EnqueueFailed)
+        }
     }
 }
 

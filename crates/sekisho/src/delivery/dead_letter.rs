@@ -195,7 +195,10 @@ mod tests {
         assert_eq!(cursor.encode(), "1700000000000:evt_01.chatwork");
         assert_eq!(Cursor::parse(&cursor.encode()), Some(cursor));
         let largest = format!("{}:evt_1", (1u64 << 53) - 1);
-        assert_eq!(Cursor::parse(&largest).map(|c| c.dead_at_ms), Some((1 << 53) - 1));
+        assert_eq!(
+            Cursor::parse(&largest).map(|c| c.dead_at_ms),
+            Some((1 << 53) - 1)
+        );
         for junk in [
             "",
             "12",

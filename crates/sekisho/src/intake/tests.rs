@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use super::*;
 use crate::channels::{EdgeResponse, ReplayGuard};
-use crate::dedup::{Claim, ClaimAnswer, ReplayCheck, StoredGuard, CLAIM_LEASE_MS};
+use crate::dedup::{Claim, ClaimAnswer, KeptReply, ReplayCheck, StoredGuard, CLAIM_LEASE_MS};
 use crate::envelope::event_id;
 use crate::forward::Target;
 
@@ -19,6 +19,7 @@ struct Shard {
     claims: HashMap<String, Claim>,
     guards: HashMap<String, StoredGuard>,
     spill: Vec<String>,
+    replies: HashMap<String, KeptReply>,
 }
 
 impl Shard {
@@ -81,6 +82,13 @@ impl Shard {
                 }
                 DedupReply::Done
             }
+            DedupCall::KeepReply { id, reply } => {
+                self.replies.insert(id.clone(), reply.clone());
+                DedupReply::Done
+            }
+            DedupCall::KeptReply { id } => DedupReply::Kept {
+                reply: self.replies.get(id).cloned(),
+            },
         }
     }
 }
@@ -290,6 +298,8 @@ fn call_name(calls: &[ShardCall]) -> &'static str {
         Some(DedupCall::Commit { .. }) => "commit",
         Some(DedupCall::Release { .. }) => "release",
         Some(DedupCall::Spill { .. }) => "spill",
+        Some(DedupCall::KeepReply { .. }) => "keep_reply",
+        Some(DedupCall::KeptReply { .. }) => "kept_reply",
         None => "nothing",
     }
 }

@@ -74,7 +74,10 @@ mod tests {
         );
         // Without Email Routing's header, a forged one below its Received header is not taken.
         let forged = headers(&[
-            ("Received", "from attacker.example by route1.mx.cloudflare.net"),
+            (
+                "Received",
+                "from attacker.example by route1.mx.cloudflare.net",
+            ),
             ("Authentication-Results", "mx.cloudflare.net; dmarc=pass"),
         ]);
         assert_eq!(verdict(&forged), None);

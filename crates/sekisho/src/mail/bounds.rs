@@ -225,7 +225,10 @@ mod tests {
 
     #[test]
     fn one_long_header_line_is_refused() {
-        let raw = format!("To: {}\r\n\r\nbody", "a@b.jp, ".repeat(MAX_HEADER_BYTES / 8));
+        let raw = format!(
+            "To: {}\r\n\r\nbody",
+            "a@b.jp, ".repeat(MAX_HEADER_BYTES / 8)
+        );
         assert_eq!(check(raw.as_bytes()), Err(MimeBound::HeadersTooLarge));
     }
 

@@ -40,9 +40,7 @@ mod rfc2231;
 mod sniff;
 mod stored;
 
-pub use bounds::{
-    MimeBound, MAX_HEADER_BYTES, MAX_HEADER_FIELDS, MAX_NESTED_MESSAGES, MAX_PARTS,
-};
+pub use bounds::{MimeBound, MAX_HEADER_BYTES, MAX_HEADER_FIELDS, MAX_NESTED_MESSAGES, MAX_PARTS};
 pub use charset::CharsetDecoder;
 pub use recipient::account_for_recipient;
 use stored::{store_attachments, PartBytes};

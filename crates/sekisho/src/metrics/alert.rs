@@ -305,7 +305,12 @@ mod tests {
             "ALERT_SLACK_WEBHOOK_URL".to_owned(),
             "https://hooks.slack.test/T/B/x".to_owned(),
         )]);
-        for public_url in [None, Some(""), Some("attacker.example"), Some("javascript:alert(1)")] {
+        for public_url in [
+            None,
+            Some(""),
+            Some("attacker.example"),
+            Some("javascript:alert(1)"),
+        ] {
             if let Some(value) = public_url {
                 bindings.insert("PUBLIC_URL".to_owned(), value.to_owned());
             }

@@ -111,7 +111,8 @@ mod tests {
             SlashCommandReply.render(&BackendReply::Raw(json!("text")), &CONTEXT),
             Err(NoReply::Unrenderable(_))
         ));
-        let user = json!({"response_type": "in_channel", "text": "<@U1> 受け付けました", "parse": "none"});
+        let user =
+            json!({"response_type": "in_channel", "text": "<@U1> 受け付けました", "parse": "none"});
         assert_eq!(body(BackendReply::Raw(user.clone())), user);
     }
 
