@@ -299,3 +299,26 @@ fn a_message_just_under_every_limit_stays_within_the_budget() {
         Some("headers_too_large")
     );
 }
+
+/// Nesting as deep as the limits allow — multiparts within multiparts to just under `MAX_PARTS`, attached
+/// messages to `MAX_NESTED_MESSAGES` — is parsed without exhausting the stack or the budget.
+#[test]
+fn nesting_just_under_the_limits_is_parsed_within_the_budget() {
+    let mut raw = String::from(HEAD);
+    for _ in 0..email::MAX_NESTED_MESSAGES {
+        raw.push_str("Content-Type: message/rfc822\r\n\r\nSubject: fwd\r\n");
+    }
+    for _ in 0..email::MAX_PARTS - email::MAX_NESTED_MESSAGES - 2 {
+        raw.push_str("Content-Type: multipart/mixed; boundary=\"b\"\r\n\r\n--b\r\n");
+    }
+    raw.push_str("Content-Type: text/plain\r\n\r\ninnermost\r\n");
+    let measured = assert_bounded("nesting just under the limits", raw.as_bytes());
+    assert!(
+        !matches!(
+            measured.outcome.as_ref().map_err(String::as_str),
+            Err("too_many_parts" | "too_many_nested_messages" | "too_many_headers")
+        ),
+        "{:?}",
+        measured.outcome
+    );
+}

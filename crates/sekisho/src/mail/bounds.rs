@@ -51,12 +51,17 @@ impl MimeBound {
     }
 }
 
+/// What one header block says about its part, from every `Content-Type` and `Content-Transfer-Encoding` field
+/// in it: a block with two of either counts as whichever of them makes it more (the parser may take either).
 #[derive(Default)]
 struct Block {
     /// The field the last line belonged to: its value continues on folded lines.
     field: Field,
-    content_type: Prefix,
-    transfer_encoding: Prefix,
+    value: Prefix,
+    typed: bool,
+    message: bool,
+    digest: bool,
+    encoded: bool,
 }
 
 #[derive(Default, Clone, Copy, PartialEq, Eq)]
@@ -102,13 +107,25 @@ impl Prefix {
 }
 
 impl Block {
-    fn is_message(&self, in_digest: bool) -> bool {
-        self.content_type.starts_with(b"message/") || (self.content_type.len == 0 && in_digest)
+    /// Takes in the value of the field that just ended.
+    fn finish_field(&mut self) {
+        match self.field {
+            Field::ContentType => {
+                self.typed = true;
+                self.message |= self.value.starts_with(b"message/");
+                self.digest |= self.value.starts_with(b"multipart/digest");
+            }
+            Field::TransferEncoding => {
+                self.encoded |= self.value.starts_with(b"base64")
+                    || self.value.starts_with(b"quoted-printable");
+            }
+            Field::Other => {}
+        }
+        self.value = Prefix::default();
     }
 
-    fn is_encoded(&self) -> bool {
-        self.transfer_encoding.starts_with(b"base64")
-            || self.transfer_encoding.starts_with(b"quoted-printable")
+    fn is_message(&self, in_digest: bool) -> bool {
+        self.message || (!self.typed && in_digest)
     }
 }
 
@@ -142,9 +159,10 @@ pub(super) fn check(raw: &[u8]) -> Result<(), MimeBound> {
         }
         if line.iter().all(u8::is_ascii_whitespace) {
             // The end of a header block: an attached message's own header block follows it directly.
-            in_digest |= block.content_type.starts_with(b"multipart/digest");
+            block.finish_field();
+            in_digest |= block.digest;
             if block.is_message(in_digest) {
-                if block.is_encoded() {
+                if block.encoded {
                     return Err(MimeBound::EncodedMessagePart);
                 }
                 messages += 1;
@@ -179,6 +197,7 @@ pub(super) fn check(raw: &[u8]) -> Result<(), MimeBound> {
                 None => (line, &b""[..]),
             };
             let name = name.trim_ascii();
+            block.finish_field();
             block.field = if name.eq_ignore_ascii_case(b"content-type") {
                 Field::ContentType
             } else if name.eq_ignore_ascii_case(b"content-transfer-encoding") {
@@ -188,10 +207,8 @@ pub(super) fn check(raw: &[u8]) -> Result<(), MimeBound> {
             };
             value
         };
-        match block.field {
-            Field::ContentType => block.content_type.push(value),
-            Field::TransferEncoding => block.transfer_encoding.push(value),
-            Field::Other => {}
+        if block.field != Field::Other {
+            block.value.push(value);
         }
     }
     Ok(())
@@ -269,5 +286,17 @@ mod tests {
     fn an_encoded_attached_message_is_refused() {
         let raw = b"Content-Type: message/rfc822\r\nContent-Transfer-Encoding: BASE64\r\n\r\nU3ViamVjdDogeA0KDQp4\r\n";
         assert_eq!(check(raw), Err(MimeBound::EncodedMessagePart));
+        // Two of a field: whichever the parser takes, the block counts as the more dangerous.
+        let doubled = b"Content-Transfer-Encoding: 7bit\r\nContent-Type: text/plain\r\nContent-Type: message/rfc822\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\nx\r\n";
+        assert_eq!(check(doubled), Err(MimeBound::EncodedMessagePart));
+        let plain_after = format!(
+            "{}x\r\n",
+            "Content-Type: message/rfc822\r\nContent-Type: text/plain\r\n\r\n"
+                .repeat(MAX_NESTED_MESSAGES + 1)
+        );
+        assert_eq!(
+            check(plain_after.as_bytes()),
+            Err(MimeBound::TooManyNestedMessages)
+        );
     }
 }
