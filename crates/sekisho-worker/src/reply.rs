@@ -10,7 +10,7 @@ use worker::{AbortController, Context, Delay, Env, Fetch};
 
 use super::{call_object, emit, now_ms, EnvBindings};
 use sekisho::channels::EdgeResponse;
-use sekisho::dedup::{self, reply_step, DedupCall, DedupReply, KeptReply, ReplyStep};
+use sekisho::dedup::{self, is_duplicate, reply_step, DedupCall, DedupReply, KeptReply, ReplyStep};
 use sekisho::gateway::Accepted;
 use sekisho::gateway::BodyBuffer;
 use sekisho::reply::{CallOutcome, NoReply, RenderContext, ReplyCall, MAX_ANSWER_BYTES};
@@ -21,7 +21,7 @@ use sekisho::reply::{CallOutcome, NoReply, RenderContext, ReplyCall, MAX_ANSWER_
 pub(super) async fn answer(
     call: &ReplyCall,
     accepted: &Accepted,
-    duplicate: bool,
+    duplicate_events: usize,
     env: &Env,
     ctx: &Context,
     received_ms: u64,
@@ -29,11 +29,13 @@ pub(super) async fn answer(
     let event_id = &call.delivery.webhook_id;
     let default = &accepted.response;
     let store = kept_store(env, accepted);
-    let kept = match (&store, duplicate) {
-        (Some(stub), true) => kept_reply(stub, event_id).await,
+    let kept = match &store {
+        Some(stub) if is_duplicate(duplicate_events) => kept_reply(stub, event_id).await,
         _ => None,
     };
-    if let ReplyStep::Answer(response) = reply_step(duplicate, kept.as_ref(), now_ms(), default) {
+    if let ReplyStep::Answer(response) =
+        reply_step(duplicate_events, kept.as_ref(), now_ms(), default)
+    {
         return response;
     }
     let result = reply(call, env, received_ms).await;

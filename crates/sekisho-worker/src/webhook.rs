@@ -123,8 +123,7 @@ pub(crate) async fn serve(
     // The event is durably accepted: only now may the backend's reply be waited for.
     let replied = match &accepted.reply {
         Some(call) => {
-            let duplicate = duplicate_events > 0;
-            Some(reply::answer(call, &accepted, duplicate, env, ctx, received_ms).await)
+            Some(reply::answer(call, &accepted, duplicate_events, env, ctx, received_ms).await)
         }
         None => None,
     };

@@ -16,7 +16,7 @@ mod shards;
 
 use serde::{Deserialize, Serialize};
 
-pub use replies::{reply_step, KeptReply, ReplyStep, REPLY_KEPT_MS};
+pub use replies::{is_duplicate, reply_step, KeptReply, ReplyStep, REPLY_KEPT_MS};
 pub use shards::{
     group_ids, object_name, shard_of, spill_calls, ClaimFailure, ClaimPlan, ShardCall, SHARDS,
 };

@@ -66,15 +66,16 @@ pub enum ReplyStep {
     Answer(EdgeResponse),
 }
 
-/// For a request whose single event is `duplicate` (or not), with the reply kept for it (looked up only for a
-/// duplicate): a duplicate never calls; it gets the kept reply while it is young, else `default`.
+/// For a request with a reply call (it carries a single event) of which `duplicate_events` were already
+/// accepted, with the reply kept for it ([`is_duplicate`]: looked up only then): a duplicate never calls; it
+/// gets the kept reply while it is young, else `default`.
 pub fn reply_step(
-    duplicate: bool,
+    duplicate_events: usize,
     kept: Option<&KeptReply>,
     now_ms: u64,
     default: &EdgeResponse,
 ) -> ReplyStep {
-    if !duplicate {
+    if !is_duplicate(duplicate_events) {
         return ReplyStep::Call;
     }
     let young = kept.filter(|kept| now_ms.saturating_sub(kept.at_ms) < REPLY_KEPT_MS);
@@ -83,6 +84,11 @@ pub fn reply_step(
             .and_then(KeptReply::response)
             .unwrap_or_else(|| default.clone()),
     )
+}
+
+/// Whether the single event of a request with a reply call was already accepted.
+pub fn is_duplicate(duplicate_events: usize) -> bool {
+    duplicate_events > 0
 }
 
 #[cfg(test)]
@@ -101,19 +107,19 @@ mod tests {
         let kept = KeptReply::of(&rendered, NOW);
         let round_trip: KeptReply =
             serde_json::from_str(&serde_json::to_string(&kept).unwrap()).unwrap();
-        assert_eq!(reply_step(false, None, NOW, &default), ReplyStep::Call);
+        assert_eq!(reply_step(0, None, NOW, &default), ReplyStep::Call);
         assert_eq!(
-            reply_step(true, Some(&round_trip), NOW + 60_000, &default),
+            reply_step(1, Some(&round_trip), NOW + 60_000, &default),
             ReplyStep::Answer(rendered.clone())
         );
         // No reply kept (the first call failed, or is still running): the usual answer, no second call.
         assert_eq!(
-            reply_step(true, None, NOW, &default),
+            reply_step(1, None, NOW, &default),
             ReplyStep::Answer(default.clone())
         );
         // After the window, or a row that does not decode: the usual answer.
         assert_eq!(
-            reply_step(true, Some(&kept), NOW + REPLY_KEPT_MS, &default),
+            reply_step(1, Some(&kept), NOW + REPLY_KEPT_MS, &default),
             ReplyStep::Answer(default.clone())
         );
         let odd = KeptReply {
@@ -121,7 +127,7 @@ mod tests {
             ..kept.clone()
         };
         assert_eq!(
-            reply_step(true, Some(&odd), NOW, &default),
+            reply_step(1, Some(&odd), NOW, &default),
             ReplyStep::Answer(default)
         );
         let xml = EdgeResponse {
@@ -131,7 +137,7 @@ mod tests {
         };
         assert_eq!(
             reply_step(
-                true,
+                1,
                 Some(&KeptReply::of(&xml, NOW)),
                 NOW,
                 &EdgeResponse::text("success")
