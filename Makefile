@@ -1,7 +1,7 @@
 # The two commands a newcomer needs:  make dev  (run it)  and  make test  (test it).
 SHELL := /bin/bash
 
-.PHONY: setup build dev test ci test-native test-e2e bench bench-load bench-faults bench-worker bench-registry size fmt lint
+.PHONY: setup build dev test ci test-native test-e2e bench bench-load bench-faults bench-worker bench-registry bench-cost bench-accounts size fmt lint
 
 setup:
 	bash scripts/setup.sh
@@ -56,6 +56,17 @@ bench-registry: build
 bench-worker: setup
 	bash scripts/build-worker.sh
 	node benches/worker/bench.mjs
+
+# What an accepted event costs at Cloudflare's list prices (benches/cost/prices.json): bounded workloads through
+# workerd behind a meter that counts every billable operation through the bindings, per workload and in total,
+# next to the floor of the design; exactly-once delivery asserted. About 3 minutes.
+bench-cost: build
+	node benches/cost/bench.mjs
+
+# The capacity model's load run: 1,000 LINE events over 50 accounts, requests counted per Durable Object; fails
+# if any object takes more than its share.
+bench-accounts: build
+	node benches/cost/accounts.mjs 1000 50
 
 size:
 	bash scripts/size.sh

@@ -1,6 +1,8 @@
-//! The admin API's IO over the dead-letter store. Replays re-queue first and delete after, so a failed
-//! re-queue never loses a letter.
+//! The admin API's IO over the dead-letter stores (sharded by webhook id, plus the single store of earlier
+//! versions; [`sekisho::delivery::dead_letter`] decides which, and merges their pages). Replays re-queue first
+//! and delete after, so a failed re-queue never loses a letter.
 
+use futures_util::future::join_all;
 use worker::{Env, Response};
 
 use super::consumer::dead_letter_stub;
@@ -8,7 +10,7 @@ use super::durable::{DeadLetterCall, Deleted};
 use super::{call_object, emit, queue_message, respond_refused, to_response, QUEUE_BINDING};
 use sekisho::admin::AdminAction;
 use sekisho::channels::EdgeResponse;
-use sekisho::delivery::dead_letter::{Cursor, MAX_PAGE_SIZE};
+use sekisho::delivery::dead_letter::{self, Cursor, MAX_PAGE_SIZE};
 use sekisho::delivery::{batches, DeadLetter, Page, PageRequest};
 use sekisho::gateway::Refusal;
 use sekisho::log;
@@ -38,10 +40,14 @@ pub(super) async fn run(action: AdminAction, env: &Env) -> worker::Result<Respon
             Err(error) => Err(error),
         },
         AdminAction::DeleteOne(id) => {
-            let call = DeadLetterCall::DeleteId { webhook_id: id };
-            match call_object::<_, Deleted>(&dead_letter_stub(env)?, &call).await {
-                Ok(Deleted { deleted: 0 }) => return not_found(),
-                Ok(Deleted { deleted }) => Ok(serde_json::json!({ "deleted": deleted })),
+            let call = DeadLetterCall::DeleteId {
+                webhook_id: id.clone(),
+            };
+            match in_each::<Deleted>(env, &dead_letter::objects_for(&id), &call).await {
+                Ok(answers) => match answers.iter().map(|d| d.deleted).sum::<u64>() {
+                    0 => return not_found(),
+                    deleted => Ok(serde_json::json!({ "deleted": deleted })),
+                },
                 Err(error) => Err(error),
             }
         }
@@ -69,15 +75,36 @@ fn not_found() -> worker::Result<Response> {
     })
 }
 
+/// The same call to each of these stores, in parallel.
+async fn in_each<R: serde::de::DeserializeOwned>(
+    env: &Env,
+    objects: &[String],
+    call: &DeadLetterCall,
+) -> worker::Result<Vec<R>> {
+    let answers = join_all(objects.iter().map(|object| async move {
+        call_object::<_, R>(&dead_letter_stub(env, object)?, call).await
+    }))
+    .await;
+    answers.into_iter().collect()
+}
+
 async fn list(env: &Env, page: PageRequest) -> worker::Result<Page> {
-    call_object(&dead_letter_stub(env)?, &DeadLetterCall::Page { page }).await
+    let limit = page.limit;
+    let pages = in_each::<Page>(
+        env,
+        &dead_letter::all_objects(),
+        &DeadLetterCall::Page { page },
+    )
+    .await?;
+    Ok(Page::merge(pages, limit))
 }
 
 async fn get(env: &Env, id: &str) -> worker::Result<Vec<DeadLetter>> {
     let call = DeadLetterCall::Get {
         webhook_id: id.to_owned(),
     };
-    call_object(&dead_letter_stub(env)?, &call).await
+    let found = in_each::<Vec<DeadLetter>>(env, &dead_letter::objects_for(id), &call).await?;
+    Ok(found.into_iter().flatten().collect())
 }
 
 /// Re-queues the letters, then deletes exactly those that were re-queued. Returns how many.
@@ -96,11 +123,14 @@ async fn replay(env: &Env, letters: Vec<DeadLetter>) -> worker::Result<usize> {
         queue.send_batch(batch).await?;
         let sent: Vec<Cursor> = letters.iter().map(DeadLetter::cursor).collect();
         replayed += sent.len();
-        call_object::<_, Deleted>(
-            &dead_letter_stub(env)?,
-            &DeadLetterCall::Delete { letters: sent },
-        )
-        .await?;
+        // Each letter is deleted where it may be: its shard, or the store of earlier versions.
+        let mut objects: Vec<String> = sent
+            .iter()
+            .flat_map(|cursor| dead_letter::objects_for(&cursor.webhook_id))
+            .collect();
+        objects.sort();
+        objects.dedup();
+        in_each::<Deleted>(env, &objects, &DeadLetterCall::Delete { letters: sent }).await?;
     }
     Ok(replayed)
 }

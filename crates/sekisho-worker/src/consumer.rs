@@ -13,6 +13,7 @@ use super::{
 };
 use sekisho::config::Bindings;
 use sekisho::delivery::attempt::ResponseHeaders;
+use sekisho::delivery::dead_letter;
 use sekisho::delivery::policy::{classify, StatusClass};
 use sekisho::delivery::queue::is_dead_letter_queue;
 use sekisho::delivery::{
@@ -31,7 +32,7 @@ async fn consume(batch: MessageBatch<String>, env: Env, _ctx: Context) -> worker
         for message in &messages {
             observations.extend(keep_from_dead_letter_queue(message, &env).await);
         }
-        super::metrics::record(&env, observations).await;
+        super::metrics::observe_batch(&env, observations).await;
         return Ok(());
     }
     let policy = RetryPolicy::from_bindings(&bindings);
@@ -42,7 +43,7 @@ async fn consume(batch: MessageBatch<String>, env: Env, _ctx: Context) -> worker
             .map(|message| deliver_one(message, &env, &queue, &policy)),
     )
     .await;
-    super::metrics::record(&env, observations.into_iter().flatten().collect()).await;
+    super::metrics::observe_batch(&env, observations.into_iter().flatten().collect()).await;
     Ok(())
 }
 
@@ -124,14 +125,19 @@ async fn keep_from_dead_letter_queue(message: &Message<String>, env: &Env) -> Op
 }
 
 pub(super) async fn put_dead_letter(env: &Env, letter: DeadLetter) -> worker::Result<()> {
-    call_object::<_, Deleted>(&dead_letter_stub(env)?, &DeadLetterCall::Put { letter })
-        .await
-        .map(|_| ())
+    let object = dead_letter::object_for(&letter.webhook_id);
+    call_object::<_, Deleted>(
+        &dead_letter_stub(env, &object)?,
+        &DeadLetterCall::Put { letter },
+    )
+    .await
+    .map(|_| ())
 }
 
-pub(super) fn dead_letter_stub(env: &Env) -> worker::Result<worker::Stub> {
+/// One dead-letter store, by name (see [`sekisho::delivery::dead_letter::all_objects`]).
+pub(super) fn dead_letter_stub(env: &Env, object: &str) -> worker::Result<worker::Stub> {
     env.durable_object(DEAD_LETTER_BINDING)?
-        .id_from_name("dead-letters")?
+        .id_from_name(object)?
         .get_stub()
 }
 

@@ -2,8 +2,9 @@
 //! [`sekisho::delivery::dead_letter`]):
 //! - `Deduper`, one per channel/account and shard (`/{channel}/{account}#{shard}`, see `sekisho::dedup::shards`): two-phase event claims, replay guards, and the spill of events the
 //!   queue refused, drained by alarm.
-//! - `DeadLetters`, one instance: deliveries that will not be retried any more, paged, replayed, deleted,
-//!   purged after their retention.
+//! - `DeadLetters`, one per shard of webhook ids (`dead-letters#{shard}`, see
+//!   `sekisho::delivery::dead_letter`; the single `dead-letters` of earlier versions is still read): deliveries
+//!   that will not be retried any more, paged, replayed, deleted, purged after their retention.
 
 use serde::{Deserialize, Serialize};
 use worker::{
@@ -71,15 +72,19 @@ impl DurableObject for Deduper {
     fn new(state: State, env: Env) -> Self {
         let sql = state.storage().sql();
         for statement in [
-            "CREATE TABLE IF NOT EXISTS claims (id TEXT PRIMARY KEY, committed INTEGER NOT NULL, at INTEGER NOT NULL)",
+            // WITHOUT ROWID: a claim is one B-tree entry, so taking it writes one row and committing it
+            // (an upsert of the same key) one more; with a rowid it was a row and an index entry each.
+            "CREATE TABLE IF NOT EXISTS event_claims (id TEXT PRIMARY KEY, committed INTEGER NOT NULL, at INTEGER NOT NULL) WITHOUT ROWID",
             "CREATE TABLE IF NOT EXISTS guards (key TEXT PRIMARY KEY, digest TEXT NOT NULL, expires_at INTEGER NOT NULL)",
             "CREATE TABLE IF NOT EXISTS replies (id TEXT PRIMARY KEY, reply TEXT NOT NULL, at INTEGER NOT NULL)",
             "CREATE TABLE IF NOT EXISTS spill (seq INTEGER PRIMARY KEY AUTOINCREMENT, message TEXT NOT NULL)",
             "CREATE TABLE IF NOT EXISTS drain (id INTEGER PRIMARY KEY CHECK (id = 0), failures INTEGER NOT NULL, source TEXT NOT NULL)",
-            // Objects created before two-phase claims kept committed ids in `seen`.
-            "CREATE TABLE IF NOT EXISTS seen (id TEXT PRIMARY KEY, seen_at INTEGER NOT NULL)",
-            "INSERT OR IGNORE INTO claims (id, committed, at) SELECT id, 1, seen_at FROM seen",
-            "DROP TABLE seen",
+            // Objects of earlier versions kept claims in `claims` (with a rowid), and before two-phase claims
+            // committed ids in `seen`: moved once (both statements fail harmlessly when the table is gone).
+            "INSERT OR IGNORE INTO event_claims (id, committed, at) SELECT id, committed, at FROM claims",
+            "DROP TABLE IF EXISTS claims",
+            "INSERT OR IGNORE INTO event_claims (id, committed, at) SELECT id, 1, seen_at FROM seen",
+            "DROP TABLE IF EXISTS seen",
         ] {
             let _ = sql.exec(statement, None);
         }
@@ -100,7 +105,7 @@ impl DurableObject for Deduper {
                 for id in &ids {
                     let rows: Vec<ClaimRow> = sql
                         .exec(
-                            "SELECT committed, at FROM claims WHERE id = ?",
+                            "SELECT committed, at FROM event_claims WHERE id = ?",
                             vec![id.as_str().into()],
                         )?
                         .to_array()?;
@@ -115,7 +120,7 @@ impl DurableObject for Deduper {
                     let (answer, write) = dedup::claim(existing, now_ms);
                     if let Some(Claim::Pending { since_ms }) = write {
                         sql.exec(
-                            "INSERT OR REPLACE INTO claims (id, committed, at) VALUES (?, 0, ?)",
+                            "INSERT INTO event_claims (id, committed, at) VALUES (?, 0, ?) ON CONFLICT (id) DO UPDATE SET committed = 0, at = excluded.at",
                             vec![id.as_str().into(), (since_ms as i64).into()],
                         )?;
                     }
@@ -133,7 +138,7 @@ impl DurableObject for Deduper {
             DedupCall::Release { ids } => {
                 for id in &ids {
                     sql.exec(
-                        "DELETE FROM claims WHERE id = ? AND committed = 0",
+                        "DELETE FROM event_claims WHERE id = ? AND committed = 0",
                         vec![id.as_str().into()],
                     )?;
                 }
@@ -195,7 +200,10 @@ impl DurableObject for Deduper {
         let sql = self.state.storage().sql();
         let failures = self.drain(&sql).await?;
         let oldest_kept = now.saturating_sub(dedup::retention_ms(&bindings)) as i64;
-        sql.exec("DELETE FROM claims WHERE at < ?", vec![oldest_kept.into()])?;
+        sql.exec(
+            "DELETE FROM event_claims WHERE at < ?",
+            vec![oldest_kept.into()],
+        )?;
         sql.exec(
             "DELETE FROM guards WHERE expires_at < ?",
             vec![(now as i64).into()],
@@ -207,7 +215,7 @@ impl DurableObject for Deduper {
         let spill_waiting = count(&sql, "SELECT COUNT(*) AS n FROM spill")? > 0;
         let rows = count(
             &sql,
-            "SELECT (SELECT COUNT(*) FROM claims) + (SELECT COUNT(*) FROM guards) + (SELECT COUNT(*) FROM replies) AS n",
+            "SELECT (SELECT COUNT(*) FROM event_claims) + (SELECT COUNT(*) FROM guards) + (SELECT COUNT(*) FROM replies) AS n",
         )? > 0;
         if let Some(at) = dedup::next_alarm_ms(now, spill_waiting, failures, rows) {
             self.state.storage().set_alarm(at_epoch_ms(at)).await?;
@@ -218,7 +226,7 @@ impl DurableObject for Deduper {
 
 fn commit(sql: &SqlStorage, id: &str, now_ms: u64) -> Result<()> {
     sql.exec(
-        "INSERT OR REPLACE INTO claims (id, committed, at) VALUES (?, 1, ?)",
+        "INSERT INTO event_claims (id, committed, at) VALUES (?, 1, ?) ON CONFLICT (id) DO UPDATE SET committed = 1, at = excluded.at",
         vec![id.into(), (now_ms as i64).into()],
     )?;
     Ok(())

@@ -1,10 +1,15 @@
-//! Recording for the admin console, off the provider's hot path: each request leaves at most one call to the
-//! `Metrics` object, made in `wait_until` after the answer; each queue batch one call after its attempts.
-//! Without a `METRICS` binding nothing is recorded (and the console shows no traffic). Also the admin API's
-//! metrics views and the alerts a recorded batch raises.
+//! Recording for the admin console, off the provider's hot path: a request or queue batch folds its
+//! observations into the isolate's pending batch ([`sekisho::metrics::flush::Pending`]); a request that finds
+//! no flush scheduled runs the next one in its background (`wait_until`), a queue batch flushes at once
+//! (never waiting) unless a request's flush is on its way, at most once per flush interval, one call per `Metrics` shard with something to write. No request makes a call of its own. Without a `METRICS` binding
+//! nothing is recorded (and the console shows no traffic). Also the admin API's metrics views, read across
+//! the shards, and the alerts a flushed batch raises.
 
 mod store;
 
+use std::cell::RefCell;
+
+use futures_util::future::join_all;
 use worker::{Context, Env, Headers, Response};
 
 use super::{call_object, emit, now_ms, respond_refused, to_response, EnvBindings};
@@ -15,9 +20,15 @@ use sekisho::delivery::policy::{classify, StatusClass};
 use sekisho::gateway::{Accepted, Refusal};
 use sekisho::log;
 use sekisho::metrics::alert::{self, Alert};
+use sekisho::metrics::flush::{self, Pending};
 use sekisho::metrics::observe::{self, AcceptedRequest};
 use sekisho::metrics::store::{Loaded, MetricsCall, RecentRejections, Recorded};
-use sekisho::metrics::{view, Observation, METRICS_BINDING, METRICS_OBJECT, REJECTION_RING};
+use sekisho::metrics::{view, Observation, Writes, METRICS_BINDING, REJECTION_RING};
+
+thread_local! {
+    /// What this isolate observed and has not flushed yet.
+    static PENDING: RefCell<Pending> = RefCell::new(Pending::default());
+}
 
 /// One request's recording: the time it started, and where to record when it is answered.
 pub(super) struct RequestMetrics<'a> {
@@ -88,38 +99,86 @@ impl<'a> RequestMetrics<'a> {
             // the runtime send the answer before any of this work runs.
             worker::Delay::from(std::time::Duration::ZERO).await;
             let observations = observations(&EnvBindings::of(&env));
-            record(&env, observations).await;
+            observe_and_flush(&env, observations).await;
         });
     }
 }
 
-fn stub(env: &Env) -> worker::Result<worker::Stub> {
+/// Folds the observations into the isolate's pending batch; runs the next flush when none is scheduled yet.
+/// Called inside a `wait_until`.
+pub(super) async fn observe_and_flush(env: &Env, observations: Vec<Observation>) {
+    if observations.is_empty()
+        || super::binding::<worker::ObjectNamespace>(env, METRICS_BINDING).is_none()
+    {
+        return;
+    }
+    let interval = flush::interval_ms(&EnvBindings::of(env));
+    let wait = PENDING.with(|pending| {
+        let mut pending = pending.borrow_mut();
+        pending.add(&observations);
+        pending.schedule(now_ms(), interval)
+    });
+    if let Some(wait_ms) = wait {
+        worker::Delay::from(std::time::Duration::from_millis(wait_ms)).await;
+        flush_pending(env).await;
+    }
+}
+
+/// What a queue batch's attempts observed, folded in; flushed by this batch, without waiting, unless a
+/// request's flush is on its way: a consumer invocation (and its acknowledgements) lasts until its background
+/// work ends, so it never sleeps for a flush.
+pub(super) async fn observe_batch(env: &Env, observations: Vec<Observation>) {
+    if observations.is_empty()
+        || super::binding::<worker::ObjectNamespace>(env, METRICS_BINDING).is_none()
+    {
+        return;
+    }
+    let now = PENDING.with(|pending| {
+        let mut pending = pending.borrow_mut();
+        pending.add(&observations);
+        pending.flush_now(now_ms())
+    });
+    if now {
+        flush_pending(env).await;
+    }
+}
+
+fn stub(env: &Env, shard: u16) -> worker::Result<worker::Stub> {
     env.durable_object(METRICS_BINDING)?
-        .id_from_name(METRICS_OBJECT)?
+        .id_from_name(&flush::object_name(shard))?
         .get_stub()
 }
 
-/// Stores a batch (one call) and sends the alerts it raises. Failures are logged, never passed on.
-pub(super) async fn record(env: &Env, observations: Vec<Observation>) {
-    if observations.is_empty() {
-        return;
+/// Writes everything pending, one call per shard (in parallel), and sends the alerts the shards raise. A batch
+/// a shard did not take is put back for the next flush; failures are logged, never passed on.
+async fn flush_pending(env: &Env) {
+    let batches = PENDING.with(|pending| pending.borrow_mut().take(now_ms()));
+    let alerts = alert::configured(&EnvBindings::of(env));
+    let calls = batches.into_iter().map(|(shard, writes)| async move {
+        let result = record(env, shard, &writes, alerts).await;
+        (shard, writes, result)
+    });
+    for (shard, writes, result) in join_all(calls).await {
+        match result {
+            Ok(recorded) => send_alerts(env, &recorded.alerts).await,
+            Err(error) => {
+                emit(&log::operation_failed(
+                    "metrics not recorded",
+                    &error.to_string(),
+                ));
+                PENDING.with(|pending| pending.borrow_mut().put_back(shard, writes));
+            }
+        }
     }
-    let Ok(stub) = stub(env) else {
-        return;
-    };
-    let bindings = EnvBindings::of(env);
+}
+
+async fn record(env: &Env, shard: u16, writes: &Writes, alerts: bool) -> worker::Result<Recorded> {
     let call = MetricsCall::Record {
-        observations,
+        writes: writes.clone(),
         now_ms: now_ms(),
-        alerts: alert::configured(&bindings),
+        alerts,
     };
-    match call_object::<_, Recorded>(&stub, &call).await {
-        Ok(recorded) => send_alerts(env, &recorded.alerts).await,
-        Err(error) => emit(&log::operation_failed(
-            "metrics not recorded",
-            &error.to_string(),
-        )),
-    }
+    call_object::<_, Recorded>(&stub(env, shard)?, &call).await
 }
 
 /// Once per isolate: alerts go out without a console link because `PUBLIC_URL` is not set.
@@ -163,65 +222,91 @@ async fn send_alerts(env: &Env, alerts: &[Alert]) {
     }
 }
 
-/// The admin API's console page and metrics views: computed by the `Metrics` object, passed on as they are.
+/// The admin API's console page and metrics views: the accounts table and the latest rejections read across
+/// every shard and merged by the core; an account's series from its own shard, passed on as it is.
 pub(super) async fn answer(action: AdminAction, env: &Env) -> worker::Result<Response> {
     let now_ms = now_ms();
-    let call = match action {
+    let recording = super::binding::<worker::ObjectNamespace>(env, METRICS_BINDING).is_some();
+    let body = match action {
         AdminAction::Console => return console(),
-        AdminAction::Accounts(window) => MetricsCall::Accounts { window, now_ms },
+        AdminAction::Accounts(window) => {
+            let loaded = if recording {
+                match across_shards::<Loaded>(env, &MetricsCall::Load { window, now_ms }).await {
+                    Ok(shards) => Loaded::merge(shards),
+                    Err(error) => return unavailable(&error),
+                }
+            } else {
+                Loaded::default()
+            };
+            view::accounts_answer(&loaded, &EnvBindings::of(env), window, now_ms, recording)
+        }
         AdminAction::Metrics {
             channel,
             account,
             window,
-        } => MetricsCall::Series {
-            channel: channel.to_owned(),
-            account,
-            window,
-            now_ms,
-        },
-        AdminAction::Rejections => MetricsCall::Rejections {
-            limit: REJECTION_RING,
-        },
-        _ => return to_response(&EdgeResponse::json(404, "{\"error\":\"not_found\"}".into())),
-    };
-    let body = match stub(env) {
-        Ok(stub) => match text_call(&stub, &call).await {
-            Ok(body) => body,
-            Err(error) => {
-                emit(&log::operation_failed(
-                    "admin metrics unavailable",
-                    &error.to_string(),
-                ));
-                return to_response(&EdgeResponse::json(
-                    503,
-                    "{\"error\":\"unavailable\"}".to_owned(),
-                ));
+        } => {
+            let shard = flush::shard_of(channel, &account);
+            let call = MetricsCall::Series {
+                channel: channel.to_owned(),
+                account: account.clone(),
+                window,
+                now_ms,
+            };
+            if recording {
+                match text_call(env, shard, &call).await {
+                    Ok(body) => body,
+                    Err(error) => return unavailable(&error),
+                }
+            } else {
+                serde_json::to_string(&view::series(&[], channel, &account, window, now_ms))
+                    .unwrap_or_default()
             }
-        },
-        // No store: the same answers, empty.
-        Err(_) => match call {
-            MetricsCall::Accounts { window, now_ms } => view::accounts_answer(
-                &Loaded::default(),
-                &EnvBindings::of(env),
-                window,
-                now_ms,
-                false,
-            ),
-            MetricsCall::Series {
-                channel,
-                account,
-                window,
-                now_ms,
-            } => serde_json::to_string(&view::series(&[], &channel, &account, window, now_ms))
-                .unwrap_or_default(),
-            _ => serde_json::to_string(&RecentRejections::default()).unwrap_or_default(),
-        },
+        }
+        AdminAction::Rejections => {
+            let call = MetricsCall::Rejections {
+                limit: REJECTION_RING,
+            };
+            let recent = if recording {
+                match across_shards::<RecentRejections>(env, &call).await {
+                    Ok(shards) => RecentRejections::merge(shards, REJECTION_RING),
+                    Err(error) => return unavailable(&error),
+                }
+            } else {
+                RecentRejections::default()
+            };
+            serde_json::to_string(&recent).unwrap_or_default()
+        }
+        _ => return to_response(&EdgeResponse::json(404, "{\"error\":\"not_found\"}".into())),
     };
     to_response(&EdgeResponse::json(200, body))
 }
 
+fn unavailable(error: &worker::Error) -> worker::Result<Response> {
+    emit(&log::operation_failed(
+        "admin metrics unavailable",
+        &error.to_string(),
+    ));
+    to_response(&EdgeResponse::json(
+        503,
+        "{\"error\":\"unavailable\"}".to_owned(),
+    ))
+}
+
+/// The same call to every shard, in parallel.
+async fn across_shards<R: serde::de::DeserializeOwned>(
+    env: &Env,
+    call: &MetricsCall,
+) -> worker::Result<Vec<R>> {
+    let replies = join_all(
+        flush::all_shards()
+            .map(|shard| async move { call_object::<_, R>(&stub(env, shard)?, call).await }),
+    )
+    .await;
+    replies.into_iter().collect()
+}
+
 /// A call whose JSON answer is passed on without being parsed.
-async fn text_call(stub: &worker::Stub, call: &MetricsCall) -> worker::Result<String> {
+async fn text_call(env: &Env, shard: u16, call: &MetricsCall) -> worker::Result<String> {
     let headers = Headers::new();
     headers.set("content-type", "application/json")?;
     let request = super::post_request(
@@ -230,7 +315,7 @@ async fn text_call(stub: &worker::Stub, call: &MetricsCall) -> worker::Result<St
         &serde_json::to_string(call)?,
         worker::worker_sys::web_sys::RequestRedirect::Manual,
     )?;
-    let mut response = stub.fetch_with_request(request).await?;
+    let mut response = stub(env, shard)?.fetch_with_request(request).await?;
     if response.status_code() != 200 {
         return Err(worker::Error::RustError(format!(
             "metrics object answered {}",

@@ -1,11 +1,12 @@
-//! The `Metrics` Durable Object (SQLite): one instance storing and loading the rows [`sekisho::metrics`]
-//! plans and reads. Buckets past their retention, key fingerprints unused for 30 days and rejections beyond
-//! the ring are deleted on every write.
+//! The `Metrics` Durable Object (SQLite): one per shard of accounts ([`sekisho::metrics::flush`]), storing the
+//! batches isolates flush and loading the rows [`sekisho::metrics`] reads. Buckets past their retention, key
+//! fingerprints unused for 30 days and rejections beyond the ring are deleted on every write (once per flush).
+//! The tables are `WITHOUT ROWID`: a row is one B-tree entry, not a row plus an index entry, so an upsert
+//! writes one row.
 
 use serde::Deserialize;
 use worker::{durable_object, DurableObject, Env, Request, Response, Result, SqlStorage, State};
 
-use crate::EnvBindings;
 use sekisho::metrics::alert::{self, Alert};
 use sekisho::metrics::store::{
     alert_candidates, invalid_signature_key, AlertState, Loaded, MetricsCall, RecentRejections,
@@ -13,15 +14,11 @@ use sekisho::metrics::store::{
 };
 use sekisho::metrics::view;
 use sekisho::metrics::window::Resolution;
-use sekisho::metrics::{
-    plan_writes, CounterRow, DeliveryOutcome, KeyRow, Observation, Observed, RejectionRow, SeenRow,
-    REJECTION_RING,
-};
+use sekisho::metrics::{CounterRow, KeyRow, RejectionRow, SeenRow, Writes, REJECTION_RING};
 
 #[durable_object]
 pub struct Metrics {
     state: State,
-    env: Env,
 }
 
 #[derive(Deserialize)]
@@ -72,43 +69,40 @@ fn db(value: u64) -> worker::SqlStorageValue {
 }
 
 impl DurableObject for Metrics {
-    fn new(state: State, env: Env) -> Self {
+    fn new(state: State, _env: Env) -> Self {
         let sql = state.storage().sql();
         for statement in [
-            "CREATE TABLE IF NOT EXISTS counters (res INTEGER NOT NULL, bucket INTEGER NOT NULL, channel TEXT NOT NULL, account TEXT NOT NULL, metric TEXT NOT NULL, value INTEGER NOT NULL, PRIMARY KEY (res, bucket, channel, account, metric))",
-            "CREATE TABLE IF NOT EXISTS keys (channel TEXT NOT NULL, account TEXT NOT NULL, fingerprint TEXT NOT NULL, matched INTEGER NOT NULL, last_matched INTEGER NOT NULL, PRIMARY KEY (channel, account, fingerprint))",
-            "CREATE TABLE IF NOT EXISTS seen (channel TEXT NOT NULL, account TEXT NOT NULL, last_event INTEGER NOT NULL, PRIMARY KEY (channel, account))",
+            "CREATE TABLE IF NOT EXISTS counters (res INTEGER NOT NULL, bucket INTEGER NOT NULL, channel TEXT NOT NULL, account TEXT NOT NULL, metric TEXT NOT NULL, value INTEGER NOT NULL, PRIMARY KEY (res, bucket, channel, account, metric)) WITHOUT ROWID",
+            "CREATE TABLE IF NOT EXISTS keys (channel TEXT NOT NULL, account TEXT NOT NULL, fingerprint TEXT NOT NULL, matched INTEGER NOT NULL, last_matched INTEGER NOT NULL, PRIMARY KEY (channel, account, fingerprint)) WITHOUT ROWID",
+            "CREATE TABLE IF NOT EXISTS seen (channel TEXT NOT NULL, account TEXT NOT NULL, last_event INTEGER NOT NULL, PRIMARY KEY (channel, account)) WITHOUT ROWID",
+            // INTEGER PRIMARY KEY is the rowid itself: one entry per row already.
             "CREATE TABLE IF NOT EXISTS rejections (seq INTEGER PRIMARY KEY AUTOINCREMENT, at INTEGER NOT NULL, channel TEXT NOT NULL, account TEXT NOT NULL, reason TEXT NOT NULL)",
-            "CREATE TABLE IF NOT EXISTS failing (channel TEXT NOT NULL, account TEXT NOT NULL, since INTEGER NOT NULL, PRIMARY KEY (channel, account))",
-            "CREATE TABLE IF NOT EXISTS alerts_sent (key TEXT PRIMARY KEY, at INTEGER NOT NULL)",
+            "CREATE TABLE IF NOT EXISTS failing (channel TEXT NOT NULL, account TEXT NOT NULL, since INTEGER NOT NULL, PRIMARY KEY (channel, account)) WITHOUT ROWID",
+            "CREATE TABLE IF NOT EXISTS alerts_sent (key TEXT PRIMARY KEY, at INTEGER NOT NULL) WITHOUT ROWID",
         ] {
             let _ = sql.exec(statement, None);
         }
-        Metrics { state, env }
+        Metrics { state }
     }
 
     async fn fetch(&self, mut req: Request) -> Result<Response> {
         let sql = self.state.storage().sql();
         match req.json::<MetricsCall>().await? {
             MetricsCall::Record {
-                observations,
+                writes,
                 now_ms,
                 alerts,
             } => {
-                write(&sql, &observations, now_ms)?;
+                write(&sql, &writes, now_ms)?;
                 let alerts = if alerts {
-                    decide_alerts(&sql, &observations, now_ms)?
+                    decide_alerts(&sql, &writes, now_ms)?
                 } else {
                     Vec::new()
                 };
                 Response::from_json(&Recorded { alerts })
             }
-            MetricsCall::Accounts { window, now_ms } => {
-                let loaded = load(&sql, window.resolution(), window.since_ms(now_ms))?;
-                let bindings = EnvBindings::of(&self.env);
-                json(view::accounts_answer(
-                    &loaded, &bindings, window, now_ms, true,
-                ))
+            MetricsCall::Load { window, now_ms } => {
+                Response::from_json(&load(&sql, window.resolution(), window.since_ms(now_ms))?)
             }
             MetricsCall::Series {
                 channel,
@@ -143,14 +137,7 @@ impl DurableObject for Metrics {
     }
 }
 
-fn json(body: String) -> Result<Response> {
-    let headers = worker::Headers::new();
-    headers.set("content-type", "application/json")?;
-    Ok(Response::ok(body)?.with_headers(headers))
-}
-
-fn write(sql: &SqlStorage, observations: &[Observation], now_ms: u64) -> Result<()> {
-    let writes = plan_writes(observations);
+fn write(sql: &SqlStorage, writes: &Writes, now_ms: u64) -> Result<()> {
     for row in &writes.counters {
         sql.exec(
             "INSERT INTO counters (res, bucket, channel, account, metric, value) VALUES (?, ?, ?, ?, ?, ?) \
@@ -201,23 +188,19 @@ fn write(sql: &SqlStorage, observations: &[Observation], now_ms: u64) -> Result<
             ],
         )?;
     }
-    for observation in observations {
-        if let Observed::Delivery { outcome, .. } = &observation.observed {
-            let (channel, account) = (
-                observation.channel.as_str().into(),
-                observation.account.as_str().into(),
-            );
-            if *outcome == DeliveryOutcome::Delivered {
-                sql.exec(
-                    "DELETE FROM failing WHERE channel = ? AND account = ?",
-                    vec![channel, account],
-                )?;
-            } else {
-                sql.exec(
-                    "INSERT OR IGNORE INTO failing (channel, account, since) VALUES (?, ?, ?)",
-                    vec![channel, account, db(observation.at_ms)],
-                )?;
-            }
+    for update in &writes.failing {
+        let (channel, account) = (update.channel.as_str(), update.account.as_str());
+        if update.recovered {
+            sql.exec(
+                "DELETE FROM failing WHERE channel = ? AND account = ?",
+                vec![channel.into(), account.into()],
+            )?;
+        }
+        if let Some(since) = update.failing_since_ms {
+            sql.exec(
+                "INSERT OR IGNORE INTO failing (channel, account, since) VALUES (?, ?, ?)",
+                vec![channel.into(), account.into(), db(since)],
+            )?;
         }
     }
     for resolution in Resolution::ALL {
@@ -342,13 +325,9 @@ impl AlertState for StoredAlertState<'_> {
     }
 }
 
-fn decide_alerts(
-    sql: &SqlStorage,
-    observations: &[Observation],
-    now_ms: u64,
-) -> Result<Vec<Alert>> {
+fn decide_alerts(sql: &SqlStorage, writes: &Writes, now_ms: u64) -> Result<Vec<Alert>> {
     let state = StoredAlertState { sql, now_ms };
-    let candidates = alert_candidates(observations, &state, now_ms);
+    let candidates = alert_candidates(writes, &state, now_ms);
     let last_sent = |key: &str| {
         let at = state.number(
             "SELECT at AS n FROM alerts_sent WHERE key = ?",

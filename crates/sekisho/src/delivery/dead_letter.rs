@@ -155,6 +155,52 @@ impl Page {
     }
 }
 
+impl Page {
+    /// One page across several stores, each asked for the same page (`limit` letters after the same cursor):
+    /// the first `limit` letters of all of them in (time of death, id) order. A store holding more than it
+    /// returned returned its `limit` first ones, so nothing it kept back can belong on this page.
+    pub fn merge(pages: Vec<Page>, limit: u32) -> Page {
+        let total = pages.iter().map(|p| p.total).sum();
+        let kept_back = pages.iter().any(|p| p.next_cursor.is_some());
+        let mut letters: Vec<DeadLetter> = pages.into_iter().flat_map(|p| p.dead_letters).collect();
+        letters.sort_by(|a, b| (a.dead_at_ms, &a.webhook_id).cmp(&(b.dead_at_ms, &b.webhook_id)));
+        let mut page = Page::from_rows(letters, limit, total);
+        if kept_back && page.next_cursor.is_none() {
+            page.next_cursor = page.dead_letters.last().map(|l| l.cursor().encode());
+        }
+        page
+    }
+}
+
+/// Dead-letter stores of a deployment, chosen by webhook id: dead letters of a failing backend arrive as fast as
+/// its events, so no single object takes them all. A constant: letters would move if it changed.
+pub const SHARDS: u16 = 16;
+/// The one store of versions before the sharding: still read (listed, replayed, deleted), never written.
+pub const LEGACY_OBJECT: &str = "dead-letters";
+
+pub fn shard_of(webhook_id: &str) -> u16 {
+    let digest = crate::crypto::sha256(&[webhook_id.as_bytes()]);
+    u16::from_be_bytes([digest[0], digest[1]]) % SHARDS
+}
+
+/// The Durable Object name a dead letter of `webhook_id` is written to.
+pub fn object_for(webhook_id: &str) -> String {
+    format!("dead-letters#{}", shard_of(webhook_id))
+}
+
+/// Every store a read across all letters asks: the shards, then the legacy one.
+pub fn all_objects() -> Vec<String> {
+    (0..SHARDS)
+        .map(|shard| format!("dead-letters#{shard}"))
+        .chain(std::iter::once(LEGACY_OBJECT.to_owned()))
+        .collect()
+}
+
+/// Where a letter of `webhook_id` may be: its shard, and the legacy store.
+pub fn objects_for(webhook_id: &str) -> [String; 2] {
+    [object_for(webhook_id), LEGACY_OBJECT.to_owned()]
+}
+
 /// Default retention of dead letters: 30 days (`DEAD_LETTER_RETENTION_DAYS`), long enough to cover a holiday.
 pub const DEFAULT_RETENTION_DAYS: u64 = 30;
 
@@ -187,6 +233,64 @@ mod tests {
             last_error: None,
             dead_at_ms: at,
         }
+    }
+
+    /// A store of `letters` answering a page request as the `DeadLetters` object does.
+    fn store_page(letters: &[DeadLetter], request: &PageRequest) -> Page {
+        let mut sorted = letters.to_vec();
+        sorted.sort_by(|a, b| (a.dead_at_ms, &a.webhook_id).cmp(&(b.dead_at_ms, &b.webhook_id)));
+        let after: Vec<DeadLetter> = sorted
+            .into_iter()
+            .filter(|l| {
+                request
+                    .after
+                    .as_ref()
+                    .is_none_or(|c| (l.dead_at_ms, &l.webhook_id) > (c.dead_at_ms, &c.webhook_id))
+            })
+            .take(request.limit as usize + 1)
+            .collect();
+        Page::from_rows(after, request.limit, letters.len() as u64)
+    }
+
+    #[test]
+    fn pages_across_the_shards_list_every_letter_once_in_order() {
+        let mut stores: Vec<Vec<DeadLetter>> = vec![Vec::new(); all_objects().len()];
+        for i in 0..97u64 {
+            let id = format!("evt_{i:03}");
+            let object = object_for(&id);
+            let index = all_objects().iter().position(|o| *o == object).unwrap();
+            stores[index].push(letter(&id, 1_000 + (i * 7) % 13));
+        }
+        stores.last_mut().unwrap().push(letter("evt_legacy", 1_005));
+        let mut seen = Vec::new();
+        let mut after = None;
+        for _ in 0..100 {
+            let request = PageRequest {
+                limit: 10,
+                after: after.clone(),
+            };
+            let page = Page::merge(stores.iter().map(|s| store_page(s, &request)).collect(), 10);
+            assert_eq!(page.total, 98);
+            seen.extend(
+                page.dead_letters
+                    .iter()
+                    .map(|l| (l.dead_at_ms, l.webhook_id.clone())),
+            );
+            match page.next_cursor {
+                Some(cursor) => after = Cursor::parse(&cursor),
+                None => break,
+            }
+        }
+        assert_eq!(seen.len(), 98);
+        let mut sorted = seen.clone();
+        sorted.sort();
+        sorted.dedup();
+        assert_eq!(seen, sorted, "in order, each once");
+        assert_eq!(objects_for("evt_1")[1], LEGACY_OBJECT);
+        assert!(
+            stores.iter().filter(|s| !s.is_empty()).count() > 10,
+            "spread over the shards"
+        );
     }
 
     #[test]

@@ -6,12 +6,16 @@
 
 pub mod accounts;
 pub mod alert;
+pub mod flush;
 pub mod histogram;
 pub mod observe;
 pub mod rotation;
 pub mod store;
 pub mod view;
 pub mod window;
+mod writes;
+
+pub use writes::{plan_writes, FailingUpdate, Writes, MAX_REJECTIONS};
 
 use serde::{Deserialize, Serialize};
 
@@ -19,10 +23,9 @@ use crate::config::{binding_name, split_values, Bindings};
 use crate::crypto;
 use window::Resolution;
 
-/// The one Durable Object binding and instance name holding every account's metrics.
+/// The Durable Object binding of the metrics store, sharded by account (see [`flush`]).
 pub const METRICS_BINDING: &str = "METRICS";
-pub const METRICS_OBJECT: &str = "metrics";
-/// How many of the latest rejections the store keeps (reason and time only; never bodies or secrets).
+/// How many of the latest rejections each shard keeps (reason and time only; never bodies or secrets).
 pub const REJECTION_RING: usize = 200;
 
 /// How a delivery attempt ended, as counted per bucket.
@@ -98,7 +101,7 @@ pub struct Observation {
 }
 
 /// One counter of one bucket, as the store keeps it: `metric` is a [`Metric`] key.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CounterRow {
     pub resolution: Resolution,
     pub bucket_ms: u64,
@@ -109,7 +112,7 @@ pub struct CounterRow {
 }
 
 /// What the store keeps per key fingerprint.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KeyRow {
     pub channel: String,
     pub account: String,
@@ -119,14 +122,14 @@ pub struct KeyRow {
 }
 
 /// When an account last had an accepted event.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SeenRow {
     pub channel: String,
     pub account: String,
     pub last_event_ms: u64,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RejectionRow {
     pub at_ms: u64,
     pub channel: String,
@@ -181,111 +184,6 @@ impl Metric {
             _ => None,
         }
     }
-}
-
-/// Everything one batch of observations writes: counter increments (each in every resolution), key
-/// matches, last-event times and the rejection ring.
-#[derive(Debug, Default, PartialEq, Eq)]
-pub struct Writes {
-    pub counters: Vec<CounterRow>,
-    pub keys: Vec<KeyRow>,
-    pub seen: Vec<SeenRow>,
-    pub rejections: Vec<RejectionRow>,
-}
-
-impl Observation {
-    fn increments(&self) -> Vec<(Metric, u64)> {
-        match &self.observed {
-            Observed::Accepted {
-                events,
-                duplicates,
-                ack_ms,
-                ..
-            } => {
-                let mut out = vec![
-                    (Metric::Requests, 1),
-                    (Metric::AckLatency(histogram::bucket_of(*ack_ms)), 1),
-                ];
-                if *events > 0 {
-                    out.push((Metric::Events, u64::from(*events)));
-                }
-                if *duplicates > 0 {
-                    out.push((Metric::Duplicates, u64::from(*duplicates)));
-                }
-                out
-            }
-            Observed::Rejected { reason, .. } => vec![(Metric::Rejected(reason.clone()), 1)],
-            Observed::Delivery {
-                outcome,
-                latency_ms,
-            } => {
-                let mut out = vec![(Metric::Delivery(*outcome), 1)];
-                if let Some(latency) = latency_ms {
-                    out.push((Metric::BackendLatency(histogram::bucket_of(*latency)), 1));
-                }
-                out
-            }
-        }
-    }
-}
-
-/// The rows a batch adds, increments of the same counter merged (one upsert each).
-pub fn plan_writes(observations: &[Observation]) -> Writes {
-    let mut writes = Writes::default();
-    for observation in observations {
-        let (channel, account) = (&observation.channel, &observation.account);
-        for (metric, delta) in observation.increments() {
-            for resolution in Resolution::ALL {
-                let bucket_ms = resolution.bucket_start(observation.at_ms);
-                let key = metric.key();
-                match writes.counters.iter_mut().find(|row| {
-                    row.resolution == resolution
-                        && row.bucket_ms == bucket_ms
-                        && &row.channel == channel
-                        && &row.account == account
-                        && row.metric == key
-                }) {
-                    Some(row) => row.value += delta,
-                    None => writes.counters.push(CounterRow {
-                        resolution,
-                        bucket_ms,
-                        channel: channel.clone(),
-                        account: account.clone(),
-                        metric: key,
-                        value: delta,
-                    }),
-                }
-            }
-        }
-        match &observation.observed {
-            Observed::Accepted { events, key, .. } => {
-                if let Some(key) = key {
-                    writes.keys.push(KeyRow {
-                        channel: channel.clone(),
-                        account: account.clone(),
-                        fingerprint: key.fingerprint.clone(),
-                        matched: 1,
-                        last_matched_ms: observation.at_ms,
-                    });
-                }
-                if *events > 0 {
-                    writes.seen.push(SeenRow {
-                        channel: channel.clone(),
-                        account: account.clone(),
-                        last_event_ms: observation.at_ms,
-                    });
-                }
-            }
-            Observed::Rejected { reason, .. } => writes.rejections.push(RejectionRow {
-                at_ms: observation.at_ms,
-                channel: channel.clone(),
-                account: account.clone(),
-                reason: reason.clone(),
-            }),
-            Observed::Delivery { .. } => {}
-        }
-    }
-    writes
 }
 
 /// The fingerprint of one secret value of an account: never the value, and useless without it.

@@ -1,13 +1,11 @@
-//! The calls to the `Metrics` Durable Object and their replies, and the alert candidates a recorded batch
-//! raises (decided here from what the object loads for it).
+//! The calls to a `Metrics` shard and their replies, the merge of the reads across shards, and the alert
+//! candidates a flushed batch raises (decided here from what the shard loads for it).
 
 use serde::{Deserialize, Serialize};
 
 use super::alert::{self, Alert, AlertKind};
-use super::window::Window;
-use super::{
-    CounterRow, DeliveryOutcome, KeyRow, Metric, Observation, Observed, RejectionRow, SeenRow,
-};
+use super::window::{Resolution, Window};
+use super::{CounterRow, DeliveryOutcome, KeyRow, Metric, RejectionRow, SeenRow, Writes};
 use crate::Rejection;
 
 /// How many previous 5-minute buckets a signature jump is measured against.
@@ -18,14 +16,14 @@ pub const KEY_RETENTION_MS: u64 = 30 * 24 * 3_600_000;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum MetricsCall {
-    /// Store a batch; with `alerts`, also decide which alerts it raises.
+    /// Store a flushed batch; with `alerts`, also decide which alerts it raises.
     Record {
-        observations: Vec<Observation>,
+        writes: Writes,
         now_ms: u64,
         alerts: bool,
     },
-    /// The accounts table of `GET /admin/api/accounts` (see [`super::view::accounts_answer`]).
-    Accounts { window: Window, now_ms: u64 },
+    /// The shard's rows for a window (merged across shards by [`Loaded::merge`] for the accounts table).
+    Load { window: Window, now_ms: u64 },
     /// An account's time series (see [`super::view::series`]).
     Series {
         channel: String,
@@ -43,16 +41,40 @@ pub struct Recorded {
 }
 
 /// What the store holds for a window: its counters, every key row and last-event time.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Loaded {
     pub counters: Vec<CounterRow>,
     pub keys: Vec<KeyRow>,
     pub seen: Vec<SeenRow>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RecentRejections {
     pub rejections: Vec<RejectionRow>,
+}
+
+impl Loaded {
+    /// The shards' rows together (each account lives in one shard, so nothing is counted twice).
+    pub fn merge(shards: impl IntoIterator<Item = Loaded>) -> Loaded {
+        let mut all = Loaded::default();
+        for shard in shards {
+            all.counters.extend(shard.counters);
+            all.keys.extend(shard.keys);
+            all.seen.extend(shard.seen);
+        }
+        all
+    }
+}
+
+impl RecentRejections {
+    /// The latest `limit` of the shards' rejections, newest first.
+    pub fn merge(shards: impl IntoIterator<Item = RecentRejections>, limit: usize) -> Self {
+        let mut rejections: Vec<RejectionRow> =
+            shards.into_iter().flat_map(|s| s.rejections).collect();
+        rejections.sort_by_key(|row| std::cmp::Reverse(row.at_ms));
+        rejections.truncate(limit);
+        RecentRejections { rejections }
+    }
 }
 
 /// What the store knows about one channel/account when it decides alerts.
@@ -69,62 +91,53 @@ pub fn invalid_signature_key() -> String {
     Metric::Rejected(Rejection::InvalidSignature.reason().to_owned()).key()
 }
 
-/// The alerts a recorded batch raises, before de-duplication and rate limiting ([`alert::to_send`]).
-pub fn alert_candidates(
-    observations: &[Observation],
-    state: &dyn AlertState,
-    now_ms: u64,
-) -> Vec<Alert> {
-    let invalid = Rejection::InvalidSignature.reason();
-    let mut out = Vec::new();
-    for observation in observations {
-        let (channel, account) = (&observation.channel, &observation.account);
+/// The alerts a flushed batch raises, before de-duplication and rate limiting ([`alert::to_send`]): one per
+/// account and kind, read from the batch's 5-minute counters.
+pub fn alert_candidates(writes: &Writes, state: &dyn AlertState, now_ms: u64) -> Vec<Alert> {
+    let invalid = invalid_signature_key();
+    let dead = Metric::Delivery(DeliveryOutcome::DeadLettered).key();
+    let retried = Metric::Delivery(DeliveryOutcome::Retried).key();
+    let mut out: Vec<Alert> = Vec::new();
+    let mut push = |alert: Alert| match out.iter_mut().find(|a| a.key() == alert.key()) {
+        Some(existing) if alert.kind == AlertKind::DeadLettered => existing.count += alert.count,
+        Some(existing) => existing.count = existing.count.max(alert.count),
+        None => out.push(alert),
+    };
+    for row in writes
+        .counters
+        .iter()
+        .filter(|row| row.resolution == Resolution::FiveMinutes)
+    {
+        let (channel, account) = (&row.channel, &row.account);
         let candidate = |kind, count| Alert {
             kind,
             channel: channel.clone(),
             account: account.clone(),
             count,
         };
-        match &observation.observed {
-            Observed::Delivery {
-                outcome: DeliveryOutcome::DeadLettered,
-                ..
-            } => out.push(candidate(AlertKind::DeadLettered, 1)),
-            Observed::Delivery {
-                outcome: DeliveryOutcome::Retried,
-                ..
-            } => {
-                if let Some(since) = state.failing_since(channel, account) {
-                    if alert::is_backend_failing(since, now_ms) {
-                        let minutes = now_ms.saturating_sub(since) / 60_000;
-                        out.push(candidate(AlertKind::BackendFailing, minutes));
-                    }
+        if row.metric == dead {
+            push(candidate(AlertKind::DeadLettered, row.value));
+        } else if row.metric == retried {
+            if let Some(since) = state.failing_since(channel, account) {
+                if alert::is_backend_failing(since, now_ms) {
+                    let minutes = now_ms.saturating_sub(since) / 60_000;
+                    push(candidate(AlertKind::BackendFailing, minutes));
                 }
             }
-            Observed::Rejected { reason, .. } if reason == invalid => {
-                let (current, previous) = state.signature_counts(channel, account);
-                if alert::is_signature_jump(current, previous, JUMP_BASELINE_BUCKETS) {
-                    out.push(candidate(AlertKind::SignatureJump, current));
-                }
+        } else if row.metric == invalid {
+            let (current, previous) = state.signature_counts(channel, account);
+            if alert::is_signature_jump(current, previous, JUMP_BASELINE_BUCKETS) {
+                push(candidate(AlertKind::SignatureJump, current));
             }
-            _ => {}
         }
     }
-    // Several dead letters of one batch: one alert counting them.
-    let mut merged: Vec<Alert> = Vec::new();
-    for alert in out {
-        match merged.iter_mut().find(|a| a.key() == alert.key()) {
-            Some(existing) if alert.kind == AlertKind::DeadLettered => existing.count += 1,
-            Some(existing) => existing.count = existing.count.max(alert.count),
-            None => merged.push(alert),
-        }
-    }
-    merged
+    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::metrics::{plan_writes, Observation, Observed};
 
     const NOW: u64 = 1_764_633_600_000;
 
@@ -165,11 +178,11 @@ mod tests {
             failing_since: None,
         };
         let alerts = alert_candidates(
-            &[
+            &plan_writes(&[
                 delivery(DeliveryOutcome::DeadLettered),
                 delivery(DeliveryOutcome::DeadLettered),
                 delivery(DeliveryOutcome::Delivered),
-            ],
+            ]),
             &state,
             NOW,
         );
@@ -186,7 +199,7 @@ mod tests {
             counts: (0, 0),
             failing_since: Some(since),
         };
-        let retry = [delivery(DeliveryOutcome::Retried)];
+        let retry = plan_writes(&[delivery(DeliveryOutcome::Retried)]);
         assert!(alert_candidates(&retry, &failing(NOW - 60_000), NOW).is_empty());
         let alerts = alert_candidates(&retry, &failing(NOW - 12 * 60_000), NOW);
         assert_eq!(
@@ -197,10 +210,10 @@ mod tests {
 
     #[test]
     fn invalid_signatures_raise_an_alert_on_a_jump_only() {
-        let rejected = [obs(Observed::Rejected {
+        let rejected = plan_writes(&[obs(Observed::Rejected {
             reason: "invalid_signature".into(),
             ack_ms: 1,
-        })];
+        })]);
         let quiet = State {
             counts: (3, 0),
             failing_since: None,
@@ -215,10 +228,10 @@ mod tests {
             (alerts[0].kind, alerts[0].count),
             (AlertKind::SignatureJump, 8)
         );
-        let other = [obs(Observed::Rejected {
+        let other = plan_writes(&[obs(Observed::Rejected {
             reason: "stale_timestamp".into(),
             ack_ms: 1,
-        })];
+        })]);
         assert!(alert_candidates(&other, &jump, NOW).is_empty());
         assert_eq!(invalid_signature_key(), "rejected.invalid_signature");
     }

@@ -1,0 +1,81 @@
+// What requests cost, counted through the bindings (benches/cost/meter.js wraps every one of them): a forged
+// request costs its own Worker invocation and nothing else — no Durable Object call, no row, no queue, R2, KV
+// or outbound operation; its rejection still reaches the console, folded into the isolate's periodic flush. A
+// duplicate costs one Durable Object request and writes no row.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { startBackend, lineBody, lineSign, freePort, until, SIGNING_SECRET } from "./harness.mjs";
+import { startMeteredGateway, readMeter, resetMeter, quietMeter } from "../../benches/cost/metered.mjs";
+
+const SECRET = "cost-e2e-line-secret";
+const ADMIN_TOKEN = "cost-e2e-admin-token-0123456789abcdef";
+let backend;
+let gateway;
+let base;
+
+before(async () => {
+  backend = await startBackend();
+  const port = await freePort();
+  gateway = await startMeteredGateway({
+    BACKEND_URL: `${backend.url}/events`,
+    BACKEND_SIGNING_SECRET: SIGNING_SECRET,
+    LINE_SHOP_CHANNEL_SECRET: SECRET,
+    ADMIN_TOKEN,
+    METRICS_FLUSH_SECONDS: "2",
+  }, { port });
+  base = `http://127.0.0.1:${port}`;
+});
+
+after(async () => {
+  await gateway?.dispose();
+  await backend?.close();
+});
+
+async function post(id, secret = SECRET) {
+  const body = lineBody(id, `text ${id}`);
+  const res = await fetch(`${base}/line/shop`, { method: "POST", headers: { "content-type": "application/json", "x-line-signature": lineSign(secret, body) }, body });
+  await res.arrayBuffer();
+  return res.status;
+}
+
+const sum = (counts, re) => Object.entries(counts).filter(([k]) => re.test(k)).reduce((a, [, v]) => a + v, 0);
+
+test("200 forged requests: 200 Worker invocations, no call of their own; their rejections reach the console in one flush", async () => {
+  // Warm: the objects exist, the isolate has flushed once.
+  assert.equal(await post("warm-1"), 200);
+  await backend.waitFor(1);
+  await quietMeter(base, 3000);
+  await resetMeter(base);
+  for (let i = 0; i < 200; i++) assert.equal(await post(`forged-${i}`, "not-the-secret"), 401);
+  const during = await readMeter(base);
+  assert.equal(during["worker.fetch"], 200);
+  const counts = await quietMeter(base, 3000);
+  assert.equal(counts["worker.fetch"], 200);
+  assert.equal(sum(counts, /^do\.Deduper|^do\.DeadLetters|^queue\.|^r2\.|^kv\.|^outbound\./), 0, JSON.stringify(counts));
+  // The isolate's aggregate: a flush per interval, not per request (the run takes a few seconds).
+  assert.ok((counts["do.Metrics.requests"] ?? 0) <= 4, `Metrics calls for 200 forged requests: ${counts["do.Metrics.requests"]}`);
+  assert.ok((counts["sql.Metrics.rows_written"] ?? 0) <= 4 * 30, `rows written: ${counts["sql.Metrics.rows_written"]}`);
+  const res = await fetch(`${base}/admin/api/accounts?window=1h`, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } });
+  const shop = (await res.json()).accounts.find((a) => a.account === "shop");
+  assert.equal(shop.rejected_by_reason.invalid_signature, 200, "every rejection counted");
+  const recent = await (await fetch(`${base}/admin/api/rejections`, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } })).json();
+  assert.ok(recent.rejections.length >= 20 && recent.rejections.every((r) => r.reason === "invalid_signature"));
+});
+
+test("a duplicate costs one Durable Object request and no row written", async () => {
+  assert.equal(await post("dup-1"), 200);
+  await backend.waitFor(2);
+  await quietMeter(base, 3000);
+  await resetMeter(base);
+  for (let i = 0; i < 10; i++) assert.equal(await post("dup-1"), 200);
+  const counts = await quietMeter(base, 3000);
+  assert.equal(counts["worker.fetch"], 10);
+  assert.equal(counts["do.Deduper.requests"], 10, JSON.stringify(counts));
+  assert.equal(counts["sql.Deduper.rows_written"] ?? 0, 0);
+  assert.equal(sum(counts, /^queue\.|^r2\.|^kv\.|^outbound\.|^do\.DeadLetters/), 0, JSON.stringify(counts));
+  await until(async () => {
+    const res = await fetch(`${base}/admin/api/accounts?window=1h`, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } });
+    return (await res.json()).accounts.find((a) => a.account === "shop").duplicates === 10;
+  }, 10000, "the duplicates counted");
+  assert.equal(new Set(backend.received.map((d) => d.headers["webhook-id"])).size, 2, "delivered once");
+});
