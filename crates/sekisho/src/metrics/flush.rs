@@ -185,7 +185,10 @@ mod tests {
         pending.add(&[accepted("acme")]);
         assert!(pending.flush_now(T));
         assert!(pending.schedule(T, 5_000).is_some());
-        assert!(!pending.flush_now(T + 1_000), "a request's flush is on its way");
+        assert!(
+            !pending.flush_now(T + 1_000),
+            "a request's flush is on its way"
+        );
         assert!(pending.flush_now(T + LOST_FLUSH_MS), "unless it was lost");
     }
 
