@@ -54,6 +54,7 @@ async function gateway(backend, sealingKeys) {
           BACKEND_SIGNING_SECRET: SIGNING_SECRET,
           ADMIN_TOKEN,
           ACCOUNTS_SEALING_KEY: keys,
+          METRICS_FLUSH_SECONDS: "1",
         },
         ...durable,
         durableObjects: { ...durable.durableObjects, ACCOUNT_WRITER: { className: "AccountWriter", useSQLite: true } },
@@ -136,6 +137,14 @@ test("a tenant's account: created, verified, rotated, retired and deleted at run
     assert.ok(backend.received.every((d) => d.verified && d.path === "/acme"), "delivered signed, to the account's own backend");
     assert.equal(byId["m-01HREG0002"].event.data.verification.key_index, 0);
     assert.equal(byId["m-01HREG0003"].event.data.verification.key_index, 1);
+
+    // Metrics and rotation status treat a registry account as an environment one: both values, by fingerprint,
+    // each with its matches (the isolate flushes within a second).
+    await within(15_000, async () => {
+      const table = await api("GET", "accounts?window=1h");
+      const row = table.json?.accounts?.find((a) => a.channel === "line" && a.account === "acme");
+      return row?.keys?.length === 2 && row.keys.every((k) => k.matched >= 1) && row.events >= 3;
+    });
 
     // A stale If-Match is refused and changes nothing.
     const stale = await api("POST", "accounts/line/acme/secrets/CHANNEL_SECRET", { value: randomBytes(16).toString("hex") }, { "if-match": created.etag });

@@ -24,6 +24,7 @@ use sekisho::metrics::flush::{self, Pending};
 use sekisho::metrics::observe::{self, AcceptedRequest};
 use sekisho::metrics::store::{Loaded, MetricsCall, RecentRejections, Recorded};
 use sekisho::metrics::{view, Observation, Writes, METRICS_BINDING, REJECTION_RING};
+use sekisho::registry::overlay::RegistryOverlay;
 
 thread_local! {
     /// What this isolate observed and has not flushed yet.
@@ -65,8 +66,9 @@ impl<'a> RequestMetrics<'a> {
             channel: refusal.channel,
             account: refusal.account.clone(),
         };
+        let account = refusal.channel.zip(refusal.account.clone());
         // Whether the account is configured is looked up after the answer, too.
-        self.schedule(move |bindings| {
+        self.schedule(account, move |bindings| {
             observe::rejected(&refusal, ack_ms, now, bindings)
                 .into_iter()
                 .collect()
@@ -85,10 +87,17 @@ impl<'a> RequestMetrics<'a> {
         ) else {
             return;
         };
-        self.schedule(move |bindings| vec![request.observation(ack_ms, now, bindings)]);
+        let account = accepted.channel.zip(accepted.account.clone());
+        self.schedule(account, move |bindings| {
+            vec![request.observation(ack_ms, now, bindings)]
+        });
     }
 
-    fn schedule(&self, observations: impl FnOnce(&dyn Bindings) -> Vec<Observation> + 'static) {
+    fn schedule(
+        &self,
+        account: Option<(&'static str, String)>,
+        observations: impl FnOnce(&dyn Bindings) -> Vec<Observation> + 'static,
+    ) {
         // Without the binding nothing would be stored: no timer, no observation, no work after the answer.
         if super::binding::<worker::ObjectNamespace>(self.env, METRICS_BINDING).is_none() {
             return;
@@ -98,7 +107,26 @@ impl<'a> RequestMetrics<'a> {
             // A spawned future starts in the same turn as the answer's promise; yielding to a timer first lets
             // the runtime send the answer before any of this work runs.
             worker::Delay::from(std::time::Duration::ZERO).await;
-            let observations = observations(&EnvBindings::of(&env));
+            let bindings = EnvBindings::of(&env);
+            // A registry account's secret values (for the rotation status) come through the seam; the look-up
+            // is the isolate's cache in the usual case (the request just read it).
+            let found = match &account {
+                Some((channel, name)) => {
+                    crate::registry::lookup(&env, &bindings, channel, name, false)
+                        .await
+                        .ok()
+                        .flatten()
+                }
+                None => None,
+            };
+            let overlay = found
+                .as_ref()
+                .map(|found| RegistryOverlay::new(&bindings, &found.account));
+            let bindings: &dyn Bindings = match &overlay {
+                Some(overlay) => overlay,
+                None => &bindings,
+            };
+            let observations = observations(bindings);
             observe_and_flush(&env, observations).await;
         });
     }
@@ -222,6 +250,36 @@ async fn send_alerts(env: &Env, alerts: &[Alert]) {
     }
 }
 
+/// The registry accounts among those with recorded traffic (at most 1,000, each from the isolate's cache or one
+/// read), so that the accounts table shows them as it shows environment accounts.
+async fn seen_registry_accounts(
+    env: &Env,
+    bindings: &EnvBindings,
+    loaded: &Loaded,
+) -> Vec<std::rc::Rc<sekisho::registry::record::OpenedAccount>> {
+    let configured = sekisho::metrics::accounts::configured(bindings);
+    let mut found = Vec::new();
+    let mut asked = std::collections::BTreeSet::new();
+    for row in &loaded.seen {
+        let key = (row.channel.clone(), row.account.clone());
+        if asked.len() >= 1_000 || !asked.insert(key) {
+            continue;
+        }
+        if configured
+            .iter()
+            .any(|c| c.channel == row.channel && c.account == row.account)
+        {
+            continue;
+        }
+        if let Ok(Some(account)) =
+            crate::registry::lookup(env, bindings, &row.channel, &row.account, false).await
+        {
+            found.push(account.account);
+        }
+    }
+    found
+}
+
 /// The admin API's console page and metrics views: the accounts table and the latest rejections read across
 /// every shard and merged by the core; an account's series from its own shard, passed on as it is.
 pub(super) async fn answer(action: AdminAction, env: &Env) -> worker::Result<Response> {
@@ -238,7 +296,11 @@ pub(super) async fn answer(action: AdminAction, env: &Env) -> worker::Result<Res
             } else {
                 Loaded::default()
             };
-            view::accounts_answer(&loaded, &EnvBindings::of(env), window, now_ms, recording)
+            let bindings = EnvBindings::of(env);
+            // Registry accounts with recorded traffic join the table, read through the seam like any account.
+            let registry = seen_registry_accounts(env, &bindings, &loaded).await;
+            let overlay = RegistryOverlay::of_accounts(&bindings, registry.iter().map(|a| &**a));
+            view::accounts_answer(&loaded, &overlay, window, now_ms, recording)
         }
         AdminAction::Metrics {
             channel,

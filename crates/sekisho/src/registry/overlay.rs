@@ -23,17 +23,31 @@ pub struct RegistryOverlay<'a> {
 
 impl<'a> RegistryOverlay<'a> {
     pub fn new(env: &'a dyn Bindings, account: &OpenedAccount) -> RegistryOverlay<'a> {
-        let binding = |field: &str| binding_name(&account.channel, &account.account, field);
-        let values = account
-            .fields
-            .iter()
-            .map(|(field, values)| (binding(field), values.join(",")))
-            .collect();
-        let shadowed = fields::fields_of(&account.channel)
-            .unwrap_or_default()
-            .iter()
-            .map(|spec| binding(spec.name))
-            .collect();
+        RegistryOverlay::of_accounts(env, std::iter::once(account))
+    }
+
+    /// Several registry accounts over the environment at once (the console's accounts table).
+    pub fn of_accounts<'b>(
+        env: &'a dyn Bindings,
+        accounts: impl IntoIterator<Item = &'b OpenedAccount>,
+    ) -> RegistryOverlay<'a> {
+        let mut values = Vec::new();
+        let mut shadowed = Vec::new();
+        for account in accounts {
+            let binding = |field: &str| binding_name(&account.channel, &account.account, field);
+            values.extend(
+                account
+                    .fields
+                    .iter()
+                    .map(|(field, values)| (binding(field), values.join(","))),
+            );
+            shadowed.extend(
+                fields::fields_of(&account.channel)
+                    .unwrap_or_default()
+                    .iter()
+                    .map(|spec| binding(spec.name)),
+            );
+        }
         RegistryOverlay {
             env,
             values,
@@ -135,5 +149,20 @@ mod tests {
                 .count(),
             1
         );
+    }
+
+    #[test]
+    fn several_registry_accounts_are_found_as_configured_accounts() {
+        let env: HashMap<String, String> =
+            HashMap::from([("SLACK_ENVONLY_SIGNING_SECRET".into(), "s".into())]);
+        let one = opened(&[("CHANNEL_SECRET", &["a"])]);
+        let mut two = opened(&[("CHANNEL_SECRET", &["b"])]);
+        two.account = "beta".into();
+        let overlay = RegistryOverlay::of_accounts(&env, [&one, &two]);
+        let found: Vec<String> = crate::metrics::accounts::configured(&overlay)
+            .into_iter()
+            .map(|a| format!("{}/{}", a.channel, a.account))
+            .collect();
+        assert_eq!(found, ["line/acme", "line/beta", "slack/envonly"]);
     }
 }
