@@ -94,6 +94,22 @@ impl SendRefusal {
     }
 }
 
+impl AcceptedSend {
+    /// The send as an accepted request for the intake (claim by send id → queue → commit), so a repeated
+    /// `webhook-id` within the de-duplication window is queued once and answered the same.
+    pub fn into_accepted(self, route: &SendRoute<'_>) -> crate::gateway::Accepted {
+        crate::gateway::Accepted {
+            channel: Some(route.channel),
+            account: Some(route.account.to_owned()),
+            response: self.response,
+            deliveries: vec![self.delivery],
+            warnings: Vec::new(),
+            replay_guard: None,
+            reply: None,
+        }
+    }
+}
+
 /// The whole decision for a send whose body has been read.
 pub fn admit(
     route: &SendRoute<'_>,
