@@ -7,7 +7,7 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { Webhook } from "standardwebhooks";
-import { startBackend, startGateway, durableOptions, until, validateEvent, SIGNING_SECRET } from "./harness.mjs";
+import { startBackend, startGateway, durableOptions, until, validateEvent, freePort, runCli, SIGNING_SECRET } from "./harness.mjs";
 
 const BASE = "https://gateway.test";
 const LINE_USER = "U0123456789abcdef0123456789abcdef";
@@ -18,6 +18,7 @@ const signer = new Webhook(SIGNING_SECRET);
 let backend;
 let provider;
 let gateway;
+let base;
 
 /** The mock provider: LINE push and WeChat's stable_token + customer-service send. */
 const rateLimitedOnce = new Set();
@@ -47,6 +48,8 @@ function providerAnswer(entry) {
 before(async () => {
   backend = await startBackend();
   provider = await startBackend({ respond: providerAnswer });
+  const port = await freePort();
+  base = `http://127.0.0.1:${port}`;
   gateway = await startGateway({
     BACKEND_URL: `${backend.url}/events`,
     BACKEND_SIGNING_SECRET: SIGNING_SECRET,
@@ -59,7 +62,7 @@ before(async () => {
     WECHAT_ACME_APP_ID: "wx0123456789abcdef",
     WECHAT_ACME_APP_SECRET: "wechat-app-secret",
     WECHAT_API_BASE: provider.url,
-  }, durableOptions());
+  }, { ...durableOptions(), host: "127.0.0.1", port });
 });
 
 after(async () => {
@@ -191,4 +194,23 @@ test("twenty concurrent WeChat sends make one token request", async () => {
   assert.ok(sends.every((s) => s.path === "/cgi-bin/message/custom/send?access_token=WX_TOKEN_1"));
   assert.ok(ids.every((id) => outcomes(id)[0].event.type === "message.sent"));
   for (const id of ids) assert.ok(!outcomes(id)[0].body.includes("WX_TOKEN_1"));
+});
+
+test("sekisho send-message signs and sends one from the command line", async () => {
+  const url = `${base}/send/line/acme`;
+  const args = ["send-message", "line", url, "--secret", SIGNING_SECRET, "--to-user", LINE_USER, "--text", "from the CLI", "--id", "msg_cli_1"];
+  const res = await runCli(args);
+  assert.equal(res.code, 0, res.stderr);
+  const [, sendId] = res.stdout.match(/^202 \{"send_id":"(snd_[0-9a-f]{32})"\}/) ?? [];
+  assert.ok(sendId, res.stdout);
+  await until(() => outcomes(sendId).length === 1, 15000);
+  assert.equal(pushes("from the CLI").length, 1);
+  // The same --id again: the same answer, nothing sent twice.
+  const again = await runCli(args);
+  assert.equal(again.stdout, res.stdout);
+  const wrong = await runCli(["send-message", "line", url, "--secret", "whsec_b3RoZXItc2VjcmV0", "--to-user", LINE_USER, "--text", "x"]);
+  assert.notEqual(wrong.code, 0);
+  assert.match(wrong.stdout, /^401 \{"error":"invalid_signature"\}/);
+  await sleep(1500);
+  assert.equal(pushes("from the CLI").length, 1);
 });
