@@ -123,7 +123,7 @@ async fn token(
         .id_from_name(&tokens::object_name(account.channel, account.name))
         .and_then(|id| id.get_stub())
         .map_err(no_store)?;
-    let call = TokenCall::Get {
+    let call = TokenCall {
         kind,
         request,
         rejected,

@@ -40,7 +40,7 @@ impl DurableObject for ProviderTokens {
     }
 
     async fn fetch(&self, mut req: Request) -> Result<Response> {
-        let TokenCall::Get {
+        let TokenCall {
             kind: _,
             request,
             rejected,

@@ -102,35 +102,29 @@ pub fn decide(cached: Option<&CachedToken>, rejected: Option<&str>, now_ms: u64)
     }
 }
 
-/// One call to an account's token object.
+/// One call to an account's token object: the token to use now, fetched with `request` when the cache has
+/// none to give (`rejected`: the token the provider just refused).
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "op", rename_all = "snake_case")]
-pub enum TokenCall {
-    /// The token to use now, fetching it with `request` when the cache has none to give.
-    Get {
-        kind: TokenKind,
-        request: ProviderRequest,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        rejected: Option<String>,
-        now_ms: u64,
-    },
+pub struct TokenCall {
+    pub kind: TokenKind,
+    pub request: ProviderRequest,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rejected: Option<String>,
+    pub now_ms: u64,
 }
 
 impl fmt::Debug for TokenCall {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            TokenCall::Get { kind, now_ms, .. } => f
-                .debug_struct("TokenCall::Get")
-                .field("kind", kind)
-                .field("now_ms", now_ms)
-                .finish_non_exhaustive(),
-        }
+        f.debug_struct("TokenCall")
+            .field("kind", &self.kind)
+            .field("now_ms", &self.now_ms)
+            .finish_non_exhaustive()
     }
 }
 
 /// The object's answer.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "result", rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
 pub enum TokenReply {
     Token {
         token: String,
@@ -358,7 +352,7 @@ mod tests {
             token: "SECRET_TOKEN".into(),
         };
         assert!(!format!("{reply:?}").contains("SECRET"));
-        let call = TokenCall::Get {
+        let call = TokenCall {
             kind: TokenKind::WechatStable,
             request: ProviderRequest::post_json(
                 "https://x/".into(),
