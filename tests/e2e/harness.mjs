@@ -200,7 +200,10 @@ export function runCli(args) {
  * `sekisho-events` with its dead-letter queue `sekisho-events-dlq` (consumed by the same Worker, which writes
  * what arrives into the dead-letter store), and the Durable Objects (`metrics: false` leaves out `METRICS`). */
 export function durableOptions({ dedup = true, metrics = true } = {}) {
-  const durableObjects = { DEAD_LETTERS: { className: "DeadLetters", useSQLite: true } };
+  const durableObjects = {
+    DEAD_LETTERS: { className: "DeadLetters", useSQLite: true },
+    PROVIDER_TOKENS: { className: "ProviderTokens", useSQLite: true },
+  };
   if (dedup) durableObjects.DEDUP = { className: "Deduper", useSQLite: true };
   if (metrics) durableObjects.METRICS = { className: "Metrics", useSQLite: true };
   return {

@@ -2,6 +2,8 @@
 //!
 //!   sekisho sign <channel> --secret S --body FILE [--option value …]   print a request the channel accepts
 //!   sekisho send <channel> <URL> --secret S --body FILE [--option …]    send it to URL (…/<channel>/<account>)
+//!   sekisho send-message <channel> <URL> --secret whsec_… --to-conversation ID --text T
+//!                                                                       one signed send (src/send_message.rs)
 //!   sekisho receive --port P --secret whsec_… [--status N] [--jsonl] [--reply-text T]
 //!                                                                       a backend that verifies and prints events
 //!   sekisho dlq list|replay [ID]|delete ID --url https://gw --token T  the dead-letter admin API
@@ -12,6 +14,7 @@
 
 pub mod accounts;
 pub mod provision;
+pub mod send_message;
 pub mod status;
 
 mod cli {
@@ -26,6 +29,8 @@ mod cli {
     const USAGE: &str = "usage:
   sekisho sign <channel> --secret S --body FILE [--option value ...]
   sekisho send <channel> <URL> --secret S --body FILE [--option value ...]
+  sekisho send-message <channel> <URL> --secret whsec_... (--to-conversation ID | --to-user ID) (--text T | --raw JSON)
+      [--in-reply-to EVENT_ID] [--id WEBHOOK_ID]   (URL: https://gateway/send/<channel>/<account>)
   sekisho receive --port P --secret whsec_... [--host 127.0.0.1] [--status 204] [--jsonl] [--reply-text T]
       (--reply-text: answer the gateway's reply calls with {\"reply\":{\"text\":T}}; see README, Replies)
   sekisho dlq list --url https://gateway --token ADMIN_TOKEN [--limit N] [--cursor C]
@@ -86,6 +91,7 @@ FILE may be - for standard input. Channel options are listed in docs/channels/<c
             parse(raw).and_then(|args| match args.positional.first().map(String::as_str) {
                 Some("sign") => sign(&args),
                 Some("send") => send(&args),
+                Some("send-message") => crate::send_message::run(&args.positional, &args.options),
                 Some("receive") => receive(&args),
                 Some("dlq") => dlq(&args),
                 Some("status") => crate::status::run(

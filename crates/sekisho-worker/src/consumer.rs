@@ -59,6 +59,10 @@ async fn deliver_one(
         message.ack();
         return None;
     };
+    if matches!(queued.delivery.target, sekisho::forward::Target::Send(_)) {
+        super::outbound::deliver(message, queued, env, queue, policy).await;
+        return None;
+    }
     let bindings = EnvBindings::of(env);
     let started_ms = now_ms();
     let outcome = attempt(env, &queued.delivery, &bindings, policy.attempt_timeout_s).await;

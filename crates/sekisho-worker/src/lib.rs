@@ -11,9 +11,12 @@ mod durable;
 mod email_handler;
 mod intake;
 mod metrics;
+mod outbound;
 mod registry;
 mod reply;
 mod runtime;
+mod send;
+mod tokens;
 mod webhook;
 
 use worker::{event, Context, Env, Request, Response};
@@ -88,6 +91,7 @@ async fn fetch(mut req: Request, env: Env, ctx: Context) -> worker::Result<Respo
             };
             webhook::serve(&mut req, &env, &ctx, webhook, recording).await
         }
+        Route::Send(route) => send::serve(&mut req, &env, &ctx, route, &method, &headers).await,
         Route::NotFound => recording.refused(&Refusal::unrouted(Rejection::RouteNotFound)),
     }
 }

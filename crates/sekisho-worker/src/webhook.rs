@@ -132,7 +132,7 @@ pub(crate) async fn serve(
 }
 
 /// Reads the body from the stream, refusing it as soon as it passes `limit`.
-async fn read_body(
+pub(crate) async fn read_body(
     req: &mut Request,
     limit: usize,
     declared: Option<u64>,

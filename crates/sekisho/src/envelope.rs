@@ -81,6 +81,19 @@ pub struct EventData {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub members: Vec<Sender>,
     pub verification: Verification,
+    /// `message.sent` and `message.send_failed` only: the send's id, as answered to `POST /send/…`.
+    #[cfg_attr(feature = "schema", schemars(regex(pattern = r"^snd_[0-9a-f]{32}$")))]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub send_id: Option<String>,
+    /// `message.sent` and `message.send_failed` only: the send's `to`, as the backend gave it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recipient: Option<SendRecipient>,
+    /// `message.sent` and `message.send_failed` only: the send's `in_reply_to`, when it had one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub in_reply_to: Option<String>,
+    /// `message.send_failed` only: the provider's error code (or HTTP status) and message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<SendFailure>,
     /// E-mail only: the headers and parts that have no place in the chat-shaped fields above.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub email: Option<EmailDetails>,
@@ -122,6 +135,10 @@ impl EventData {
             reply: None,
             members: Vec::new(),
             verification,
+            send_id: None,
+            recipient: None,
+            in_reply_to: None,
+            error: None,
             email: None,
             ordering: None,
             raw,
@@ -376,6 +393,28 @@ pub struct EmailAuthentication {
     pub dkim: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dmarc: Option<String>,
+}
+
+/// Whom a send went to: exactly one of the two, as the backend's `to` named it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[cfg_attr(feature = "schema", schemars(deny_unknown_fields, inline))]
+pub struct SendRecipient {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conversation: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+}
+
+/// Why a send failed, in the provider's words.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[cfg_attr(feature = "schema", schemars(deny_unknown_fields, inline))]
+pub struct SendFailure {
+    /// The provider's error code (WeChat `45015`, Slack `channel_not_found`), else the HTTP status;
+    /// `network` when no answer came.
+    pub code: String,
+    pub message: String,
 }
 
 /// What the backend needs to answer in the conversation (LINE `replyToken`).

@@ -67,6 +67,8 @@ pub enum Target {
     Backend,
     /// A Chatwork room message rendered from the event.
     ChatworkRoom(ChatworkNotice),
+    /// A message the backend sends through the channel ([`crate::send`]); `body` is the provider payload.
+    Send(crate::send::SendJob),
 }
 
 impl Target {
@@ -181,6 +183,8 @@ pub enum PrepareError {
     Signing(Rejection),
     #[error(transparent)]
     Notify(NotifyError),
+    #[error("a send is performed by the send path, not as a delivery")]
+    NotADelivery,
 }
 
 impl PrepareError {
@@ -188,6 +192,7 @@ impl PrepareError {
     pub fn is_permanent(&self) -> bool {
         match self {
             PrepareError::Signing(_) => false,
+            PrepareError::NotADelivery => true,
             PrepareError::Notify(error) => error.is_permanent(),
         }
     }
@@ -208,6 +213,7 @@ pub fn outgoing(
                 body: delivery.body.clone(),
             })
         }
+        Target::Send(_) => Err(PrepareError::NotADelivery),
         Target::ChatworkRoom(notice) => {
             let request =
                 notify::request(notice, &delivery.body, bindings).map_err(PrepareError::Notify)?;

@@ -32,6 +32,7 @@ pub mod request_url;
 pub mod route;
 #[cfg(feature = "schema")]
 pub mod schema;
+pub mod send;
 #[cfg(feature = "tooling")]
 pub mod tooling;
 

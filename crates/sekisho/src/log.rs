@@ -44,6 +44,52 @@ fn line(level: Level, msg: &str, mut fields: Value) -> Line {
     Line { level, fields }
 }
 
+/// A refused send (`POST /send/…`): reason, status, channel, account; `not_configured` names the field.
+pub fn send_refused(refusal: &crate::send::SendRefusal) -> Line {
+    let status = refusal.error.status();
+    let level = if status >= 500 {
+        Level::Error
+    } else {
+        Level::Warn
+    };
+    line(
+        level,
+        "send refused",
+        json!({
+            "reason": refusal.error.reason(),
+            "status": status,
+            "channel": refusal.channel,
+            "account": refusal.account,
+            "detail": refusal.error.to_string(),
+        }),
+    )
+}
+
+/// A send decided: sent (with the provider's message id) or given up (with the provider's code). The failure
+/// message is the provider's own words about the request, never a credential.
+pub fn send_decided(
+    send_id: &str,
+    channel: &str,
+    account: &str,
+    result: &crate::send::outcome::SendResult,
+) -> Line {
+    match result {
+        crate::send::outcome::SendResult::Sent { message_id } => line(
+            Level::Info,
+            "message sent",
+            json!({ "send_id": send_id, "channel": channel, "account": account, "message_id": message_id }),
+        ),
+        crate::send::outcome::SendResult::Failed(failure) => line(
+            Level::Warn,
+            "message send failed",
+            json!({
+                "send_id": send_id, "channel": channel, "account": account,
+                "code": failure.code, "error": failure.message,
+            }),
+        ),
+    }
+}
+
 /// A refused request: reason, status, channel, account and the operator-facing detail (which names a
 /// misconfigured binding, never its value).
 pub fn request_rejected(refusal: &Refusal) -> Line {

@@ -22,6 +22,8 @@ pub enum Route<'a> {
     Admin(AdminPath<'a>),
     /// `/{channel}/{account}[/…]`: a provider's webhook.
     Channel(ChannelRoute<'a>),
+    /// `/send/{channel}/{account}`: the backend sends a message through the channel ([`crate::send`]).
+    Send(crate::send::admit::SendRoute<'a>),
     /// Nothing answers here.
     NotFound,
 }
@@ -91,6 +93,9 @@ pub fn route<'a>(_method: &Method, path: &'a str) -> Route<'a> {
     if path == HEALTH_PATH {
         return Route::Health;
     }
+    if let Some(send) = crate::send::route(path) {
+        return send.map_or(Route::NotFound, Route::Send);
+    }
     let mut segments = path.trim_start_matches('/').split('/');
     let Some(channel) = segments.next().and_then(channels::find) else {
         return Route::NotFound;
@@ -136,6 +141,15 @@ mod tests {
         assert_eq!(r("/"), Route::NotFound);
         assert_eq!(r(""), Route::NotFound);
         assert_eq!(r("/nope/acme"), Route::NotFound);
+        assert_eq!(
+            r("/send/line/acme"),
+            Route::Send(crate::send::admit::SendRoute {
+                channel: "line",
+                account: "acme"
+            })
+        );
+        assert_eq!(r("/send/nope/acme"), Route::NotFound);
+        assert_eq!(r("/send/line/acme/x"), Route::NotFound);
     }
 
     #[test]

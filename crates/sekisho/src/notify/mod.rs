@@ -27,7 +27,7 @@ pub use chatwork::{
 };
 pub use paths::is_known_path;
 pub use settings::{channel_binding_name, settings, type_selected, NoticeSettings};
-pub use template::{Template, TemplateError};
+pub use template::{neutralised, Template, TemplateError};
 
 pub const ROOM_FIELD: &str = "NOTIFY_CHATWORK_ROOM";
 pub const TEMPLATE_FIELD: &str = "NOTIFY_TEMPLATE";

@@ -51,6 +51,12 @@ pub(super) const SCHEMA_PATHS: &[&str] = &[
     "data.reply.token",
     "data.verification.scheme",
     "data.verification.key_index",
+    "data.send_id",
+    "data.recipient.conversation",
+    "data.recipient.user",
+    "data.in_reply_to",
+    "data.error.code",
+    "data.error.message",
     "data.ordering.key",
     "data.ordering.sequence",
 ];

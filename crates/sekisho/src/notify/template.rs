@@ -142,6 +142,13 @@ fn value_text(value: &Value) -> String {
     }
 }
 
+/// `text` without Chatwork markup: see [`push_neutralised`].
+pub fn neutralised(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    push_neutralised(&mut out, text);
+    out
+}
+
 /// Chatwork markup is all square-bracket tags (`[toall]`, `[To:1]`, `[info]`, …): full-width brackets look
 /// alike to a reader and are never parsed.
 fn push_neutralised(out: &mut String, value: &str) {
