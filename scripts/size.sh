@@ -4,9 +4,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# The budget, gzipped (-9), in one place: 650,373 B (main with the account registry, when the budget was set)
-# + 5 %. Raise it on purpose, with the reason in the commit, never to make CI pass.
-SIZE_BUDGET_BYTES=682892
+# The budget, gzipped (-9), in one place: 744,101 B + 5 %. Set on 2026-12-06 from main with, on top of the
+# workspace split (548,918 B), the account registry (+101 KB: KV and the AccountWriter object, sealing, the admin
+# API and its field declarations, the OpenAPI document, the console's registry pages), the hardening pass
+# (+10.7 KB), per-isolate metrics with sharded stores (issue 23) and sending (+36 KB). Raise it on purpose,
+# with the reason in the commit, never to make CI pass.
+SIZE_BUDGET_BYTES=781306
 
 wasm=build/index_bg.wasm
 js=build/index.js
