@@ -4,6 +4,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { createHash, randomBytes } from "node:crypto";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { Miniflare } from "miniflare";
 import { ROOT, startBackend, durableOptions, lineBody, lineSign, SIGNING_SECRET } from "./harness.mjs";
@@ -36,6 +37,8 @@ async function gateway(backend, sealingKeys) {
   const durable = durableOptions();
   const build = process.env.SEKISHO_BUILD ?? join(ROOT, "build");
   const options = (keys) => ({
+    // Miniflare's local e-mail endpoint (POST /cdn-cgi/handler/email), a shared option in the multi-worker form.
+    unsafeTriggerHandlers: true,
     handleRuntimeStdio(stdout, stderr) {
       stdout.on("data", (d) => output.push(String(d)));
       stderr.on("data", (d) => output.push(String(d)));
@@ -308,6 +311,18 @@ test("e-mail addresses: resolved through an index, a second claim is 409", async
     assert.equal(taken.status, 409, taken.text);
     assert.equal(taken.json.error, "address_taken");
     assert.equal(taken.json.owner, "email/support");
+    // Inbound mail to the address is resolved through the index to the registry account and delivered to its
+    // own backend.
+    const raw = readFileSync(join(ROOT, "fixtures", "email", "iso2022jp.eml"));
+    const inbound = await mf.dispatchFetch(
+      `http://gate.test/cdn-cgi/handler/email?${new URLSearchParams({ from: "ichiro.suzuki@example.co.jp", to: "support@example.com" })}`,
+      { method: "POST", body: raw },
+    );
+    assert.equal(inbound.status, 200, await inbound.text());
+    const [mail] = await backend.waitFor(1);
+    assert.equal(mail.event.channel, "email");
+    assert.equal(mail.event.source, "/email/support");
+    assert.ok(mail.verified);
     // Released when the owner drops it.
     assert.equal((await api("PUT", "accounts/email/support", { fields: { ADDRESS: "help@example.com" } })).status, 200);
     assert.equal((await api("PUT", "accounts/email/other", { fields: { ADDRESS: "support@example.com" } })).status, 201);
