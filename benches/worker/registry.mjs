@@ -115,14 +115,20 @@ async function send(mf, account, secret, id) {
 
 const percentile = (sorted, p) => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
 
-/** Resident memory (MB) of each workerd process, by pid. */
+/** Resident memory (MB) of each workerd process this bench started (descendants of this process), by pid. */
 function workerdRss() {
   try {
-    // workerd runs as node_modules/@cloudflare/workerd-*/bin/workerd; match its command line.
-    const out = execFileSync("ps", ["--ppid", String(process.pid), "-o", "pid=,rss=,args="], { encoding: "utf8" })
-      .split("\n").filter((line) => /\/workerd\s/.test(line)).map((line) => line.trim().split(/\s+/).slice(0, 2).join(" ")).join("\n");
-    if (!out) return new Map();
-    return new Map(out.trim().split("\n").map((line) => line.trim().split(/\s+/).map(Number)).map(([pid, rss]) => [pid, rss / 1024]));
+    const rows = execFileSync("ps", ["-eo", "pid=,ppid=,rss=,args="], { encoding: "utf8" })
+      .trim().split("\n").map((line) => {
+        const [pid, ppid, rss, ...args] = line.trim().split(/\s+/);
+        return { pid: Number(pid), ppid: Number(ppid), rss: Number(rss), args: args.join(" ") };
+      });
+    const mine = new Set([process.pid]);
+    for (let grew = true; grew;) {
+      grew = false;
+      for (const row of rows) if (mine.has(row.ppid) && !mine.has(row.pid)) { mine.add(row.pid); grew = true; }
+    }
+    return new Map(rows.filter((r) => mine.has(r.pid) && /workerd/.test(r.args)).map((r) => [r.pid, r.rss / 1024]));
   } catch {
     return new Map();
   }
@@ -204,6 +210,7 @@ for (let r = 0; r < ROUNDS; r++) {
   ratios.push(b / a);
 }
 ratios.sort((a, b) => a - b);
+const rssAfter = workerdRss(); // before the gateways stop
 const small = await stop(smallGw);
 const large = await stop(largeGw);
 const perRequest = await reads();
@@ -214,7 +221,6 @@ console.log("|---|---|---|---|---|");
 console.log(row(small));
 console.log(row(large));
 console.log(`median per-round p50 ratio ${LARGE.toLocaleString("en")} / 10: ${ratios[Math.floor(ratios.length / 2)].toFixed(2)}× (rounds: ${ratios.map((r) => r.toFixed(2)).join(", ")}); whole-run p99 ratio ${(large.p99 / small.p99).toFixed(2)}×`);
-const rssAfter = workerdRss();
 const sum = (pids) => [...pids.keys()].reduce((total, pid) => total + (rssAfter.get(pid) ?? 0), 0);
 console.log(`workerd resident memory after the run: ${sum(smallPids).toFixed(0)} MB (10 accounts), ${sum(largePids).toFixed(0)} MB (${LARGE.toLocaleString("en")} accounts; the local KV store lives in the same process)`);
 console.log(`KV reads per request: warm ${perRequest.warm.toFixed(3)}, cold ${perRequest.cold.toFixed(3)}, unknown account ${perRequest.unknown.toFixed(3)}`);
