@@ -40,7 +40,7 @@ pub(crate) async fn serve(
     let bindings = EnvBindings::of(env);
     // A registry account is read through the same seam as the environment (the registry wins).
     let registry_account = sekisho::registry::account_of_path(url.path);
-    let mut found = match registry_account {
+    let found = match registry_account {
         Some((channel, account)) => {
             match registry::lookup(env, &bindings, channel, account, false).await {
                 Ok(found) => found,
@@ -107,11 +107,9 @@ pub(crate) async fn serve(
             {
                 let overlay = RegistryOverlay::new(&bindings, &fresh.account);
                 handled = gateway::handle_admitted(&target, &inbound, &overlay, now_ms());
-                found = Some(fresh);
             }
         }
     }
-    let _ = &found;
     let accepted = match handled {
         Ok(accepted) => accepted,
         Err(refusal) => return recording.refused(&refusal),

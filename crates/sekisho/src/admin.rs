@@ -130,36 +130,13 @@ fn routing_rejection(error: RegistryError) -> Rejection {
     }
 }
 
-/// Which configured admin token the request presents (its index, newest first, and its fingerprint), for the
-/// audit trail; the same checks as [`authorize`].
+/// Which configured admin token the request presents (its index, newest first, and its fingerprint, for the
+/// audit trail). No binding → 404 (the API does not exist); a value shorter than [`ADMIN_TOKEN_MIN_CHARS`] →
+/// `misconfigured`; a missing or wrong token → `unauthorized`.
 pub fn identify(
     authorization: Option<&str>,
     bindings: &dyn Bindings,
 ) -> Result<AdminIdentity, Rejection> {
-    authorize(authorization, bindings)?;
-    let tokens = bindings
-        .get(ADMIN_TOKEN_BINDING)
-        .map(|raw| split_values(&raw))
-        .unwrap_or_default();
-    let presented = authorization
-        .and_then(|value| value.get(7..))
-        .map(str::trim)
-        .unwrap_or_default();
-    let digests: Vec<[u8; 32]> = tokens
-        .iter()
-        .map(|t| crypto::sha256(&[t.as_bytes()]))
-        .collect();
-    let index = crypto::matching_secret(&digests, &crypto::sha256(&[presented.as_bytes()]))
-        .ok_or(Rejection::Unauthorized)?;
-    Ok(AdminIdentity {
-        index,
-        fingerprint: crate::crypto::seal::fingerprint(presented.as_bytes()),
-    })
-}
-
-/// Checks `Authorization: Bearer <token>` against every value of `ADMIN_TOKEN` in constant time. No binding →
-/// 404 (the API does not exist); a value shorter than [`ADMIN_TOKEN_MIN_CHARS`] → `misconfigured`.
-pub fn authorize(authorization: Option<&str>, bindings: &dyn Bindings) -> Result<(), Rejection> {
     let tokens = bindings
         .get(ADMIN_TOKEN_BINDING)
         .map(|raw| split_values(&raw))
@@ -179,16 +156,25 @@ pub fn authorize(authorization: Option<&str>, bindings: &dyn Bindings) -> Result
                 .strip_prefix("Bearer ")
                 .or_else(|| value.strip_prefix("bearer "))
         })
+        .map(str::trim)
         .ok_or(Rejection::Unauthorized)?;
     // Compare digests so neither the content nor the length of the token leaks through timing.
-    let presented = crypto::sha256(&[presented.trim().as_bytes()]);
     let digests: Vec<[u8; 32]> = tokens
         .iter()
         .map(|t| crypto::sha256(&[t.as_bytes()]))
         .collect();
-    crypto::matching_secret(&digests, &presented)
-        .map(|_| ())
-        .ok_or(Rejection::Unauthorized)
+    let index = crypto::matching_secret(&digests, &crypto::sha256(&[presented.as_bytes()]))
+        .ok_or(Rejection::Unauthorized)?;
+    Ok(AdminIdentity {
+        index,
+        fingerprint: crate::crypto::seal::fingerprint(presented.as_bytes()),
+    })
+}
+
+/// Checks `Authorization: Bearer <token>` against every value of `ADMIN_TOKEN` in constant time. No binding →
+/// 404 (the API does not exist); a value shorter than [`ADMIN_TOKEN_MIN_CHARS`] → `misconfigured`.
+pub fn authorize(authorization: Option<&str>, bindings: &dyn Bindings) -> Result<(), Rejection> {
+    identify(authorization, bindings).map(|_| ())
 }
 
 /// The whole admin decision for one request under `/admin` ([`crate::route::Route::Admin`]): authorization

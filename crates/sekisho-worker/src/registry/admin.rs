@@ -25,10 +25,7 @@ const RESEAL_PAGE: u64 = 50;
 
 /// `PUBLIC_URL`, else the origin the admin called: the base of every webhook URL shown.
 fn public_origin(bindings: &EnvBindings, request_origin: &str) -> String {
-    sekisho::config::Bindings::get(bindings, "PUBLIC_URL")
-        .map(|url| url.trim().trim_end_matches('/').to_owned())
-        .filter(|url| url.starts_with("https://") || url.starts_with("http://"))
-        .unwrap_or_else(|| request_origin.to_owned())
+    sekisho::metrics::alert::console_origin(bindings).unwrap_or_else(|| request_origin.to_owned())
 }
 
 fn json_response(status: u16, body: &Value, etag: Option<&str>) -> worker::Result<Response> {

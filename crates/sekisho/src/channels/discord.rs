@@ -71,17 +71,7 @@ impl Channel for Discord {
                 "Discord Developer Portal → アプリ → General Information → Public Key",
                 "Discord Developer Portal → your app → General Information → Public Key",
             ),
-            FieldSpec::setting(
-                "TIMESTAMP_SKEW_S",
-                Format::Number {
-                    min: 1,
-                    max: 86_400,
-                },
-            )
-            .help(
-                "署名の時刻のずれの許容（秒）",
-                "Allowed clock skew of the signature's timestamp, in seconds",
-            ),
+            crate::config::field::TIMESTAMP_SKEW_FIELD,
         ];
         FIELDS
     }

@@ -175,6 +175,19 @@ fn check_url(value: &str) -> Result<(), &'static str> {
     Ok(())
 }
 
+/// `TIMESTAMP_SKEW_S`, declared alike by every channel whose signature covers a timestamp.
+pub const TIMESTAMP_SKEW_FIELD: FieldSpec = FieldSpec::setting(
+    "TIMESTAMP_SKEW_S",
+    Format::Number {
+        min: 1,
+        max: 86_400,
+    },
+)
+.help(
+    "署名の時刻のずれの許容（秒）",
+    "Allowed clock skew of the signature's timestamp, in seconds",
+);
+
 /// Fields any account may carry, whatever its channel.
 pub static COMMON_FIELDS: &[FieldSpec] = &[
     FieldSpec::setting("BACKEND_URL", Format::Url).help(

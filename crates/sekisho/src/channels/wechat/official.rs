@@ -75,10 +75,7 @@ impl Channel for WeChat {
                     "开发 → 基本配置 → 开发者密码(AppSecret)（送信に使います）",
                     "Development → Basic configuration → AppSecret (for sending)",
                 ),
-            FieldSpec::setting("TIMESTAMP_SKEW_S", Format::Number { min: 1, max: 86_400 }).help(
-                "署名の時刻のずれの許容（秒）",
-                "Allowed clock skew of the signature's timestamp, in seconds",
-            ),
+            crate::config::field::TIMESTAMP_SKEW_FIELD,
         ];
         FIELDS
     }

@@ -164,17 +164,7 @@ impl Channel for WeCom {
                 "アプリの AgentId（送信に使います）",
                 "The app's AgentId (for sending)",
             ),
-            FieldSpec::setting(
-                "TIMESTAMP_SKEW_S",
-                Format::Number {
-                    min: 1,
-                    max: 86_400,
-                },
-            )
-            .help(
-                "署名の時刻のずれの許容（秒）",
-                "Allowed clock skew of the signature's timestamp, in seconds",
-            ),
+            crate::config::field::TIMESTAMP_SKEW_FIELD,
         ];
         FIELDS
     }
