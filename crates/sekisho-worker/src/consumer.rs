@@ -5,17 +5,16 @@
 use futures_util::future::join_all;
 use wasm_bindgen::JsCast;
 use worker::worker_sys::web_sys;
-use worker::{Context, Env, Headers, Message, MessageBatch, MessageExt, Queue, Request};
+use worker::{Context, Env, Headers, Message, MessageBatch, MessageExt, Request};
 
 use super::durable::{DeadLetterCall, Deleted};
-use super::{
-    call_object, emit, now_ms, queue_message, EnvBindings, DEAD_LETTER_BINDING, QUEUE_BINDING,
-};
+use super::{call_object, emit, now_ms, queue_message, EnvBindings, DEAD_LETTER_BINDING};
 use sekisho::config::Bindings;
 use sekisho::delivery::attempt::ResponseHeaders;
 use sekisho::delivery::dead_letter;
 use sekisho::delivery::policy::{classify, StatusClass};
 use sekisho::delivery::queue::is_dead_letter_queue;
+use sekisho::delivery::QueueSet;
 use sekisho::delivery::{
     record_attempt, AttemptOutcome, DeadLetter, QueuedDelivery, RetryPolicy, Step,
 };
@@ -36,11 +35,11 @@ async fn consume(batch: MessageBatch<String>, env: Env, _ctx: Context) -> worker
         return Ok(());
     }
     let policy = RetryPolicy::from_bindings(&bindings);
-    let queue = env.queue(QUEUE_BINDING)?;
+    let queues = QueueSet::from_bindings(&bindings);
     let observations = join_all(
         messages
             .iter()
-            .map(|message| deliver_one(message, &env, &queue, &policy)),
+            .map(|message| deliver_one(message, &env, &queues, &policy)),
     )
     .await;
     super::metrics::observe_batch(&env, observations.into_iter().flatten().collect()).await;
@@ -51,7 +50,7 @@ async fn consume(batch: MessageBatch<String>, env: Env, _ctx: Context) -> worker
 async fn deliver_one(
     message: &Message<String>,
     env: &Env,
-    queue: &Queue,
+    queues: &QueueSet,
     policy: &RetryPolicy,
 ) -> Option<Observation> {
     let Ok(queued) = serde_json::from_str::<QueuedDelivery>(message.body()) else {
@@ -59,6 +58,19 @@ async fn deliver_one(
         message.ack();
         return None;
     };
+    // A retry goes back to the event's own queue (`EVENT_QUEUES`).
+    let queue = match env.queue(queues.for_event(&queued.delivery.webhook_id)) {
+        Ok(queue) => queue,
+        Err(error) => {
+            emit(&log::step_not_recorded(
+                &queued.delivery.webhook_id,
+                &error.to_string(),
+            ));
+            message.retry();
+            return None;
+        }
+    };
+    let queue = &queue;
     if matches!(queued.delivery.target, sekisho::forward::Target::Send(_)) {
         super::outbound::deliver(message, queued, env, queue, policy).await;
         return None;

@@ -1,5 +1,6 @@
-//! Performs the steps of [`sekisho::intake::Intake`]: calls to the de-duplication shards, queue batches, and
-//! what follows the answer (the claims' commit, or the best-effort forward). Every decision is the core's.
+//! Performs the steps of [`sekisho::intake::Intake`]: calls to the de-duplication shards (which queue the new
+//! events themselves), queue batches without a de-duplication store, and the best-effort forward without a
+//! queue. Every decision is the core's.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -45,18 +46,6 @@ pub(super) async fn dispatch(
             Step::Finish(Finish::Accepted(acceptance)) => {
                 match acceptance.after {
                     After::Nothing => {}
-                    After::Commit(calls) => {
-                        let env = env.clone();
-                        let source = intake.source().to_owned();
-                        ctx.wait_until(async move {
-                            let store = binding::<ObjectNamespace>(&env, DEDUP_BINDING);
-                            for result in call_shards(store.as_ref(), &source, &calls).await {
-                                if let Err(error) = result {
-                                    emit(&log::operation_failed("claim commit failed", &error));
-                                }
-                            }
-                        });
-                    }
                     After::ForwardBestEffort => {
                         if !BEST_EFFORT_LOGGED.swap(true, Ordering::Relaxed) {
                             emit(&log::best_effort_mode());

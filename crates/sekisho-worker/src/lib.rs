@@ -7,6 +7,7 @@ mod attachments;
 mod bindings;
 mod charsets;
 mod consumer;
+mod deduper;
 mod durable;
 mod email_handler;
 mod intake;

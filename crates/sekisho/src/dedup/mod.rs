@@ -1,32 +1,33 @@
 //! De-duplication claims, replay guards and the spill store, as decisions over explicit state. The Durable
-//! Object `Deduper` (one per channel/account and shard, see [`shards`]) keeps the rows and performs these decisions; the request path
-//! talks to it with [`DedupCall`].
+//! Object `Deduper` (one per channel/account and shard, see [`shards`]) keeps the rows and performs these
+//! decisions; the request path talks to it with [`DedupCall`].
 //!
-//! A claim is two-phase: a request first claims its event ids as *pending*, enqueues them, then *commits*.
-//! A pending claim older than [`CLAIM_LEASE_MS`] counts as free, so a request that died between claim and
-//! enqueue (isolate crash, failed calls) never turns the provider's retry into a loss. While a claim is
-//! pending and young, another request with the same event is answered 503 (`claim_in_progress`) so its
-//! provider retries, rather than 2xx for an event that may not be queued yet.
+//! An accepted request makes one call per shard its events fall into ([`DedupCall::Accept`]): the object
+//! answers which events are new, sends those to the queue itself and writes their claims once the queue took
+//! them ([`accept`]). A copy of an event that another call is sending right now is answered busy (`503
+//! claim_in_progress`, so its provider retries) rather than 2xx for an event that may not be queued yet.
+//! Committed claims live in tables by span of time ([`buckets`]), dropped whole after the retention.
 //!
-//! When the queue refuses, the accepted events are *spilled* into the object's own SQLite (and their claims
-//! committed in the same write); the object's alarm drains the spill into the queue later.
+//! When the queue refuses, the accepted events are *spilled* into the object's own SQLite (with their claims,
+//! in the same write); the object's alarm drains the spill into the queue later.
 
+pub mod accept;
+pub mod buckets;
 mod replies;
 mod shards;
 
 use serde::{Deserialize, Serialize};
 
+pub use accept::{AcceptEvent, Known, ShardAccept, ShardOutcome, ShardStep};
 pub use replies::{is_duplicate, reply_step, KeptReply, ReplyStep, REPLY_KEPT_MS};
-pub use shards::{
-    group_ids, object_name, shard_of, spill_calls, ClaimFailure, ClaimPlan, ShardCall, SHARDS,
-};
+pub use shards::{object_name, shard_of, AcceptPlan, ShardCall, SHARDS};
 
 use crate::channels::ReplayGuard;
 use crate::config::Bindings;
 use crate::Rejection;
 
-/// How long a pending claim holds. Longer than a request takes from claim to commit (a few queue calls),
-/// shorter than providers' retry intervals (WeChat retries after 5 s, three times).
+/// How long a pending claim of an earlier version holds (objects of earlier versions wrote a pending row, then
+/// enqueued, then committed): a young one is still in flight, an older one is free.
 pub const CLAIM_LEASE_MS: u64 = 10_000;
 
 /// A stored claim.
@@ -40,55 +41,25 @@ pub enum Claim {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ClaimAnswer {
-    /// This request holds the claim now and must enqueue the event.
+    /// New: taken (queued or spilled) by this call.
     Fresh,
     /// Already accepted: answer 2xx, enqueue nothing.
     Duplicate,
-    /// Another request holds a young pending claim.
+    /// Another call is taking it right now (or, in an object of an earlier version, holds a young pending
+    /// claim).
     InFlight,
 }
 
-/// Decides one id's claim at `now_ms`; the second value is the row to write, if any.
-pub fn claim(existing: Option<Claim>, now_ms: u64) -> (ClaimAnswer, Option<Claim>) {
-    let take = (
-        ClaimAnswer::Fresh,
-        Some(Claim::Pending { since_ms: now_ms }),
-    );
+/// Decides one id's claim at `now_ms`, from its stored row.
+pub fn claim(existing: Option<Claim>, now_ms: u64) -> ClaimAnswer {
     match existing {
-        None => take,
-        Some(Claim::Committed { .. }) => (ClaimAnswer::Duplicate, None),
+        None => ClaimAnswer::Fresh,
+        Some(Claim::Committed { .. }) => ClaimAnswer::Duplicate,
         Some(Claim::Pending { since_ms }) if now_ms.saturating_sub(since_ms) >= CLAIM_LEASE_MS => {
-            take
+            ClaimAnswer::Fresh
         }
-        Some(Claim::Pending { .. }) => (ClaimAnswer::InFlight, None),
+        Some(Claim::Pending { .. }) => ClaimAnswer::InFlight,
     }
-}
-
-/// What a request does with its claim answers.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ClaimDecision {
-    /// Enqueue the deliveries at these indices; the others are duplicates.
-    Enqueue {
-        fresh: Vec<usize>,
-        duplicates: usize,
-    },
-    /// Some event is being accepted by another request right now: release what this request claimed (`fresh`)
-    /// and answer [`crate::Rejection::ClaimInProgress`] so the provider retries.
-    Busy { fresh: Vec<usize> },
-}
-
-pub fn decide(answers: &[ClaimAnswer]) -> ClaimDecision {
-    let fresh: Vec<usize> = answers
-        .iter()
-        .enumerate()
-        .filter(|(_, a)| **a == ClaimAnswer::Fresh)
-        .map(|(i, _)| i)
-        .collect();
-    if answers.contains(&ClaimAnswer::InFlight) {
-        return ClaimDecision::Busy { fresh };
-    }
-    let duplicates = answers.len() - fresh.len();
-    ClaimDecision::Enqueue { fresh, duplicates }
 }
 
 /// A remembered replay guard: the body digest a signed query first came with.
@@ -126,49 +97,64 @@ pub fn check_replay(stored: Option<&StoredGuard>, guard: &ReplayGuard, now_ms: u
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum DedupCall {
-    /// Checks the replay guard (if any) first — refused without claiming anything — then claims every id.
-    Claim {
-        ids: Vec<String>,
-        guard: Option<ReplayGuard>,
+    /// Takes the new events: sends them to the queue and commits their claims ([`accept`]).
+    Accept {
+        events: Vec<AcceptEvent>,
         now_ms: u64,
+        /// Each first queue message held back this long (a reply call's event, see
+        /// [`crate::reply::ReplyCall::delivery_delay_s`]).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        delay_s: Option<u32>,
+        /// `/{channel}/{account}`, for the spill drain's log lines.
+        source: String,
     },
-    /// The events are in the queue.
-    Commit { ids: Vec<String>, now_ms: u64 },
-    /// Enqueueing failed and nothing durable took the events: free the pending claims.
-    Release { ids: Vec<String> },
+    /// The replay guard, before anything of its request is taken (a guard lives in the shard of its own key,
+    /// and the request's events in theirs: checked first, a replayed signature takes nothing anywhere).
+    CheckGuard { guard: ReplayGuard, now_ms: u64 },
     /// Keeps the reply rendered for this (fresh) event, for its duplicates ([`replies`]).
     KeepReply { id: String, reply: KeptReply },
     /// The reply kept for this event, if any: asked only for a duplicate.
     KeptReply { id: String },
-    /// The queue refused: keep these queue messages and commit these ids, in one write; drain by alarm.
-    Spill {
-        ids: Vec<String>,
-        messages: Vec<String>,
-        now_ms: u64,
-        /// `/{channel}/{account}`, for the drain's log lines.
-        source: String,
-    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "result", rename_all = "snake_case")]
 pub enum DedupReply {
-    Claimed { answers: Vec<ClaimAnswer> },
+    /// One answer per event of the call: `fresh` ones are queued (or spilled, then `spilled` is set) and
+    /// claimed by this call, `duplicate` ones were before.
+    Accepted {
+        answers: Vec<ClaimAnswer>,
+        spilled: bool,
+    },
+    /// Another call is sending one of the events right now: nothing was taken.
+    Busy,
     ReplayRefused,
     Done,
-    Kept { reply: Option<KeptReply> },
+    Kept {
+        reply: Option<KeptReply>,
+    },
 }
 
-/// What a claim reply means for the request: the answers (one per id asked), or the refusal.
-pub fn read_claim_reply(
-    reply: DedupReply,
-    ids_asked: usize,
-) -> Result<Vec<ClaimAnswer>, Rejection> {
+/// How one shard's accept went, for the request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShardAccepted {
+    /// One per event asked, in order.
+    pub answers: Vec<ClaimAnswer>,
+    pub spilled: bool,
+}
+
+/// What an accept reply means for the request: the answers (one per id asked), or the refusal.
+pub fn read_accept_reply(reply: DedupReply, ids_asked: usize) -> Result<ShardAccepted, Rejection> {
     match reply {
-        DedupReply::Claimed { answers } if answers.len() == ids_asked => Ok(answers),
+        DedupReply::Accepted { answers, spilled }
+            if answers.len() == ids_asked && !answers.contains(&ClaimAnswer::InFlight) =>
+        {
+            Ok(ShardAccepted { answers, spilled })
+        }
+        DedupReply::Busy => Err(Rejection::ClaimInProgress),
         DedupReply::ReplayRefused => Err(Rejection::ReplayedSignature),
         // A reply that does not fit the call: nothing can be trusted, the provider retries.
-        DedupReply::Claimed { .. } | DedupReply::Done | DedupReply::Kept { .. } => {
+        DedupReply::Accepted { .. } | DedupReply::Done | DedupReply::Kept { .. } => {
             Err(Rejection::EnqueueFailed)
         }
     }
@@ -232,77 +218,25 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_claim_is_fresh_once_and_then_a_duplicate() {
-        let (answer, write) = claim(None, 1_000);
-        assert_eq!(answer, ClaimAnswer::Fresh);
-        assert_eq!(write, Some(Claim::Pending { since_ms: 1_000 }));
+    fn a_committed_claim_is_a_duplicate_forever() {
+        assert_eq!(claim(None, 1_000), ClaimAnswer::Fresh);
         assert_eq!(
             claim(Some(Claim::Committed { at_ms: 1_000 }), 999_999_999),
-            (ClaimAnswer::Duplicate, None)
+            ClaimAnswer::Duplicate
         );
     }
 
     #[test]
-    fn a_young_pending_claim_is_in_flight_and_an_old_one_is_free() {
+    fn a_young_pending_claim_of_an_earlier_version_is_in_flight_and_an_old_one_is_free() {
         let pending = Some(Claim::Pending { since_ms: 1_000 });
-        assert_eq!(claim(pending, 1_000), (ClaimAnswer::InFlight, None));
+        assert_eq!(claim(pending, 1_000), ClaimAnswer::InFlight);
         assert_eq!(
             claim(pending, 1_000 + CLAIM_LEASE_MS - 1),
-            (ClaimAnswer::InFlight, None)
+            ClaimAnswer::InFlight
         );
-        assert_eq!(
-            claim(pending, 1_000 + CLAIM_LEASE_MS),
-            (
-                ClaimAnswer::Fresh,
-                Some(Claim::Pending {
-                    since_ms: 1_000 + CLAIM_LEASE_MS
-                })
-            )
-        );
+        assert_eq!(claim(pending, 1_000 + CLAIM_LEASE_MS), ClaimAnswer::Fresh);
         // A clock that went backwards never frees a claim early.
-        assert_eq!(claim(pending, 10), (ClaimAnswer::InFlight, None));
-    }
-
-    /// The crash window: a request claims, then dies before enqueueing (or its release fails). The provider's
-    /// retry within the lease is told to retry again; after the lease it takes the claim over. At no point is
-    /// the event answered as a duplicate without having been queued.
-    #[test]
-    fn a_crash_between_claim_and_enqueue_is_never_a_loss() {
-        let (_, row) = claim(None, 0);
-        let retry_soon = claim(row, 5_000).0;
-        assert_eq!(retry_soon, ClaimAnswer::InFlight);
-        assert_eq!(decide(&[retry_soon]), ClaimDecision::Busy { fresh: vec![] });
-        assert_eq!(claim(row, 15_000).0, ClaimAnswer::Fresh);
-    }
-
-    #[test]
-    fn request_level_decisions() {
-        use ClaimAnswer::*;
-        assert_eq!(
-            decide(&[Fresh, Duplicate, Fresh]),
-            ClaimDecision::Enqueue {
-                fresh: vec![0, 2],
-                duplicates: 1
-            }
-        );
-        assert_eq!(
-            decide(&[Duplicate, Duplicate]),
-            ClaimDecision::Enqueue {
-                fresh: vec![],
-                duplicates: 2
-            }
-        );
-        assert_eq!(
-            decide(&[Fresh, InFlight, Duplicate]),
-            ClaimDecision::Busy { fresh: vec![0] }
-        );
-        assert_eq!(
-            decide(&[]),
-            ClaimDecision::Enqueue {
-                fresh: vec![],
-                duplicates: 0
-            }
-        );
+        assert_eq!(claim(pending, 10), ClaimAnswer::InFlight);
     }
 
     fn guard(digest: &str) -> ReplayGuard {
@@ -357,44 +291,64 @@ mod tests {
 
     #[test]
     fn calls_and_replies_round_trip_as_json() {
-        let call = DedupCall::Spill {
-            ids: vec!["evt_1".into()],
-            messages: vec!["{}".into()],
+        let call = DedupCall::Accept {
+            events: vec![AcceptEvent {
+                id: "evt_1".into(),
+                message: "{}".into(),
+            }],
             now_ms: 5,
+            delay_s: None,
             source: "/line/acme".into(),
         };
         let text = serde_json::to_string(&call).unwrap();
-        assert!(text.contains("\"op\":\"spill\""));
+        assert!(text.contains("\"op\":\"accept\""), "{text}");
+        assert!(!text.contains("delay_s"), "{text}");
         assert_eq!(serde_json::from_str::<DedupCall>(&text).unwrap(), call);
-        let reply = DedupReply::Claimed {
-            answers: vec![ClaimAnswer::Fresh, ClaimAnswer::InFlight],
+        let reply = DedupReply::Accepted {
+            answers: vec![ClaimAnswer::Fresh, ClaimAnswer::Duplicate],
+            spilled: false,
         };
         let text = serde_json::to_string(&reply).unwrap();
         assert_eq!(
             text,
-            "{\"result\":\"claimed\",\"answers\":[\"fresh\",\"in_flight\"]}"
+            "{\"result\":\"accepted\",\"answers\":[\"fresh\",\"duplicate\"],\"spilled\":false}"
         );
+        assert_eq!(serde_json::from_str::<DedupReply>(&text).unwrap(), reply);
     }
 
     #[test]
-    fn claim_replies_are_read_into_answers_or_refusals() {
+    fn accept_replies_are_read_into_answers_or_refusals() {
         use ClaimAnswer::*;
-        let claimed = |answers: Vec<ClaimAnswer>| DedupReply::Claimed { answers };
+        let accepted = |answers: Vec<ClaimAnswer>| DedupReply::Accepted {
+            answers,
+            spilled: true,
+        };
         assert_eq!(
-            read_claim_reply(claimed(vec![Fresh, Duplicate]), 2),
-            Ok(vec![Fresh, Duplicate])
+            read_accept_reply(accepted(vec![Fresh, Duplicate]), 2),
+            Ok(ShardAccepted {
+                answers: vec![Fresh, Duplicate],
+                spilled: true
+            })
         );
-        assert_eq!(read_claim_reply(claimed(vec![]), 0), Ok(vec![]));
         assert_eq!(
-            read_claim_reply(claimed(vec![Fresh]), 2),
+            read_accept_reply(accepted(vec![Fresh]), 2),
             Err(Rejection::EnqueueFailed)
         );
         assert_eq!(
-            read_claim_reply(DedupReply::Done, 1),
+            read_accept_reply(accepted(vec![InFlight]), 1),
+            Err(Rejection::EnqueueFailed),
+            "an object never answers in_flight inside an accepted reply"
+        );
+        assert_eq!(
+            read_accept_reply(DedupReply::Busy, 1),
+            Err(Rejection::ClaimInProgress)
+        );
+        assert_eq!(
+            read_accept_reply(DedupReply::Done, 1),
             Err(Rejection::EnqueueFailed)
         );
         assert_eq!(
-            read_claim_reply(DedupReply::ReplayRefused, 1),
+            read_accept_reply(DedupReply::ReplayRefused, 1),
             Err(Rejection::ReplayedSignature)
         );
     }

@@ -8,13 +8,14 @@
 //! the same signed query always meets its remembered body digest whatever body it comes with.
 //!
 //! A request whose events fall into several shards makes one call per shard (in parallel). A refusal or a
-//! failure in any of them is the request's: the claims it took in the others are released ([`ClaimPlan::merge`]).
+//! failure in any of them is the request's ([`AcceptPlan::merge`]); the events the other shards took are
+//! queued and claimed, so the provider's retry finds them duplicates. The replay guard is checked in a call of its
+//! own before any event is taken.
 
-use crate::channels::ReplayGuard;
 use crate::crypto;
 use crate::Rejection;
 
-use super::{read_claim_reply, ClaimAnswer, DedupCall, DedupReply};
+use super::{read_accept_reply, AcceptEvent, ClaimAnswer, DedupCall, DedupReply};
 
 /// De-duplication objects per channel/account.
 pub const SHARDS: u16 = 16;
@@ -31,7 +32,7 @@ pub fn object_name(source: &str, shard: u16) -> String {
     format!("{source}#{shard}")
 }
 
-/// One call to one shard: which of the request's ids it carries (their indices), and the call itself.
+/// One call to one shard: which of the request's events it carries (their indices), and the call itself.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ShardCall {
     pub shard: u16,
@@ -39,69 +40,74 @@ pub struct ShardCall {
     pub call: DedupCall,
 }
 
-/// The claim calls of one request, one per shard touched.
+/// The accept calls of one request, one per shard touched.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ClaimPlan {
+pub struct AcceptPlan {
     pub calls: Vec<ShardCall>,
-    ids: usize,
+    events: usize,
 }
 
-/// A claim that did not go through: the refusal for the provider, and the claims taken in other shards that
-/// must be released (by index into the request's ids).
+/// How the request's events were taken, merged from every shard.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ClaimFailure {
-    pub rejection: Rejection,
-    pub release: Vec<usize>,
+pub struct Merged {
+    /// One per event, in the request's order.
+    pub answers: Vec<ClaimAnswer>,
+    /// Some shard spilled what the queue refused.
+    pub spilled: bool,
 }
 
-impl ClaimPlan {
-    /// Groups the ids by shard; the guard goes with the call to its own shard (alone if no id is there).
-    pub fn new(ids: &[String], guard: Option<&ReplayGuard>, now_ms: u64) -> ClaimPlan {
-        let mut by_shard: Vec<(u16, Vec<usize>)> = Vec::new();
-        let mut add = |shard: u16, index: Option<usize>| {
-            let slot = match by_shard.iter().position(|(s, _)| *s == shard) {
-                Some(slot) => slot,
-                None => {
-                    by_shard.push((shard, Vec::new()));
-                    by_shard.len() - 1
-                }
-            };
-            if let (Some(index), Some((_, indices))) = (index, by_shard.get_mut(slot)) {
-                indices.push(index);
+impl AcceptPlan {
+    /// Groups the events by the shard of their id.
+    pub fn new(
+        events: Vec<AcceptEvent>,
+        now_ms: u64,
+        delay_s: Option<u32>,
+        source: &str,
+    ) -> AcceptPlan {
+        let count = events.len();
+        let mut by_shard: Vec<(u16, Vec<usize>, Vec<AcceptEvent>)> = Vec::new();
+        let mut slot_of = |shard: u16| match by_shard.iter().position(|(s, _, _)| *s == shard) {
+            Some(slot) => slot,
+            None => {
+                by_shard.push((shard, Vec::new(), Vec::new()));
+                by_shard.len() - 1
             }
         };
-        for (index, id) in ids.iter().enumerate() {
-            add(shard_of(id), Some(index));
+        let mut placed = Vec::with_capacity(count);
+        for (index, event) in events.into_iter().enumerate() {
+            placed.push((slot_of(shard_of(&event.id)), index, event));
         }
-        let guard_shard = guard.map(|guard| shard_of(&guard.key));
-        if let Some(shard) = guard_shard {
-            add(shard, None);
+        for (slot, index, event) in placed {
+            if let Some((_, indices, events)) = by_shard.get_mut(slot) {
+                indices.push(index);
+                events.push(event);
+            }
         }
         let calls = by_shard
             .into_iter()
-            .map(|(shard, indices)| ShardCall {
+            .map(|(shard, indices, events)| ShardCall {
                 shard,
-                call: DedupCall::Claim {
-                    ids: pick(ids, &indices),
-                    guard: guard.filter(|_| guard_shard == Some(shard)).cloned(),
+                call: DedupCall::Accept {
+                    events,
                     now_ms,
+                    delay_s,
+                    source: source.to_owned(),
                 },
                 indices,
             })
             .collect();
-        ClaimPlan {
+        AcceptPlan {
             calls,
-            ids: ids.len(),
+            events: count,
         }
     }
 
-    /// The answers in the order of the request's ids, from one reply (or call error) per call, in the order of
-    /// [`ClaimPlan::calls`].
-    pub fn merge<E>(
-        &self,
-        replies: Vec<Result<DedupReply, E>>,
-    ) -> Result<Vec<ClaimAnswer>, ClaimFailure> {
-        let mut answers: Vec<Option<ClaimAnswer>> = vec![None; self.ids];
+    /// The answers in the order of the request's events, from one reply (or call error) per call, in the
+    /// order of [`AcceptPlan::calls`]. Any refusal is the request's: the provider retries the whole request,
+    /// and what other shards took is a duplicate then — nothing to undo.
+    pub fn merge<E>(&self, replies: Vec<Result<DedupReply, E>>) -> Result<Merged, Rejection> {
+        let mut answers: Vec<Option<ClaimAnswer>> = vec![None; self.events];
+        let mut spilled = false;
         let mut refusal = None;
         if replies.len() != self.calls.len() {
             refusal = Some(Rejection::EnqueueFailed);
@@ -109,113 +115,28 @@ impl ClaimPlan {
         for (call, reply) in self.calls.iter().zip(replies) {
             let read = reply
                 .map_err(|_| Rejection::EnqueueFailed)
-                .and_then(|reply| read_claim_reply(reply, call.indices.len()));
+                .and_then(|reply| read_accept_reply(reply, call.indices.len()));
             match read {
-                Ok(shard_answers) => {
-                    for (&index, answer) in call.indices.iter().zip(shard_answers) {
+                Ok(shard) => {
+                    spilled |= shard.spilled;
+                    for (&index, answer) in call.indices.iter().zip(shard.answers) {
                         if let Some(slot) = answers.get_mut(index) {
                             *slot = Some(answer);
                         }
                     }
                 }
-                // A replayed signature outranks a failed call: it is the answer the provider must see.
-                Err(rejection) => {
-                    if refusal != Some(Rejection::ReplayedSignature) {
-                        refusal = Some(rejection);
-                    }
-                }
+                Err(rejection) => refusal = Some(rejection),
             }
         }
-        match refusal {
-            Some(rejection) => Err(ClaimFailure {
-                rejection,
-                release: fresh_indices(&answers),
-            }),
-            None => answers
-                .into_iter()
-                .collect::<Option<Vec<_>>>()
-                .ok_or(ClaimFailure {
-                    rejection: Rejection::EnqueueFailed,
-                    release: Vec::new(),
-                }),
+        if let Some(rejection) = refusal {
+            return Err(rejection);
         }
+        let answers = answers
+            .into_iter()
+            .collect::<Option<Vec<_>>>()
+            .ok_or(Rejection::EnqueueFailed)?;
+        Ok(Merged { answers, spilled })
     }
-}
-
-fn fresh_indices(answers: &[Option<ClaimAnswer>]) -> Vec<usize> {
-    answers
-        .iter()
-        .enumerate()
-        .filter(|(_, answer)| **answer == Some(ClaimAnswer::Fresh))
-        .map(|(index, _)| index)
-        .collect()
-}
-
-fn pick(ids: &[String], indices: &[usize]) -> Vec<String> {
-    indices
-        .iter()
-        .filter_map(|&i| ids.get(i).cloned())
-        .collect()
-}
-
-/// Ids grouped by shard, for the calls that follow a claim (commit, release).
-pub fn group_ids(ids: &[String]) -> Vec<(u16, Vec<String>)> {
-    let mut groups: Vec<(u16, Vec<String>)> = Vec::new();
-    for id in ids {
-        let shard = shard_of(id);
-        match groups.iter_mut().find(|(s, _)| *s == shard) {
-            Some((_, group)) => group.push(id.clone()),
-            None => groups.push((shard, vec![id.clone()])),
-        }
-    }
-    groups
-}
-
-/// The spill calls when the queue refused: every fresh id is committed in its own shard, and each message not
-/// sent is kept in the shard of its event. `fresh_ids` are in the order their messages were sent; `unsent` are
-/// the last messages of that order (the batch that failed and every later one).
-pub fn spill_calls(
-    fresh_ids: &[String],
-    unsent: Vec<String>,
-    now_ms: u64,
-    source: &str,
-) -> Vec<(u16, DedupCall)> {
-    let first_unsent = fresh_ids.len().saturating_sub(unsent.len());
-    let mut calls: Vec<(u16, Vec<String>, Vec<String>)> = Vec::new();
-    let mut messages = unsent.into_iter();
-    for (position, id) in fresh_ids.iter().enumerate() {
-        let shard = shard_of(id);
-        let message = if position >= first_unsent {
-            messages.next()
-        } else {
-            None
-        };
-        let slot = match calls.iter().position(|(s, _, _)| *s == shard) {
-            Some(slot) => slot,
-            None => {
-                calls.push((shard, Vec::new(), Vec::new()));
-                calls.len() - 1
-            }
-        };
-        if let Some((_, ids, kept)) = calls.get_mut(slot) {
-            ids.push(id.clone());
-            kept.extend(message);
-        }
-    }
-    calls
-        .into_iter()
-        .map(|(shard, ids, messages)| {
-            (
-                shard,
-                DedupCall::Spill {
-                    ids,
-                    messages,
-                    now_ms,
-                    source: source.to_owned(),
-                },
-            )
-        })
-        .collect()
 }
 
 #[cfg(test)]

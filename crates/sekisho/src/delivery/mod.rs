@@ -14,6 +14,6 @@ pub use attempt::{record_attempt, AttemptOutcome, ResponseHeaders, Step};
 pub use dead_letter::{DeadLetter, Page, PageRequest};
 pub use policy::{RetryPolicy, QUEUE_MAX_DELAY_S};
 pub use queue::{
-    batches, check_fits_queue, QueuedDelivery, QUEUE_BATCH_MAX_BYTES, QUEUE_BATCH_MAX_MESSAGES,
-    QUEUE_MESSAGE_MAX_BYTES,
+    batches, check_fits_queue, QueueSet, QueuedDelivery, EVENT_QUEUES_BINDING,
+    QUEUE_BATCH_MAX_BYTES, QUEUE_BATCH_MAX_MESSAGES, QUEUE_MESSAGE_MAX_BYTES,
 };

@@ -109,6 +109,64 @@ fn first_message_len(delivery: &Delivery) -> usize {
     }
 }
 
+/// The binding that lists the queues events are spread over: binding names separated by commas, default
+/// [`DEFAULT_EVENT_QUEUE`]. One queue takes about 5,000 messages per second; a deployment that needs more binds
+/// more producers in wrangler.toml (each consumed by this same Worker, with the same dead-letter queue) and
+/// names them here — a configuration, not a code change.
+pub const EVENT_QUEUES_BINDING: &str = "EVENT_QUEUES";
+pub const DEFAULT_EVENT_QUEUE: &str = "EVENTS";
+/// More names than this are ignored (a typo cannot make every send look up hundreds of bindings).
+const MAX_EVENT_QUEUES: usize = 32;
+
+/// The queues events are spread over, by event id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueSet {
+    names: Vec<String>,
+}
+
+impl QueueSet {
+    /// From [`EVENT_QUEUES_BINDING`]; names that are not binding names (`A-Z`, `0-9`, `_`) are skipped, and
+    /// with none left the set is [`DEFAULT_EVENT_QUEUE`] alone.
+    pub fn from_bindings(bindings: &dyn crate::config::Bindings) -> QueueSet {
+        let mut names: Vec<String> = Vec::new();
+        if let Some(list) = bindings.get(EVENT_QUEUES_BINDING) {
+            for name in list.split(',').map(str::trim) {
+                let valid = !name.is_empty()
+                    && name
+                        .bytes()
+                        .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_');
+                if valid && !names.iter().any(|n| n == name) && names.len() < MAX_EVENT_QUEUES {
+                    names.push(name.to_owned());
+                }
+            }
+        }
+        if names.is_empty() {
+            names.push(DEFAULT_EVENT_QUEUE.to_owned());
+        }
+        QueueSet { names }
+    }
+
+    /// The queue of an event: always the same for the same id (its retries stay on it), spread evenly.
+    pub fn for_event(&self, id: &str) -> &str {
+        let digest = crate::crypto::sha256(&[b"queue\n", id.as_bytes()]);
+        let n = u32::from_be_bytes([digest[0], digest[1], digest[2], digest[3]]) as usize;
+        self.names
+            .get(n % self.names.len().max(1))
+            .map_or(DEFAULT_EVENT_QUEUE, String::as_str)
+    }
+
+    /// The first queue named: where spilled messages are drained and dead letters replayed.
+    pub fn primary(&self) -> &str {
+        self.names
+            .first()
+            .map_or(DEFAULT_EVENT_QUEUE, String::as_str)
+    }
+
+    pub fn names(&self) -> &[String] {
+        &self.names
+    }
+}
+
 /// Splits queue messages into `sendBatch` calls within the batch limits, keeping their order.
 pub fn batches(messages: Vec<String>) -> Vec<Vec<String>> {
     let mut batches: Vec<Vec<String>> = Vec::new();
@@ -136,6 +194,35 @@ pub fn batches(messages: Vec<String>) -> Vec<Vec<String>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn events_are_spread_evenly_over_the_configured_queues() {
+        let none = std::collections::HashMap::<String, String>::new();
+        assert_eq!(QueueSet::from_bindings(&none).names(), ["EVENTS"]);
+        let set = QueueSet::from_bindings(&std::collections::HashMap::from([(
+            EVENT_QUEUES_BINDING.to_owned(),
+            " EVENTS, EVENTS_2,EVENTS_3 ,events-bad,, EVENTS_2".to_owned(),
+        )]));
+        assert_eq!(set.names(), ["EVENTS", "EVENTS_2", "EVENTS_3"]);
+        assert_eq!(set.primary(), "EVENTS");
+        let mut counts = [0usize; 3];
+        for i in 0..3_000 {
+            let id = format!("evt_{i}");
+            let queue = set.for_event(&id);
+            assert_eq!(queue, set.for_event(&id), "stable");
+            let slot = set.names().iter().position(|n| n == queue).unwrap();
+            counts[slot] += 1;
+        }
+        assert!(
+            counts.iter().all(|&c| (900..=1_100).contains(&c)),
+            "{counts:?}"
+        );
+        let only_bad = QueueSet::from_bindings(&std::collections::HashMap::from([(
+            EVENT_QUEUES_BINDING.to_owned(),
+            "lower, ".to_owned(),
+        )]));
+        assert_eq!(only_bad.names(), ["EVENTS"]);
+    }
 
     #[test]
     fn the_dead_letter_queue_is_recognised_by_name() {

@@ -1,20 +1,20 @@
 //! Moving an accepted request's events into durable hands before the provider gets its 2xx, as a step
 //! machine: the Worker asks [`Intake::next`] what to do, performs that one step (calls to the de-duplication
-//! shards, one queue batch) and feeds the result back, until the machine says how to answer.
+//! shards, or one queue batch) and feeds the result back, until the machine says how to answer.
 //!
-//! The order: claim every event id (two-phase, with the replay guard; see [`crate::dedup`]) → send the fresh
-//! events to the queue, batch by batch → answer, and commit the claims after the answer. When the queue
-//! refuses, the events not sent are spilled into their shards (which commit the claims in the same write).
-//! Whatever went wrong before the events were queued or spilled, the claims this request took are released
-//! and the answer is a 5xx, so the provider retries.
+//! With a queue and a de-duplication store, that is one step: one call per shard the events fall into, each of
+//! which takes its new events — sends them to the queue and claims them, or spills what the queue refused —
+//! in that one call ([`crate::dedup::accept`]). Any shard that failed or was busy makes the answer a 5xx, and
+//! the provider retries; what the other shards took is a duplicate then. A request with a replay guard (WeChat
+//! plaintext mode, whose signature does not cover the body) has the guard checked in a call before that, so a
+//! replayed query with another body takes nothing anywhere.
 //!
 //! The two promises, proven against in-memory fakes in `tests.rs`: never a 2xx unless every accepted event is
-//! queued or spilled; never a provider retry turned into a loss (a request that dies between any two steps
-//! leaves claims that are either committed with their events kept, or pending and free after the lease).
+//! queued or spilled; never a provider retry turned into a loss (a request or an object that dies at any
+//! point has either kept an event and claimed it, or claimed nothing).
 
-use crate::dedup::{self, ClaimDecision, ClaimPlan, DedupCall, DedupReply};
+use crate::dedup::{self, AcceptEvent, AcceptPlan, ClaimAnswer, DedupCall, DedupReply};
 use crate::delivery::{batches, QueuedDelivery};
-use crate::forward::Delivery;
 use crate::gateway::{Accepted, Refusal};
 use crate::log::{self, Kept, Line};
 use crate::Rejection;
@@ -34,8 +34,8 @@ pub enum Step {
     /// Make these calls to the de-duplication shards (in parallel) and feed back [`Outcome::Replies`], one
     /// per call, in this order.
     Call(Vec<ShardCall>),
-    /// Send these messages to the queue in one `sendBatch`, each held back `delay_s` when given, and feed back
-    /// [`Outcome::Sent`].
+    /// Without a de-duplication store only: send these messages to the queue in one `sendBatch`, each held
+    /// back `delay_s` when given, and feed back [`Outcome::Sent`].
     Send {
         messages: Vec<String>,
         delay_s: Option<u32>,
@@ -84,10 +84,6 @@ pub struct Acceptance {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum After {
     Nothing,
-    /// Commit the claims of the queued events. Until then a retry of the same event is told to come back; a
-    /// commit that fails (or never runs) leaves the claims pending, and after the lease a retry is queued
-    /// again — a duplicate the backend drops by webhook-id, never a loss.
-    Commit(Vec<ShardCall>),
     /// No queue: forward every delivery once.
     ForwardBestEffort,
 }
@@ -95,33 +91,13 @@ pub enum After {
 #[derive(Debug)]
 enum Stage {
     Start,
-    /// Best-effort mode: the replay guard's claim, alone.
-    CheckingGuard(ClaimPlan),
-    Claiming(ClaimPlan),
-    Sending(Sending),
-    Spilling {
-        fresh: Vec<usize>,
-        duplicates: usize,
-        calls: Vec<ShardCall>,
-        error: String,
-    },
-    Releasing(Rejection),
+    /// The replay guard's check, before anything is taken; then the accept calls (with a queue) or the
+    /// best-effort forward.
+    CheckingGuard,
+    Accepting(AcceptPlan),
+    /// Without a de-duplication store: the batches not sent yet.
+    Sending(std::vec::IntoIter<Vec<String>>),
     Finished(Finish),
-}
-
-#[derive(Debug)]
-struct Sending {
-    /// `None` without a de-duplication store: nothing was claimed, nothing to commit, spill or release.
-    claimed: Option<Claimed>,
-    /// The indices of the deliveries to queue, in the order of their messages.
-    fresh: Vec<usize>,
-    batches: std::vec::IntoIter<Vec<String>>,
-    current: Vec<String>,
-}
-
-#[derive(Debug, Clone, Copy)]
-struct Claimed {
-    duplicates: usize,
 }
 
 /// The intake of one accepted request.
@@ -169,25 +145,26 @@ impl<'a> Intake<'a> {
         let stage = std::mem::replace(&mut self.stage, Stage::Start);
         match stage {
             Stage::Start => self.start(),
-            Stage::CheckingGuard(plan) => match plan.merge(replies(outcome)) {
-                Ok(_) => self.best_effort(),
-                Err(failure) => self.refuse(failure.rejection),
-            },
-            Stage::Claiming(plan) => self.claimed(&plan, replies(outcome)),
-            Stage::Sending(sending) => self.sent(sending, sent(outcome)),
-            Stage::Spilling {
-                fresh,
-                duplicates,
-                calls,
-                error,
-            } => self.spilled(&fresh, duplicates, &calls, &error, replies(outcome)),
-            Stage::Releasing(rejection) => {
-                for error in replies(outcome).iter().filter_map(|r| r.as_ref().err()) {
+            Stage::CheckingGuard => match replies(outcome).into_iter().next() {
+                Some(Ok(DedupReply::Done)) if self.stores.queue => self.accept(),
+                Some(Ok(DedupReply::Done)) => self.best_effort(),
+                Some(Ok(DedupReply::ReplayRefused)) => self.refuse(Rejection::ReplayedSignature),
+                Some(Err(error)) => {
                     self.lines
-                        .push(log::operation_failed("claim release failed", error));
+                        .push(log::operation_failed("replay guard check failed", &error));
+                    self.refuse(Rejection::EnqueueFailed)
                 }
-                self.refuse(rejection)
-            }
+                Some(Ok(_)) | None => self.refuse(Rejection::EnqueueFailed),
+            },
+            Stage::Accepting(plan) => self.accepted(&plan, replies(outcome)),
+            Stage::Sending(batches) => match sent(outcome) {
+                Ok(()) => self.send_next(batches),
+                Err(error) => {
+                    self.lines
+                        .push(log::enqueue_failed(&self.source, &error, false));
+                    self.refuse(Rejection::EnqueueFailed)
+                }
+            },
             Stage::Finished(finish) => self.finish(finish),
         }
     }
@@ -202,11 +179,15 @@ impl<'a> Intake<'a> {
             }));
         }
         match (self.stores.queue, self.stores.dedup, guard) {
-            (false, true, Some(guard)) => {
-                let plan = ClaimPlan::new(&[], Some(guard), self.now_ms);
-                let calls = claim_calls(&plan);
-                self.stage = Stage::CheckingGuard(plan);
-                Step::Call(calls)
+            (_, true, Some(guard)) => {
+                self.stage = Stage::CheckingGuard;
+                Step::Call(vec![ShardCall {
+                    shard: dedup::shard_of(&guard.key),
+                    call: DedupCall::CheckGuard {
+                        guard: guard.clone(),
+                        now_ms: self.now_ms,
+                    },
+                }])
             }
             (false, false, Some(guard)) => match dedup::without_store(Some(guard)) {
                 Ok(()) => self.best_effort(),
@@ -218,16 +199,37 @@ impl<'a> Intake<'a> {
                 if let Err(rejection) = dedup::without_store(guard) {
                     return self.refuse(rejection);
                 }
-                let fresh = (0..accepted.deliveries.len()).collect();
-                self.send_first(None, fresh)
+                self.send_next(batches(self.messages()).into_iter())
             }
-            (true, true, guard) => {
-                let plan = ClaimPlan::new(&self.ids(), guard, self.now_ms);
-                let calls = claim_calls(&plan);
-                self.stage = Stage::Claiming(plan);
-                Step::Call(calls)
-            }
+            (true, true, None) => self.accept(),
         }
+    }
+
+    fn accept(&mut self) -> Step {
+        let events = self
+            .accepted
+            .deliveries
+            .iter()
+            .zip(self.messages())
+            .map(|(delivery, message)| AcceptEvent {
+                id: delivery.webhook_id.clone(),
+                message,
+            })
+            .collect();
+        let plan = AcceptPlan::new(events, self.now_ms, self.delay_s(), &self.source);
+        if plan.calls.is_empty() {
+            return self.accepted(&plan, Vec::new());
+        }
+        let calls = plan
+            .calls
+            .iter()
+            .map(|call| ShardCall {
+                shard: call.shard,
+                call: call.call.clone(),
+            })
+            .collect();
+        self.stage = Stage::Accepting(plan);
+        Step::Call(calls)
     }
 
     fn best_effort(&mut self) -> Step {
@@ -239,185 +241,56 @@ impl<'a> Intake<'a> {
         }))
     }
 
-    fn claimed(&mut self, plan: &ClaimPlan, replies: Vec<Result<DedupReply, String>>) -> Step {
+    fn accepted(&mut self, plan: &AcceptPlan, replies: Vec<Result<DedupReply, String>>) -> Step {
         for error in replies.iter().filter_map(|reply| reply.as_ref().err()) {
             self.lines
                 .push(log::enqueue_failed(&self.source, error, false));
         }
-        let answers = match plan.merge(replies) {
-            Ok(answers) => answers,
-            Err(failure) => return self.release(&failure.release, failure.rejection),
+        let merged = match plan.merge(replies) {
+            Ok(merged) => merged,
+            Err(rejection) => return self.refuse(rejection),
         };
-        match dedup::decide(&answers) {
-            ClaimDecision::Busy { fresh } => self.release(&fresh, Rejection::ClaimInProgress),
-            ClaimDecision::Enqueue { fresh, duplicates } => {
-                self.send_first(Some(Claimed { duplicates }), fresh)
-            }
-        }
-    }
-
-    fn send_first(&mut self, claimed: Option<Claimed>, fresh: Vec<usize>) -> Step {
-        let messages = fresh
+        let fresh: Vec<usize> = merged
+            .answers
             .iter()
-            .filter_map(|&i| self.accepted.deliveries.get(i))
-            .map(|delivery| QueuedDelivery::first(delivery.clone()).to_message())
+            .enumerate()
+            .filter(|(_, answer)| **answer == ClaimAnswer::Fresh)
+            .map(|(index, _)| index)
             .collect();
-        let sending = Sending {
-            claimed,
-            fresh,
-            batches: batches(messages).into_iter(),
-            current: Vec::new(),
+        let duplicates = merged.answers.len() - fresh.len();
+        let kept = if merged.spilled {
+            Kept::Spilled
+        } else {
+            Kept::Queued
         };
-        self.send_next(sending)
+        self.lines
+            .push(log::request_accepted(self.accepted, Some(duplicates), kept));
+        let duplicate_events =
+            crate::metrics::observe::duplicate_events(&self.accepted.deliveries, &fresh);
+        self.finish(Finish::Accepted(Acceptance {
+            duplicate_events,
+            after: After::Nothing,
+        }))
     }
 
-    fn send_next(&mut self, mut sending: Sending) -> Step {
-        match sending.batches.next() {
+    fn send_next(&mut self, mut batches: std::vec::IntoIter<Vec<String>>) -> Step {
+        match batches.next() {
             Some(batch) => {
-                sending.current = batch.clone();
-                self.stage = Stage::Sending(sending);
+                self.stage = Stage::Sending(batches);
                 Step::Send {
                     messages: batch,
                     delay_s: self.delay_s(),
                 }
             }
-            None => self.queued(sending),
-        }
-    }
-
-    fn sent(&mut self, sending: Sending, result: Result<(), String>) -> Step {
-        let error = match result {
-            Ok(()) => return self.send_next(sending),
-            Err(error) => error,
-        };
-        let Some(Claimed { duplicates }) = sending.claimed else {
-            self.lines
-                .push(log::enqueue_failed(&self.source, &error, false));
-            return self.refuse(Rejection::EnqueueFailed);
-        };
-        // The failed batch and every later one.
-        let unsent: Vec<String> = std::iter::once(sending.current)
-            .chain(sending.batches)
-            .flatten()
-            .collect();
-        let calls: Vec<ShardCall> = dedup::spill_calls(
-            &self.pick(&sending.fresh),
-            unsent,
-            self.now_ms,
-            &self.source,
-        )
-        .into_iter()
-        .map(|(shard, call)| ShardCall { shard, call })
-        .collect();
-        self.stage = Stage::Spilling {
-            fresh: sending.fresh,
-            duplicates,
-            calls: calls.clone(),
-            error,
-        };
-        Step::Call(calls)
-    }
-
-    fn queued(&mut self, sending: Sending) -> Step {
-        let duplicates = sending.claimed.map(|claimed| claimed.duplicates);
-        self.lines.push(log::request_accepted(
-            self.accepted,
-            duplicates,
-            Kept::Queued,
-        ));
-        let ids = self.pick(&sending.fresh);
-        let after = match sending.claimed {
-            Some(_) if !ids.is_empty() => After::Commit(
-                dedup::group_ids(&ids)
-                    .into_iter()
-                    .map(|(shard, ids)| ShardCall {
-                        shard,
-                        call: DedupCall::Commit {
-                            ids,
-                            now_ms: self.now_ms,
-                        },
-                    })
-                    .collect(),
-            ),
-            _ => After::Nothing,
-        };
-        let duplicate_events = match sending.claimed {
-            Some(_) => self.duplicate_events(&sending.fresh),
-            None => 0,
-        };
-        self.finish(Finish::Accepted(Acceptance {
-            duplicate_events,
-            after,
-        }))
-    }
-
-    fn spilled(
-        &mut self,
-        fresh: &[usize],
-        duplicates: usize,
-        calls: &[ShardCall],
-        error: &str,
-        replies: Vec<Result<DedupReply, String>>,
-    ) -> Step {
-        // A shard that kept its events has committed their claims: the provider's retry finds them duplicates.
-        // A shard that did not (or gave no reply) is released, so the retry takes them again.
-        let mut replies = replies.into_iter();
-        let mut failed = Vec::new();
-        let mut errors = Vec::new();
-        for call in calls {
-            let kept = match replies.next() {
-                Some(Ok(DedupReply::Done)) => Ok(()),
-                Some(Ok(other)) => Err(format!("unexpected reply {other:?}")),
-                Some(Err(error)) => Err(error),
-                None => Err("no reply".to_owned()),
-            };
-            if let (Err(spill_error), DedupCall::Spill { ids, .. }) = (kept, &call.call) {
-                failed.extend(ids.iter().cloned());
-                errors.push(spill_error);
+            None => {
+                self.lines
+                    .push(log::request_accepted(self.accepted, None, Kept::Queued));
+                self.finish(Finish::Accepted(Acceptance {
+                    duplicate_events: 0,
+                    after: After::Nothing,
+                }))
             }
         }
-        if errors.is_empty() {
-            self.lines
-                .push(log::enqueue_failed(&self.source, error, true));
-            self.lines.push(log::request_accepted(
-                self.accepted,
-                Some(duplicates),
-                Kept::Spilled,
-            ));
-            let duplicate_events = self.duplicate_events(fresh);
-            return self.finish(Finish::Accepted(Acceptance {
-                duplicate_events,
-                after: After::Nothing,
-            }));
-        }
-        self.lines.push(log::enqueue_failed(
-            &self.source,
-            &format!("{error}; spill: {}", errors.join("; ")),
-            false,
-        ));
-        self.release_ids(&failed, Rejection::EnqueueFailed)
-    }
-
-    /// Frees the pending claims this request took (by index), so the provider's retry is not taken for a
-    /// duplicate, then refuses. A failed release is harmless: the claims expire after the lease.
-    fn release(&mut self, indices: &[usize], rejection: Rejection) -> Step {
-        let ids = self.pick(indices);
-        self.release_ids(&ids, rejection)
-    }
-
-    fn release_ids(&mut self, ids: &[String], rejection: Rejection) -> Step {
-        if ids.is_empty() {
-            return self.refuse(rejection);
-        }
-        let calls = dedup::group_ids(ids)
-            .into_iter()
-            .map(|(shard, ids)| ShardCall {
-                shard,
-                call: DedupCall::Release { ids },
-            })
-            .collect();
-        self.stage = Stage::Releasing(rejection);
-        Step::Call(calls)
     }
 
     fn refuse(&mut self, rejection: Rejection) -> Step {
@@ -438,24 +311,13 @@ impl<'a> Intake<'a> {
         }
     }
 
-    fn ids(&self) -> Vec<String> {
+    /// The first queue message of every delivery, in order.
+    fn messages(&self) -> Vec<String> {
         self.accepted
             .deliveries
             .iter()
-            .map(|delivery| delivery.webhook_id.clone())
+            .map(|delivery| QueuedDelivery::first(delivery.clone()).to_message())
             .collect()
-    }
-
-    fn pick(&self, indices: &[usize]) -> Vec<String> {
-        indices
-            .iter()
-            .filter_map(|&i| self.accepted.deliveries.get(i))
-            .map(|delivery: &Delivery| delivery.webhook_id.clone())
-            .collect()
-    }
-
-    fn duplicate_events(&self, fresh: &[usize]) -> usize {
-        crate::metrics::observe::duplicate_events(&self.accepted.deliveries, fresh)
     }
 
     /// With a reply call the event's first delivery waits until the call has ended (see
@@ -466,16 +328,6 @@ impl<'a> Intake<'a> {
             .as_ref()
             .map(crate::reply::ReplyCall::delivery_delay_s)
     }
-}
-
-fn claim_calls(plan: &ClaimPlan) -> Vec<ShardCall> {
-    plan.calls
-        .iter()
-        .map(|call| ShardCall {
-            shard: call.shard,
-            call: call.call.clone(),
-        })
-        .collect()
 }
 
 fn replies(outcome: Outcome) -> Vec<Result<DedupReply, String>> {

@@ -1,18 +1,60 @@
-//! The intake against in-memory fakes of the queue and the de-duplication shards (the same decisions the
-//! Durable Object makes: [`dedup::claim`], [`dedup::check_replay`]), with every step failed in turn and the
-//! isolate dying between any two steps. Two promises are checked on every run: a 2xx only when every event
-//! is queued or spilled, and a provider that keeps retrying always gets its events through.
+//! The intake against in-memory fakes of the queue and the de-duplication shards — each fake shard runs the
+//! same step machine the Durable Object performs ([`dedup::ShardAccept`], [`dedup::check_replay`]) — with
+//! faults in the Worker (calls failing, answers lost, the isolate dying) and in the objects (the queue refusing,
+//! the spill write failing, the object dying between the send and the write). Two promises are checked on every
+//! run: a 2xx only when every event is queued or spilled, and a provider that keeps retrying always gets its
+//! events through. A third is counted: an event is queued twice only when an object died between its send and
+//! its write.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use super::*;
 use crate::channels::{EdgeResponse, ReplayGuard};
-use crate::dedup::{Claim, ClaimAnswer, KeptReply, ReplayCheck, StoredGuard, CLAIM_LEASE_MS};
+use crate::dedup::{
+    Claim, KeptReply, Known, ReplayCheck, ShardAccept, ShardOutcome, ShardStep, StoredGuard,
+    CLAIM_LEASE_MS,
+};
+use crate::delivery::QueueSet;
 use crate::envelope::event_id;
-use crate::forward::Target;
+use crate::forward::{Delivery, Target};
 
 // ---------------------------------------------------------------------------------------------------------
 // The fakes.
+
+/// What goes wrong while one request is handled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fault {
+    /// Every call of the Worker fails before reaching its object.
+    Fails,
+    /// The first shard of the request is down; the others answer.
+    OneShardDown,
+    /// The objects do everything, but their answers are lost (the connection broke).
+    AnswerLost,
+    /// The isolate dies before it makes its calls.
+    DiesBefore,
+    /// The isolate dies after its calls were made, before it reads the answers.
+    DiesAfter,
+    /// Inside the objects: the queue refuses every batch.
+    QueueRefuses,
+    /// Inside the objects: the queue refuses and the spill write fails too.
+    QueueAndSpillFail,
+    /// Inside the objects: the queue takes the batch, then the object dies before its write.
+    ObjectDiesAfterSend,
+    /// Inside the first object only: the queue refuses (the others send).
+    OneQueueRefuses,
+}
+
+const FAULTS: [Fault; 9] = [
+    Fault::Fails,
+    Fault::OneShardDown,
+    Fault::AnswerLost,
+    Fault::DiesBefore,
+    Fault::DiesAfter,
+    Fault::QueueRefuses,
+    Fault::QueueAndSpillFail,
+    Fault::ObjectDiesAfterSend,
+    Fault::OneQueueRefuses,
+];
 
 #[derive(Debug, Default, Clone)]
 struct Shard {
@@ -20,75 +62,107 @@ struct Shard {
     guards: HashMap<String, StoredGuard>,
     spill: Vec<String>,
     replies: HashMap<String, KeptReply>,
+    /// The object's memory: ids another call is sending right now.
+    in_flight: HashSet<String>,
 }
 
+/// How an object's call ended, as the Worker sees it.
+type CallResult = Result<DedupReply, String>;
+
 impl Shard {
-    /// What `Deduper::fetch` does with one call.
-    fn perform(&mut self, call: &DedupCall) -> DedupReply {
+    /// What `Deduper::fetch` does with one call; `queue` is the deployment's queue.
+    fn perform(
+        &mut self,
+        call: &DedupCall,
+        queue: &mut Vec<(String, String)>,
+        fault: Option<Fault>,
+        now_ms: u64,
+    ) -> CallResult {
         match call {
-            DedupCall::Claim { ids, guard, now_ms } => {
-                if let Some(guard) = guard {
-                    match dedup::check_replay(self.guards.get(&guard.key), guard, *now_ms) {
-                        ReplayCheck::OtherBody => return DedupReply::ReplayRefused,
-                        ReplayCheck::SameBody => {}
-                        ReplayCheck::First => {
-                            self.guards.insert(
-                                guard.key.clone(),
-                                StoredGuard {
-                                    body_digest: guard.body_digest.clone(),
-                                    expires_at_ms: guard.expires_at_ms,
-                                },
-                            );
-                        }
-                    }
-                }
-                let answers = ids
+            DedupCall::Accept {
+                events, delay_s, ..
+            } => {
+                let known: Vec<Known> = events
                     .iter()
-                    .map(|id| {
-                        let (answer, write) = dedup::claim(self.claims.get(id).copied(), *now_ms);
-                        if let Some(row) = write {
-                            self.claims.insert(id.clone(), row);
-                        }
-                        answer
+                    .map(|event| Known {
+                        stored: self.claims.get(&event.id).copied(),
+                        in_flight: self.in_flight.contains(&event.id),
                     })
                     .collect();
-                DedupReply::Claimed { answers }
-            }
-            DedupCall::Commit { ids, now_ms } => {
-                for id in ids {
-                    self.claims
-                        .insert(id.clone(), Claim::Committed { at_ms: *now_ms });
-                }
-                DedupReply::Done
-            }
-            DedupCall::Release { ids } => {
-                for id in ids {
-                    if matches!(self.claims.get(id), Some(Claim::Pending { .. })) {
-                        self.claims.remove(id);
+                let set = QueueSet::from_bindings(&HashMap::from([(
+                    "EVENT_QUEUES".to_owned(),
+                    "EVENTS,EVENTS_2".to_owned(),
+                )]));
+                let mut accept = ShardAccept::new(events.clone(), &known, &set, *delay_s, now_ms);
+                let mut outcome = ShardOutcome::Start;
+                loop {
+                    match accept.next(outcome) {
+                        ShardStep::Send {
+                            queue: name,
+                            messages,
+                            ..
+                        } => {
+                            outcome = match fault {
+                                Some(
+                                    Fault::QueueRefuses
+                                    | Fault::QueueAndSpillFail
+                                    | Fault::OneQueueRefuses,
+                                ) => ShardOutcome::Sent(Err("queue refused".into())),
+                                Some(Fault::ObjectDiesAfterSend) => {
+                                    queue.extend(messages.into_iter().map(|m| (name.clone(), m)));
+                                    return Err("the object was reset".into());
+                                }
+                                _ => {
+                                    queue.extend(messages.into_iter().map(|m| (name.clone(), m)));
+                                    ShardOutcome::Sent(Ok(()))
+                                }
+                            }
+                        }
+                        ShardStep::Keep { commit, spill } => {
+                            if fault == Some(Fault::QueueAndSpillFail) {
+                                outcome = ShardOutcome::Kept(Err("disk full".into()));
+                                continue;
+                            }
+                            self.spill.extend(spill);
+                            for id in commit {
+                                self.claims.insert(id, Claim::Committed { at_ms: now_ms });
+                            }
+                            outcome = ShardOutcome::Kept(Ok(()));
+                        }
+                        ShardStep::Reply(reply) => return Ok(reply),
+                        ShardStep::Fail(error) => return Err(error),
                     }
                 }
-                DedupReply::Done
             }
-            DedupCall::Spill {
-                ids,
-                messages,
-                now_ms,
-                ..
-            } => {
-                self.spill.extend(messages.iter().cloned());
-                for id in ids {
-                    self.claims
-                        .insert(id.clone(), Claim::Committed { at_ms: *now_ms });
-                }
+            DedupCall::CheckGuard { guard, now_ms } => Ok(if self.check_guard(guard, *now_ms) {
                 DedupReply::Done
-            }
+            } else {
+                DedupReply::ReplayRefused
+            }),
             DedupCall::KeepReply { id, reply } => {
                 self.replies.insert(id.clone(), reply.clone());
-                DedupReply::Done
+                Ok(DedupReply::Done)
             }
-            DedupCall::KeptReply { id } => DedupReply::Kept {
+            DedupCall::KeptReply { id } => Ok(DedupReply::Kept {
                 reply: self.replies.get(id).cloned(),
-            },
+            }),
+        }
+    }
+
+    fn check_guard(&mut self, guard: &ReplayGuard, now_ms: u64) -> bool {
+        match dedup::check_replay(self.guards.get(&guard.key), guard, now_ms) {
+            ReplayCheck::OtherBody => false,
+            ReplayCheck::SameBody => true,
+            ReplayCheck::First => {
+                self.guards.insert(
+                    guard.key.clone(),
+                    StoredGuard {
+                        body_digest: guard.body_digest.clone(),
+                        expires_at_ms: guard.expires_at_ms,
+                    },
+                );
+                true
+            }
         }
     }
 }
@@ -97,33 +171,10 @@ impl Shard {
 #[derive(Debug, Default, Clone)]
 struct World {
     shards: BTreeMap<u16, Shard>,
-    queue: Vec<String>,
+    /// (queue binding, message), in the order sent.
+    queue: Vec<(String, String)>,
     now_ms: u64,
 }
-
-/// What goes wrong at one step (counted from 0 over the steps the machine asks for, the background commit
-/// included).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Fault {
-    /// Every call of the step fails (the shards are unreachable, the queue refuses), doing nothing.
-    Fails,
-    /// The first shard of the step is down; the others answer.
-    OneShardDown,
-    /// The step is done, but its answer is lost (the object wrote, then the connection broke).
-    AnswerLost,
-    /// The isolate dies before it performs the step.
-    DiesBefore,
-    /// The isolate dies after performing the step, before feeding the result back.
-    DiesAfter,
-}
-
-const FAULTS: [Fault; 5] = [
-    Fault::Fails,
-    Fault::OneShardDown,
-    Fault::AnswerLost,
-    Fault::DiesBefore,
-    Fault::DiesAfter,
-];
 
 /// How one request ended: its answer, or `None` when the isolate died first (the provider sees a failure).
 #[derive(Debug)]
@@ -137,53 +188,54 @@ impl World {
         self.shards.entry(shard).or_default()
     }
 
-    fn call(
-        &mut self,
-        calls: &[ShardCall],
-        fault: Option<Fault>,
-    ) -> Vec<Result<DedupReply, String>> {
+    fn call(&mut self, calls: &[ShardCall], fault: Option<Fault>) -> Vec<CallResult> {
+        let now_ms = self.now_ms;
         calls
             .iter()
             .enumerate()
-            .map(|(n, call)| match fault {
-                Some(Fault::Fails) => Err("unreachable".to_owned()),
-                Some(Fault::OneShardDown) if n == 0 => Err("shard down".to_owned()),
-                Some(Fault::AnswerLost) => {
-                    self.shard(call.shard).perform(&call.call);
-                    Err("connection reset".to_owned())
-                }
-                _ => Ok(self.shard(call.shard).perform(&call.call)),
+            .map(|(n, call)| {
+                let inside = match fault {
+                    Some(Fault::OneQueueRefuses) if n > 0 => None,
+                    other => other,
+                };
+                let mut queue = std::mem::take(&mut self.queue);
+                let result = match fault {
+                    Some(Fault::Fails) => Err("unreachable".to_owned()),
+                    Some(Fault::OneShardDown) if n == 0 => Err("shard down".to_owned()),
+                    Some(Fault::AnswerLost) => self
+                        .shard(call.shard)
+                        .perform(&call.call, &mut queue, None, now_ms)
+                        .and(Err("connection reset".to_owned())),
+                    _ => self
+                        .shard(call.shard)
+                        .perform(&call.call, &mut queue, inside, now_ms),
+                };
+                self.queue = queue;
+                result
             })
             .collect()
     }
 
     fn send(&mut self, messages: &[String], fault: Option<Fault>) -> Result<(), String> {
         match fault {
-            Some(Fault::Fails | Fault::OneShardDown) => Err("queue refused".to_owned()),
-            Some(Fault::AnswerLost) => {
-                self.queue.extend(messages.iter().cloned());
-                Err("connection reset".to_owned())
+            Some(Fault::Fails | Fault::QueueRefuses | Fault::QueueAndSpillFail) => {
+                Err("queue refused".to_owned())
             }
             _ => {
-                self.queue.extend(messages.iter().cloned());
+                self.queue
+                    .extend(messages.iter().map(|m| ("EVENTS".to_owned(), m.clone())));
                 Ok(())
             }
         }
     }
 
-    /// One request through the machine, performing each step as the Worker does, with `faults` (by step).
-    fn request(
-        &mut self,
-        accepted: &Accepted,
-        stores: Stores,
-        faults: &BTreeMap<usize, Fault>,
-    ) -> Run {
+    /// One request through the machine, performing each step as the Worker does, with `fault`.
+    fn request(&mut self, accepted: &Accepted, stores: Stores, fault: Option<Fault>) -> Run {
         let mut intake = Intake::new(accepted, stores, self.now_ms);
         let mut outcome = Outcome::Start;
         let mut steps = Vec::new();
-        for index in 0.. {
+        loop {
             let step = intake.next(outcome);
-            let fault = faults.get(&index).copied();
             if let (Step::Call(_) | Step::Send { .. }, Some(Fault::DiesBefore)) = (&step, fault) {
                 return Run {
                     finish: None,
@@ -201,17 +253,6 @@ impl World {
                 }
                 Step::Finish(finish) => {
                     self.check_promise(accepted, &finish);
-                    // The answer is out; the background commit is the next step.
-                    if let Finish::Accepted(Acceptance {
-                        after: After::Commit(calls),
-                        ..
-                    }) = &finish
-                    {
-                        steps.push("commit");
-                        if !matches!(fault, Some(Fault::DiesBefore)) {
-                            self.call(calls, fault);
-                        }
-                    }
                     return Run {
                         finish: Some(finish),
                         steps,
@@ -225,16 +266,30 @@ impl World {
                 };
             }
         }
-        unreachable!("the loop only ends by returning")
     }
 
     /// The event ids kept durably: in a queue message or a spilled one.
     fn kept(&self) -> BTreeSet<String> {
         self.queue
             .iter()
+            .map(|(_, message)| message)
             .chain(self.shards.values().flat_map(|shard| &shard.spill))
             .map(|message| webhook_id(message).to_owned())
             .collect()
+    }
+
+    /// How many times the most-queued event was queued (or spilled).
+    fn most_copies(&self) -> usize {
+        let mut copies: HashMap<&str, usize> = HashMap::new();
+        for message in self
+            .queue
+            .iter()
+            .map(|(_, message)| message)
+            .chain(self.shards.values().flat_map(|shard| &shard.spill))
+        {
+            *copies.entry(webhook_id(message)).or_default() += 1;
+        }
+        copies.values().copied().max().unwrap_or(0)
     }
 
     /// Promise one: a 2xx only when every event of the request is kept (best-effort mode, without a queue,
@@ -260,7 +315,7 @@ impl World {
     fn retry_until_accepted(&mut self, accepted: &Accepted) -> usize {
         for retry in 1..=10 {
             self.now_ms += 5_000 * retry as u64;
-            let run = self.request(accepted, BOTH, &BTreeMap::new());
+            let run = self.request(accepted, BOTH, None);
             if let Some(Finish::Accepted(_)) = run.finish {
                 return retry;
             }
@@ -294,10 +349,8 @@ fn the_fakes_read_the_event_id_of_a_queue_message() {
 
 fn call_name(calls: &[ShardCall]) -> &'static str {
     match calls.first().map(|call| &call.call) {
-        Some(DedupCall::Claim { .. }) => "claim",
-        Some(DedupCall::Commit { .. }) => "commit",
-        Some(DedupCall::Release { .. }) => "release",
-        Some(DedupCall::Spill { .. }) => "spill",
+        Some(DedupCall::Accept { .. }) => "accept",
+        Some(DedupCall::CheckGuard { .. }) => "check_guard",
         Some(DedupCall::KeepReply { .. }) => "keep_reply",
         Some(DedupCall::KeptReply { .. }) => "kept_reply",
         None => "nothing",
@@ -309,7 +362,7 @@ const BOTH: Stores = Stores {
     dedup: true,
 };
 
-/// Events enough for three queue batches (at most 100 messages each) spread over every shard.
+/// Events enough for several queue batches (at most 100 messages each) spread over every shard.
 const MANY: usize = 250;
 
 /// A request of `events` LINE events, each body `body_bytes` long (big bodies make several queue batches).
@@ -351,38 +404,39 @@ fn ids(accepted: &Accepted) -> BTreeSet<String> {
         .collect()
 }
 
+fn committed(world: &World) -> usize {
+    world
+        .shards
+        .values()
+        .flat_map(|shard| shard.claims.values())
+        .filter(|claim| matches!(claim, Claim::Committed { .. }))
+        .count()
+}
+
 // ---------------------------------------------------------------------------------------------------------
 // The order, without faults.
 
 #[test]
-fn claim_then_send_every_batch_then_answer_then_commit() {
-    // 250 events: 100 per batch, three batches, in every shard.
+fn one_call_per_shard_queues_and_claims_every_event() {
     let request = accepted(MANY, 10, None);
     let mut world = World::default();
-    let run = world.request(&request, BOTH, &BTreeMap::new());
-    assert_eq!(
-        run.steps,
-        ["claim", "send", "send", "send", "commit"],
-        "the order of the steps"
-    );
+    let run = world.request(&request, BOTH, None);
+    assert_eq!(run.steps, ["accept"], "one step: the accept calls");
     let Some(Finish::Accepted(acceptance)) = run.finish else {
         panic!("accepted: {run:?}");
     };
     assert_eq!(acceptance.duplicate_events, 0);
     assert_eq!(world.kept(), ids(&request));
     assert_eq!(world.queue.len(), MANY);
-    let committed = world
-        .shards
-        .values()
-        .flat_map(|shard| shard.claims.values())
-        .filter(|claim| matches!(claim, Claim::Committed { .. }))
-        .count();
-    assert_eq!(committed, MANY);
+    assert_eq!(committed(&world), MANY);
+    // Both configured queues took their share.
+    let second = world.queue.iter().filter(|(q, _)| q == "EVENTS_2").count();
+    assert!((75..=175).contains(&second), "{second}");
 
     // The provider's retry is a duplicate: nothing more is queued, and the metrics count them.
     world.now_ms += 5_000;
-    let again = world.request(&request, BOTH, &BTreeMap::new());
-    assert_eq!(again.steps, ["claim"]);
+    let again = world.request(&request, BOTH, None);
+    assert_eq!(again.steps, ["accept"]);
     assert_eq!(
         again.finish,
         Some(Finish::Accepted(Acceptance {
@@ -412,32 +466,22 @@ fn the_log_says_how_the_events_were_kept() {
     let request = accepted(2, 10, None);
     let mut intake = Intake::new(&request, BOTH, 0);
     let Step::Call(calls) = intake.next(Outcome::Start) else {
-        panic!("claims first");
+        panic!("accept calls first");
     };
-    let fresh = |call: &ShardCall| match &call.call {
-        DedupCall::Claim { ids, .. } => Ok(DedupReply::Claimed {
-            answers: vec![ClaimAnswer::Fresh; ids.len()],
+    let spilled = |call: &ShardCall| match &call.call {
+        DedupCall::Accept { events, .. } => Ok(DedupReply::Accepted {
+            answers: vec![ClaimAnswer::Fresh; events.len()],
+            spilled: true,
         }),
-        _ => panic!("claims"),
+        _ => panic!("accept calls"),
     };
-    let step = intake.next(Outcome::Replies(calls.iter().map(fresh).collect()));
-    assert!(matches!(step, Step::Send { .. }));
-    let step = intake.next(Outcome::Sent(Err("queue refused".into())));
-    let Step::Call(spills) = step else {
-        panic!("spill after a refusal");
-    };
-    assert!(spills
-        .iter()
-        .all(|c| matches!(c.call, DedupCall::Spill { .. })));
-    let done = vec![Ok(DedupReply::Done); spills.len()];
     assert!(matches!(
-        intake.next(Outcome::Replies(done)),
+        intake.next(Outcome::Replies(calls.iter().map(spilled).collect())),
         Step::Finish(Finish::Accepted(_))
     ));
     let lines: Vec<String> = intake.take_lines().iter().map(Line::to_string).collect();
-    assert_eq!(lines.len(), 2, "{lines:?}");
-    assert!(lines[0].contains("kept in the spill store"), "{lines:?}");
-    assert!(lines[1].contains("\"spilled\":true"), "{lines:?}");
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert!(lines[0].contains("\"spilled\":true"), "{lines:?}");
     // Asked again, a finished machine repeats its answer.
     assert!(matches!(
         intake.next(Outcome::Start),
@@ -446,202 +490,209 @@ fn the_log_says_how_the_events_were_kept() {
 }
 
 // ---------------------------------------------------------------------------------------------------------
-// Every step failed in turn, and the isolate dying between any two steps.
+// Faults, one and two requests in a row, then the provider's retries.
 
-/// Runs `request` with `faults`, checks promise one on the way, then lets the provider retry until its events
-/// are through (promise two). Returns how the faulty request ended.
-fn survive(request: &Accepted, faults: &BTreeMap<usize, Fault>) -> Run {
+/// Runs `request` with each of `faults` in turn (the provider retrying after each), checks promise one on the
+/// way, then lets the provider retry until its events are through (promise two). Returns the first run.
+fn survive(request: &Accepted, faults: &[Fault]) -> Run {
     let mut world = World::default();
-    let run = world.request(request, BOTH, faults);
-    if !matches!(run.finish, Some(Finish::Accepted(_))) {
-        assert!(
-            world.queue.len() <= request.deliveries.len() * 2,
-            "nothing runs away"
-        );
+    let mut first = None;
+    for &fault in faults {
+        let run = world.request(request, BOTH, Some(fault));
+        world.now_ms += 1_000;
+        first.get_or_insert(run);
     }
     world.retry_until_accepted(request);
-    assert_eq!(world.kept(), ids(request), "{faults:?}: {run:?}");
-    run
+    assert_eq!(world.kept(), ids(request), "{faults:?}");
+    // Promise three: a second copy only when an object died between its send and its write.
+    let copies = world.most_copies();
+    if faults.contains(&Fault::ObjectDiesAfterSend) {
+        assert!(copies <= 1 + faults.len(), "{faults:?}: {copies}");
+    } else {
+        assert_eq!(copies, 1, "{faults:?}: an event was queued twice");
+    }
+    first.unwrap()
 }
 
 #[test]
-fn one_fault_at_any_step_never_loses_an_event() {
-    let request = accepted(MANY, 10, None);
-    let mut scenarios = 0;
-    let mut refused = 0;
-    for step in 0..6 {
+fn one_fault_never_loses_an_event() {
+    for events in [1, 20, MANY] {
+        let request = accepted(events, 10, None);
+        let mut refused = 0;
         for fault in FAULTS {
-            let run = survive(&request, &BTreeMap::from([(step, fault)]));
-            scenarios += 1;
-            if matches!(run.finish, Some(Finish::Refused(_)) | None) {
+            let run = survive(&request, &[fault]);
+            if !matches!(run.finish, Some(Finish::Accepted(_))) {
                 refused += 1;
             }
         }
+        // Only a refusing queue (spilled) leaves the first request accepted.
+        assert_eq!(refused, FAULTS.len() - 2, "{events} events");
     }
-    assert_eq!(scenarios, 30);
-    // Faults at the claim (step 0) and at the sends (1–3) make the request fail or die, or spill; the commit
-    // (step 4) is after the answer.
-    assert!(refused >= 10, "{refused}");
 }
 
 #[test]
-fn two_faults_at_any_two_steps_never_lose_an_event() {
-    // Two batches: claim, send, send, commit, or a spill and a release after a refused batch.
+fn two_faults_in_a_row_never_lose_an_event() {
     let request = accepted(150, 10, None);
     let mut scenarios = 0;
-    for first in 0..6 {
-        for second in first + 1..7 {
-            for a in FAULTS {
-                for b in FAULTS {
-                    survive(&request, &BTreeMap::from([(first, a), (second, b)]));
-                    scenarios += 1;
-                }
-            }
+    for a in FAULTS {
+        for b in FAULTS {
+            survive(&request, &[a, b]);
+            scenarios += 1;
         }
     }
-    assert_eq!(scenarios, 21 * 25);
+    assert_eq!(scenarios, 81);
 }
 
 #[test]
-fn when_the_queue_refuses_the_rest_is_spilled_and_the_answer_is_2xx() {
+fn when_the_queue_refuses_the_events_are_spilled_and_the_answer_is_2xx() {
     let request = accepted(MANY, 10, None);
     let mut world = World::default();
-    // The second batch is refused: the first is queued, the other 150 events are spilled.
-    let run = world.request(&request, BOTH, &BTreeMap::from([(2, Fault::Fails)]));
-    assert_eq!(run.steps, ["claim", "send", "send", "spill"]);
+    let run = world.request(&request, BOTH, Some(Fault::QueueRefuses));
     assert!(matches!(run.finish, Some(Finish::Accepted(_))));
     let spilled: usize = world.shards.values().map(|s| s.spill.len()).sum();
-    assert_eq!((world.queue.len(), spilled), (100, 150));
-    assert_eq!(world.kept(), ids(&request));
-    // Every claim is committed by the spill: the retry is a duplicate at once.
+    assert_eq!((world.queue.len(), spilled), (0, MANY));
+    assert_eq!(committed(&world), MANY);
+    // Every claim is committed with the spill: the retry is a duplicate at once.
     world.now_ms += 1;
-    let retry = world.request(&request, BOTH, &BTreeMap::new());
-    assert_eq!(retry.steps, ["claim"]);
-    assert!(matches!(retry.finish, Some(Finish::Accepted(_))));
+    let retry = world.request(&request, BOTH, None);
+    assert!(matches!(
+        retry.finish,
+        Some(Finish::Accepted(Acceptance {
+            duplicate_events: MANY,
+            ..
+        }))
+    ));
 }
 
 #[test]
-fn when_the_queue_and_the_spill_refuse_the_claims_are_released_and_the_answer_is_503() {
+fn when_the_queue_and_the_spill_refuse_nothing_is_claimed_and_the_answer_is_503() {
     let request = accepted(MANY, 10, None);
     let mut world = World::default();
-    let run = world.request(
-        &request,
-        BOTH,
-        &BTreeMap::from([(1, Fault::Fails), (2, Fault::Fails)]),
-    );
-    assert_eq!(run.steps, ["claim", "send", "spill", "release"]);
+    let run = world.request(&request, BOTH, Some(Fault::QueueAndSpillFail));
     assert_eq!(run.finish, Some(Finish::Refused(Rejection::EnqueueFailed)));
-    assert!(world.shards.values().all(|shard| shard.claims.is_empty()));
-    // Released, the retry takes the events at once, without waiting for the lease.
+    assert_eq!(committed(&world), 0);
+    assert!(world.queue.is_empty());
+    assert!(world.shards.values().all(|s| s.in_flight.is_empty()));
+    // Nothing to wait for: the retry takes the events at once.
     world.now_ms += 1;
-    let retry = world.request(&request, BOTH, &BTreeMap::new());
-    assert!(matches!(retry.finish, Some(Finish::Accepted(_))));
+    assert!(matches!(
+        world.request(&request, BOTH, None).finish,
+        Some(Finish::Accepted(_))
+    ));
     assert_eq!(world.kept(), ids(&request));
 }
 
 #[test]
-fn one_spill_shard_down_releases_only_its_events() {
-    let request = accepted(MANY, 10, None);
-    let mut world = World::default();
-    let run = world.request(
-        &request,
-        BOTH,
-        &BTreeMap::from([(1, Fault::Fails), (2, Fault::OneShardDown)]),
-    );
-    assert_eq!(run.finish, Some(Finish::Refused(Rejection::EnqueueFailed)));
-    let committed = world
-        .shards
-        .values()
-        .flat_map(|shard| shard.claims.values())
-        .filter(|claim| matches!(claim, Claim::Committed { .. }))
-        .count();
-    let pending = world
-        .shards
-        .values()
-        .flat_map(|shard| shard.claims.values())
-        .filter(|claim| matches!(claim, Claim::Pending { .. }))
-        .count();
-    assert!(committed > 0 && committed < MANY, "{committed}");
-    assert_eq!(pending, 0, "the down shard's events are released");
-    world.now_ms += 1;
-    let retry = world.request(&request, BOTH, &BTreeMap::new());
-    assert!(matches!(retry.finish, Some(Finish::Accepted(_))));
-    assert_eq!(world.kept(), ids(&request));
-}
-
-#[test]
-fn one_claim_shard_down_releases_the_others_and_answers_503() {
+fn one_shard_down_answers_503_and_the_retry_finds_the_others_events_taken() {
     let request = accepted(12, 10, None);
     let mut world = World::default();
-    let run = world.request(&request, BOTH, &BTreeMap::from([(0, Fault::OneShardDown)]));
-    assert_eq!(run.steps, ["claim", "release"]);
+    let run = world.request(&request, BOTH, Some(Fault::OneShardDown));
     assert_eq!(run.finish, Some(Finish::Refused(Rejection::EnqueueFailed)));
-    assert!(world.queue.is_empty());
-    assert!(world.shards.values().all(|shard| shard.claims.is_empty()));
+    let taken = world.queue.len();
+    assert!(taken > 0 && taken < 12, "{taken}");
+    world.now_ms += 5_000;
+    let Some(Finish::Accepted(retry)) = world.request(&request, BOTH, None).finish else {
+        panic!("the retry is accepted");
+    };
+    assert_eq!(retry.duplicate_events, taken);
+    assert_eq!(world.queue.len(), 12, "each event queued once");
 }
 
 #[test]
-fn an_event_claimed_by_another_request_is_busy_and_this_requests_claims_are_released() {
+fn a_copy_of_an_event_being_sent_is_busy_and_takes_nothing() {
     let request = accepted(6, 10, None);
     let mut world = World::default();
-    // Another request claimed the first event and has not committed yet.
-    let first = &request.deliveries[0].webhook_id;
+    // Another call of the first event's object is sending it right now.
+    let first = request.deliveries[0].webhook_id.clone();
     world
-        .shard(dedup::shard_of(first))
-        .claims
-        .insert(first.clone(), Claim::Pending { since_ms: 0 });
-    let run = world.request(&request, BOTH, &BTreeMap::new());
-    assert_eq!(run.steps, ["claim", "release"]);
+        .shard(dedup::shard_of(&first))
+        .in_flight
+        .insert(first.clone());
+    let run = world.request(&request, BOTH, None);
     assert_eq!(
         run.finish,
         Some(Finish::Refused(Rejection::ClaimInProgress))
     );
-    assert!(world.queue.is_empty());
-    let pending = world
-        .shards
-        .values()
-        .flat_map(|shard| shard.claims.keys())
-        .collect::<Vec<_>>();
-    assert_eq!(pending, [first], "only the other request's claim is left");
-    // The other request died: after the lease, the retry goes through.
-    world.now_ms += CLAIM_LEASE_MS;
+    let busy_shard = dedup::shard_of(&first);
+    let others_of_busy_shard = request
+        .deliveries
+        .iter()
+        .filter(|d| dedup::shard_of(&d.webhook_id) == busy_shard)
+        .count();
+    assert_eq!(world.queue.len(), 6 - others_of_busy_shard);
+    // The other call finishes (its event queued and claimed); the provider's retry then goes through.
+    world.queue.push((
+        "EVENTS".into(),
+        QueuedDelivery::first(request.deliveries[0].clone()).to_message(),
+    ));
+    let shard = world.shard(busy_shard);
+    shard.in_flight.clear();
+    shard.claims.insert(first, Claim::Committed { at_ms: 0 });
+    world.now_ms += 5_000;
     assert!(matches!(
-        world.request(&request, BOTH, &BTreeMap::new()).finish,
+        world.request(&request, BOTH, None).finish,
+        Some(Finish::Accepted(_))
+    ));
+    assert_eq!(world.kept(), ids(&request));
+    assert_eq!(world.most_copies(), 1);
+}
+
+#[test]
+fn a_pending_claim_of_an_earlier_version_holds_for_its_lease() {
+    let request = accepted(1, 10, None);
+    let mut world = World::default();
+    let id = request.deliveries[0].webhook_id.clone();
+    world
+        .shard(dedup::shard_of(&id))
+        .claims
+        .insert(id, Claim::Pending { since_ms: 0 });
+    assert_eq!(
+        world.request(&request, BOTH, None).finish,
+        Some(Finish::Refused(Rejection::ClaimInProgress))
+    );
+    world.now_ms = CLAIM_LEASE_MS;
+    assert!(matches!(
+        world.request(&request, BOTH, None).finish,
         Some(Finish::Accepted(_))
     ));
     assert_eq!(world.kept(), ids(&request));
 }
 
 #[test]
-fn a_replayed_signature_is_refused_and_nothing_is_claimed() {
+fn a_replayed_signature_is_refused_and_nothing_is_taken() {
     let mut world = World::default();
     let first = accepted(3, 10, Some(guard("body-a")));
-    assert!(matches!(
-        world.request(&first, BOTH, &BTreeMap::new()).finish,
-        Some(Finish::Accepted(_))
-    ));
-    // The same signed query with another body.
+    let run = world.request(&first, BOTH, None);
+    assert_eq!(run.steps, ["check_guard", "accept"]);
+    assert!(matches!(run.finish, Some(Finish::Accepted(_))));
+    // The same signed query with another body (and so other events, in other shards).
     let mut replayed = accepted(3, 10, Some(guard("body-b")));
     for (n, delivery) in replayed.deliveries.iter_mut().enumerate() {
         delivery.webhook_id = event_id("line", "acme", &format!("other{n}"));
     }
-    let run = world.request(&replayed, BOTH, &BTreeMap::new());
+    let run = world.request(&replayed, BOTH, None);
+    assert_eq!(run.steps, ["check_guard"]);
     assert_eq!(
         run.finish,
         Some(Finish::Refused(Rejection::ReplayedSignature))
     );
-    assert_eq!(world.queue.len(), 3);
-    let claimed: usize = world.shards.values().map(|s| s.claims.len()).sum();
-    assert_eq!(claimed, 3, "the replay claimed nothing that stays");
+    assert_eq!(world.queue.len(), 3, "nothing of the replay is queued");
+    assert_eq!(committed(&world), 3, "nor claimed");
+    // The provider's own retry (same query, same body) is a duplicate.
+    assert!(matches!(
+        world.request(&first, BOTH, None).finish,
+        Some(Finish::Accepted(Acceptance {
+            duplicate_events: 3,
+            ..
+        }))
+    ));
 }
 
 #[test]
 fn a_guarded_request_survives_faults_too() {
     let request = accepted(5, 10, Some(guard("body-a")));
-    for step in 0..4 {
-        for fault in FAULTS {
-            survive(&request, &BTreeMap::from([(step, fault)]));
-        }
+    for fault in FAULTS {
+        survive(&request, &[fault]);
     }
 }
 
@@ -656,16 +707,16 @@ fn without_a_store_the_events_are_queued_as_they_are() {
         dedup: false,
     };
     let mut world = World::default();
-    let run = world.request(&request, stores, &BTreeMap::new());
+    let run = world.request(&request, stores, None);
     assert_eq!(run.steps, ["send"]);
     assert!(matches!(run.finish, Some(Finish::Accepted(_))));
     assert_eq!(world.kept(), ids(&request));
     // Nothing to spill into: a refusing queue is a 503.
-    let run = World::default().request(&request, stores, &BTreeMap::from([(0, Fault::Fails)]));
+    let run = World::default().request(&request, stores, Some(Fault::Fails));
     assert_eq!(run.finish, Some(Finish::Refused(Rejection::EnqueueFailed)));
     // A replay guard cannot be checked without the store: refused, misconfigured.
     let guarded = accepted(1, 10, Some(guard("a")));
-    let run = World::default().request(&guarded, stores, &BTreeMap::new());
+    let run = World::default().request(&guarded, stores, None);
     assert_eq!(
         run.finish,
         Some(Finish::Refused(Rejection::misconfigured(
@@ -681,7 +732,7 @@ fn without_a_queue_events_are_forwarded_best_effort_after_the_guard_check() {
         queue: false,
         dedup: true,
     };
-    let run = World::default().request(&request, no_queue, &BTreeMap::new());
+    let run = World::default().request(&request, no_queue, None);
     assert!(run.steps.is_empty());
     assert_eq!(
         run.finish,
@@ -692,8 +743,8 @@ fn without_a_queue_events_are_forwarded_best_effort_after_the_guard_check() {
     );
     let guarded = accepted(2, 10, Some(guard("a")));
     let mut world = World::default();
-    let run = world.request(&guarded, no_queue, &BTreeMap::new());
-    assert_eq!(run.steps, ["claim"]);
+    let run = world.request(&guarded, no_queue, None);
+    assert_eq!(run.steps, ["check_guard"]);
     assert!(matches!(
         run.finish,
         Some(Finish::Accepted(Acceptance {
@@ -704,17 +755,21 @@ fn without_a_queue_events_are_forwarded_best_effort_after_the_guard_check() {
     let mut replay = accepted(2, 10, Some(guard("b")));
     replay.deliveries.clear();
     assert_eq!(
-        world.request(&replay, no_queue, &BTreeMap::new()).finish,
+        world.request(&replay, no_queue, None).finish,
         Some(Finish::Refused(Rejection::ReplayedSignature))
+    );
+    assert_eq!(
+        World::default()
+            .request(&guarded, no_queue, Some(Fault::Fails))
+            .finish,
+        Some(Finish::Refused(Rejection::EnqueueFailed))
     );
     let neither = Stores {
         queue: false,
         dedup: false,
     };
     assert_eq!(
-        World::default()
-            .request(&guarded, neither, &BTreeMap::new())
-            .finish,
+        World::default().request(&guarded, neither, None).finish,
         Some(Finish::Refused(Rejection::misconfigured(
             dedup::STORE_BINDING
         )))
@@ -726,7 +781,7 @@ fn an_answer_that_does_not_fit_the_step_counts_as_its_failure() {
     let request = accepted(2, 10, None);
     let mut intake = Intake::new(&request, BOTH, 0);
     assert!(matches!(intake.next(Outcome::Start), Step::Call(_)));
-    // A queue result where shard replies were expected: nothing was claimed that is known, refuse.
+    // A queue result where shard replies were expected: nothing is known to be taken, refuse.
     assert_eq!(
         intake.next(Outcome::Sent(Ok(()))),
         Step::Finish(Finish::Refused(Rejection::EnqueueFailed))

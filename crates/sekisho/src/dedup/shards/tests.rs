@@ -7,14 +7,6 @@ fn ids(n: usize) -> Vec<String> {
         .collect()
 }
 
-fn guard(key: &str) -> ReplayGuard {
-    ReplayGuard {
-        key: key.to_owned(),
-        body_digest: "d".repeat(64),
-        expires_at_ms: 9,
-    }
-}
-
 #[test]
 fn an_id_always_maps_to_the_same_shard() {
     for id in ids(50) {
@@ -47,63 +39,64 @@ fn shards_spread_evenly() {
     }
 }
 
+fn events(ids: &[String]) -> Vec<AcceptEvent> {
+    ids.iter()
+        .map(|id| AcceptEvent {
+            id: id.clone(),
+            message: format!("message of {id}"),
+        })
+        .collect()
+}
+
 #[test]
-fn a_plan_carries_every_id_once_in_its_shard_and_the_guard_in_the_guards_shard() {
+fn a_plan_carries_every_event_once_in_its_shard() {
     let ids = ids(40);
-    let guard = guard("wechat-query-digest");
-    let plan = ClaimPlan::new(&ids, Some(&guard), 7);
+    let plan = AcceptPlan::new(events(&ids), 7, Some(3), "/line/acme");
     let mut seen: Vec<usize> = plan.calls.iter().flat_map(|c| c.indices.clone()).collect();
     seen.sort_unstable();
     assert_eq!(seen, (0..40).collect::<Vec<_>>());
-    let mut guards = 0;
     for call in &plan.calls {
-        let DedupCall::Claim {
-            ids: carried,
-            guard: g,
+        let DedupCall::Accept {
+            events: carried,
             now_ms,
+            delay_s,
+            source,
         } = &call.call
         else {
-            panic!("a claim plan holds claims");
+            panic!("an accept plan holds accept calls");
         };
-        assert_eq!(*now_ms, 7);
+        assert_eq!(
+            (*now_ms, *delay_s, source.as_str()),
+            (7, Some(3), "/line/acme")
+        );
         assert_eq!(carried.len(), call.indices.len());
-        for (id, &index) in carried.iter().zip(&call.indices) {
-            assert_eq!(id, &ids[index]);
-            assert_eq!(shard_of(id), call.shard);
-        }
-        if let Some(g) = g {
-            guards += 1;
-            assert_eq!(call.shard, shard_of(&g.key));
+        for (event, &index) in carried.iter().zip(&call.indices) {
+            assert_eq!(event.id, ids[index]);
+            assert_eq!(event.message, format!("message of {}", ids[index]));
+            assert_eq!(shard_of(&event.id), call.shard);
         }
     }
-    assert_eq!(guards, 1);
     let shards: std::collections::HashSet<u16> = plan.calls.iter().map(|c| c.shard).collect();
     assert_eq!(shards.len(), plan.calls.len(), "one call per shard");
 }
 
-#[test]
-fn a_guard_without_ids_in_its_shard_gets_a_call_of_its_own() {
-    let plan = ClaimPlan::new(&[], Some(&guard("k")), 1);
-    assert_eq!(plan.calls.len(), 1);
-    assert_eq!(plan.calls[0].shard, shard_of("k"));
-    assert!(plan.calls[0].indices.is_empty());
-}
-
-fn claimed(answers: &[ClaimAnswer]) -> Result<DedupReply, ()> {
-    Ok(DedupReply::Claimed {
+fn accepted(answers: &[ClaimAnswer], spilled: bool) -> Result<DedupReply, ()> {
+    Ok(DedupReply::Accepted {
         answers: answers.to_vec(),
+        spilled,
     })
 }
 
 #[test]
-fn answers_come_back_in_the_order_of_the_ids() {
+fn answers_come_back_in_the_order_of_the_events() {
     let ids = ids(20);
-    let plan = ClaimPlan::new(&ids, None, 1);
-    // Every id whose index is even is a duplicate.
+    let plan = AcceptPlan::new(events(&ids), 1, None, "/line/acme");
+    // Every event whose index is even is a duplicate; the first shard spilled.
     let replies = plan
         .calls
         .iter()
-        .map(|call| {
+        .enumerate()
+        .map(|(n, call)| {
             let answers: Vec<ClaimAnswer> = call
                 .indices
                 .iter()
@@ -115,11 +108,12 @@ fn answers_come_back_in_the_order_of_the_ids() {
                     }
                 })
                 .collect();
-            claimed(&answers)
+            accepted(&answers, n == 0)
         })
         .collect();
-    let answers = plan.merge(replies).unwrap();
-    for (i, answer) in answers.iter().enumerate() {
+    let merged = plan.merge(replies).unwrap();
+    assert!(merged.spilled);
+    for (i, answer) in merged.answers.iter().enumerate() {
         let expected = if i % 2 == 0 {
             ClaimAnswer::Duplicate
         } else {
@@ -130,113 +124,36 @@ fn answers_come_back_in_the_order_of_the_ids() {
 }
 
 #[test]
-fn a_failed_or_refused_shard_releases_what_the_others_claimed() {
+fn a_failed_or_busy_shard_refuses_the_request() {
     let ids = ids(20);
-    let plan = ClaimPlan::new(&ids, Some(&guard("g")), 1);
+    let plan = AcceptPlan::new(events(&ids), 1, None, "/line/acme");
     assert!(plan.calls.len() > 2);
-    let guard_call = plan
-        .calls
-        .iter()
-        .position(|c| matches!(&c.call, DedupCall::Claim { guard: Some(_), .. }))
-        .unwrap();
-    let fresh_elsewhere: Vec<usize> = {
-        let mut v: Vec<usize> = plan
-            .calls
+    let fresh = |call: &ShardCall| accepted(&vec![ClaimAnswer::Fresh; call.indices.len()], false);
+    let with = |odd: usize, reply: Result<DedupReply, ()>| -> Vec<Result<DedupReply, ()>> {
+        plan.calls
             .iter()
             .enumerate()
-            .filter(|(n, _)| *n != guard_call && *n != 0)
-            .flat_map(|(_, c)| c.indices.clone())
-            .collect();
-        v.sort_unstable();
-        v
+            .map(|(n, call)| if n == odd { reply.clone() } else { fresh(call) })
+            .collect()
     };
-    let replies: Vec<Result<DedupReply, ()>> = plan
-        .calls
-        .iter()
-        .enumerate()
-        .map(|(n, call)| {
-            if n == guard_call {
-                Ok(DedupReply::ReplayRefused)
-            } else if n == 0 {
-                Err(())
-            } else {
-                claimed(&vec![ClaimAnswer::Fresh; call.indices.len()])
-            }
-        })
-        .collect();
-    let failure = plan.merge(replies).unwrap_err();
-    let mut release = failure.release.clone();
-    release.sort_unstable();
-    if guard_call == 0 {
-        // The same call cannot both fail and refuse; the refusal wins.
-        assert_eq!(failure.rejection, Rejection::ReplayedSignature);
-    } else {
-        assert_eq!(
-            failure.rejection,
-            Rejection::ReplayedSignature,
-            "the refusal outranks a failed call"
-        );
-        assert_eq!(release, fresh_elsewhere);
-    }
+    assert_eq!(plan.merge(with(1, Err(()))), Err(Rejection::EnqueueFailed));
+    assert_eq!(
+        plan.merge(with(1, Ok(DedupReply::Busy))),
+        Err(Rejection::ClaimInProgress)
+    );
+    assert_eq!(
+        plan.merge(with(0, Ok(DedupReply::Done))),
+        Err(Rejection::EnqueueFailed),
+        "a reply that does not answer an accept"
+    );
+    assert!(plan.merge(with(usize::MAX, Err(()))).is_ok());
 
     // A reply of the wrong length is a failure, never a guess.
     let short = plan
         .calls
         .iter()
-        .map(|_| claimed(&[ClaimAnswer::Fresh]))
+        .map(|_| accepted(&[ClaimAnswer::Fresh], false))
         .collect();
-    assert!(plan.merge(short).is_err());
-    assert_eq!(
-        plan.merge::<()>(vec![]).unwrap_err().rejection,
-        Rejection::EnqueueFailed
-    );
-}
-
-#[test]
-fn commits_and_releases_go_to_each_ids_shard() {
-    let ids = ids(30);
-    let groups = group_ids(&ids);
-    let total: usize = groups.iter().map(|(_, g)| g.len()).sum();
-    assert_eq!(total, 30);
-    for (shard, group) in groups {
-        assert!(group.iter().all(|id| shard_of(id) == shard));
-    }
-}
-
-#[test]
-fn a_spill_keeps_each_unsent_message_with_its_events_shard_and_commits_every_fresh_id() {
-    let ids = ids(12);
-    // The first 5 messages were sent, the last 7 were refused.
-    let unsent: Vec<String> = ids[5..]
-        .iter()
-        .map(|id| format!("message of {id}"))
-        .collect();
-    let calls = spill_calls(&ids, unsent, 3, "/line/acme");
-    let mut committed = 0;
-    let mut kept = 0;
-    for (shard, call) in calls {
-        let DedupCall::Spill {
-            ids: carried,
-            messages,
-            now_ms,
-            source,
-        } = call
-        else {
-            panic!("spill calls");
-        };
-        assert_eq!((now_ms, source.as_str()), (3, "/line/acme"));
-        assert!(carried.iter().all(|id| shard_of(id) == shard));
-        for message in &messages {
-            let id = message.trim_start_matches("message of ");
-            assert_eq!(
-                shard_of(id),
-                shard,
-                "a message stays with its event's shard"
-            );
-            assert!(ids[5..].iter().any(|unsent| unsent == id));
-        }
-        committed += carried.len();
-        kept += messages.len();
-    }
-    assert_eq!((committed, kept), (12, 7));
+    assert_eq!(plan.merge(short), Err(Rejection::EnqueueFailed));
+    assert_eq!(plan.merge::<()>(vec![]), Err(Rejection::EnqueueFailed));
 }

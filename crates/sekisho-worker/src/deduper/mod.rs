@@ -1,0 +1,439 @@
+//! `Deduper`, the de-duplication Durable Object with SQLite storage: one per channel/account and shard
+//! (`/{channel}/{account}#{shard}`, see `sekisho::dedup::shards`). It performs the core's decisions: the accept
+//! call's step machine (`sekisho::dedup::accept`: send the new events to the queue, then claim them, or spill
+//! what the queue refused), replay guards, kept replies, the drain of the spill and the purge, by alarm.
+//!
+//! Tables are made when first needed, not in the constructor: creating one writes two rows, and an object that
+//! only ever claims should not pay for the others. Claims go into one table per span of time
+//! (`sekisho::dedup::buckets`), dropped whole after the retention.
+
+use std::cell::RefCell;
+use std::collections::HashSet;
+
+use serde::Deserialize;
+use worker::{durable_object, DurableObject, Env, Request, Response, Result, SqlStorage, State};
+
+mod spill;
+
+use super::durable::{at_epoch_ms, count};
+use super::{emit, queue_message, EnvBindings};
+use sekisho::channels::ReplayGuard;
+use sekisho::dedup::buckets::{lookup_sql, Span};
+use sekisho::dedup::{
+    self, check_replay, AcceptEvent, Claim, DedupCall, DedupReply, Known, ReplayCheck, ShardAccept,
+    ShardOutcome, ShardStep, StoredGuard, SPILL_FIRST_DRAIN_MS,
+};
+use sekisho::delivery::QueueSet;
+use sekisho::log;
+
+/// The tables besides the claims', each made on first use.
+const GUARDS: &str = "CREATE TABLE IF NOT EXISTS guards (key TEXT PRIMARY KEY, digest TEXT NOT NULL, expires_at INTEGER NOT NULL)";
+const REPLIES: &str =
+    "CREATE TABLE IF NOT EXISTS replies (id TEXT PRIMARY KEY, reply TEXT NOT NULL, at INTEGER NOT NULL)";
+const SPILL: &str =
+    "CREATE TABLE IF NOT EXISTS spill (seq INTEGER PRIMARY KEY AUTOINCREMENT, message TEXT NOT NULL)";
+const DRAIN: &str = "CREATE TABLE IF NOT EXISTS drain (id INTEGER PRIMARY KEY CHECK (id = 0), failures INTEGER NOT NULL, source TEXT NOT NULL)";
+/// Claims of earlier versions (with pending rows), read and purged until empty.
+const LEGACY_CLAIMS: &str = "event_claims";
+
+#[derive(Deserialize)]
+struct ReplyRow {
+    reply: String,
+}
+
+#[derive(Deserialize)]
+struct ClaimRow {
+    committed: i64,
+    at: i64,
+}
+
+#[derive(Deserialize)]
+struct GuardRow {
+    digest: String,
+    expires_at: i64,
+}
+
+#[derive(Deserialize)]
+struct TableRow {
+    name: String,
+}
+
+/// The object's tables, read from `sqlite_master` once per instance and kept up to date by this instance (the
+/// only one writing them).
+#[derive(Default)]
+struct Schema {
+    spans: Vec<Span>,
+    tables: HashSet<String>,
+}
+
+#[durable_object]
+pub struct Deduper {
+    state: State,
+    env: Env,
+    schema: RefCell<Option<Schema>>,
+    /// Ids an accept call of this instance is sending right now (see `sekisho::dedup::accept`).
+    in_flight: RefCell<HashSet<String>>,
+}
+
+impl DurableObject for Deduper {
+    fn new(state: State, env: Env) -> Self {
+        Deduper {
+            state,
+            env,
+            schema: RefCell::new(None),
+            in_flight: RefCell::new(HashSet::new()),
+        }
+    }
+
+    async fn fetch(&self, mut req: Request) -> Result<Response> {
+        let call: DedupCall = req.json().await?;
+        let sql = self.state.storage().sql();
+        let reply = match call {
+            DedupCall::Accept {
+                events,
+                now_ms,
+                delay_s,
+                source,
+            } => self.accept(&sql, events, now_ms, delay_s, &source).await?,
+            DedupCall::CheckGuard { guard, now_ms } => {
+                if self.check_guard(&sql, &guard, now_ms)? {
+                    DedupReply::Done
+                } else {
+                    DedupReply::ReplayRefused
+                }
+            }
+            DedupCall::KeepReply { id, reply } => {
+                let at = reply.at_ms;
+                let text = serde_json::to_string(&reply)
+                    .map_err(|e| worker::Error::RustError(e.to_string()))?;
+                self.ensure_table(&sql, "replies", REPLIES)?;
+                sql.exec(
+                    "INSERT OR REPLACE INTO replies (id, reply, at) VALUES (?, ?, ?)",
+                    vec![id.as_str().into(), text.as_str().into(), (at as i64).into()],
+                )?;
+                self.ensure_alarm(at, None).await?;
+                DedupReply::Done
+            }
+            DedupCall::KeptReply { id } => {
+                let reply = if self.has_table(&sql, "replies")? {
+                    let rows: Vec<ReplyRow> = sql
+                        .exec(
+                            "SELECT reply FROM replies WHERE id = ?",
+                            vec![id.as_str().into()],
+                        )?
+                        .to_array()?;
+                    rows.first()
+                        .and_then(|row| serde_json::from_str(&row.reply).ok())
+                } else {
+                    None
+                };
+                DedupReply::Kept { reply }
+            }
+        };
+        Response::from_json(&reply)
+    }
+
+    async fn alarm(&self) -> Result<Response> {
+        let now = super::now_ms();
+        let bindings = EnvBindings::of(&self.env);
+        let retention = dedup::retention_ms(&bindings);
+        let sql = self.state.storage().sql();
+        let failures = if self.has_table(&sql, "spill")? {
+            spill::drain(&self.env, &sql).await?
+        } else {
+            0
+        };
+        let expired: Vec<Span> = self.with_schema(&sql, |schema| {
+            let (expired, kept): (Vec<Span>, Vec<Span>) = schema
+                .spans
+                .iter()
+                .partition(|span| span.expired(now, retention));
+            schema.spans = kept;
+            expired
+        })?;
+        for span in expired {
+            sql.exec(&span.drop_sql(), None)?;
+        }
+        if self.has_table(&sql, LEGACY_CLAIMS)? {
+            sql.exec(
+                "DELETE FROM event_claims WHERE at < ?",
+                vec![(now.saturating_sub(retention) as i64).into()],
+            )?;
+            if count(&sql, "SELECT COUNT(*) AS n FROM event_claims")? == 0 {
+                sql.exec("DROP TABLE event_claims", None)?;
+                self.with_schema(&sql, |schema| schema.tables.remove(LEGACY_CLAIMS))?;
+            }
+        }
+        let mut rows = !self.with_schema(&sql, |schema| schema.spans.is_empty())?
+            || self.has_table(&sql, LEGACY_CLAIMS)?;
+        if self.has_table(&sql, "guards")? {
+            sql.exec(
+                "DELETE FROM guards WHERE expires_at < ?",
+                vec![(now as i64).into()],
+            )?;
+            rows |= count(&sql, "SELECT COUNT(*) AS n FROM guards")? > 0;
+        }
+        if self.has_table(&sql, "replies")? {
+            sql.exec(
+                "DELETE FROM replies WHERE at < ?",
+                vec![(now.saturating_sub(dedup::REPLY_KEPT_MS) as i64).into()],
+            )?;
+            rows |= count(&sql, "SELECT COUNT(*) AS n FROM replies")? > 0;
+        }
+        let spill_waiting =
+            self.has_table(&sql, "spill")? && count(&sql, "SELECT COUNT(*) AS n FROM spill")? > 0;
+        if let Some(at) = dedup::next_alarm_ms(now, spill_waiting, failures, rows) {
+            self.state.storage().set_alarm(at_epoch_ms(at)).await?;
+        }
+        Response::ok("")
+    }
+}
+
+impl Deduper {
+    /// The accept call: performs the core's step machine, with the new ids marked in flight throughout.
+    async fn accept(
+        &self,
+        sql: &SqlStorage,
+        events: Vec<AcceptEvent>,
+        now_ms: u64,
+        delay_s: Option<u32>,
+        source: &str,
+    ) -> Result<DedupReply> {
+        let query = self.with_schema(sql, |schema| {
+            lookup_sql(&schema.spans, schema.tables.contains(LEGACY_CLAIMS))
+        })?;
+        let mut known = Vec::with_capacity(events.len());
+        for event in &events {
+            let stored = match &query {
+                Some(query) => lookup(sql, query, &event.id)?,
+                None => None,
+            };
+            known.push(Known {
+                stored,
+                in_flight: self.in_flight.borrow().contains(&event.id),
+            });
+        }
+        let bindings = EnvBindings::of(&self.env);
+        let queues = QueueSet::from_bindings(&bindings);
+        let mut accept = ShardAccept::new(events, &known, &queues, delay_s, now_ms);
+        let fresh = accept.fresh().to_vec();
+        self.in_flight.borrow_mut().extend(fresh.iter().cloned());
+        let result = self.perform(sql, &mut accept, now_ms, source).await;
+        let mut in_flight = self.in_flight.borrow_mut();
+        for id in &fresh {
+            in_flight.remove(id);
+        }
+        result
+    }
+
+    async fn perform(
+        &self,
+        sql: &SqlStorage,
+        accept: &mut ShardAccept,
+        now_ms: u64,
+        source: &str,
+    ) -> Result<DedupReply> {
+        let mut queue_error = None;
+        let mut outcome = ShardOutcome::Start;
+        loop {
+            outcome = match accept.next(outcome) {
+                ShardStep::Send {
+                    queue,
+                    messages,
+                    delay_s,
+                } => {
+                    let batch: Vec<_> = messages
+                        .into_iter()
+                        .map(|message| queue_message(message, delay_s))
+                        .collect();
+                    let sent = match self.env.queue(&queue) {
+                        Ok(queue) => queue.send_batch(batch).await,
+                        Err(error) => Err(error),
+                    }
+                    .map_err(|error| error.to_string());
+                    if let Err(error) = &sent {
+                        queue_error = Some(error.clone());
+                    }
+                    ShardOutcome::Sent(sent)
+                }
+                ShardStep::Keep { commit, spill } => {
+                    let kept = self
+                        .keep(sql, &commit, &spill, now_ms, source)
+                        .map_err(|error| error.to_string());
+                    let kept = match kept {
+                        Ok(new_table) if new_table || !spill.is_empty() => {
+                            let drain =
+                                (!spill.is_empty()).then_some(now_ms + SPILL_FIRST_DRAIN_MS);
+                            self.ensure_alarm(now_ms, drain)
+                                .await
+                                .map_err(|error| error.to_string())
+                        }
+                        Ok(_) => Ok(()),
+                        Err(error) => Err(error),
+                    };
+                    ShardOutcome::Kept(kept)
+                }
+                ShardStep::Reply(reply) => {
+                    if let (Some(error), DedupReply::Accepted { spilled: true, .. }) =
+                        (&queue_error, &reply)
+                    {
+                        emit(&log::enqueue_failed(source, error, true));
+                    }
+                    return Ok(reply);
+                }
+                ShardStep::Fail(error) => {
+                    let error = match queue_error {
+                        Some(queue_error) => format!("{queue_error}; spill: {error}"),
+                        None => error,
+                    };
+                    emit(&log::enqueue_failed(source, &error, false));
+                    return Err(worker::Error::RustError(error));
+                }
+            };
+        }
+    }
+
+    /// The claims of `commit` and the `spill` messages, in one implicit transaction (no `await` in between).
+    /// Returns whether a new claims table was made (then the purge alarm must be set).
+    fn keep(
+        &self,
+        sql: &SqlStorage,
+        commit: &[String],
+        spill: &[String],
+        now_ms: u64,
+        source: &str,
+    ) -> Result<bool> {
+        let span = Span::at(now_ms, dedup::retention_ms(&EnvBindings::of(&self.env)));
+        let new_table = !self.with_schema(sql, |schema| schema.spans.contains(&span))?;
+        if new_table {
+            sql.exec(&span.create_sql(), None)?;
+            self.with_schema(sql, |schema| schema.spans.push(span))?;
+        }
+        let insert = span.insert_sql();
+        for id in commit {
+            sql.exec(&insert, vec![id.as_str().into()])?;
+        }
+        if !spill.is_empty() {
+            self.ensure_table(sql, "spill", SPILL)?;
+            self.ensure_table(sql, "drain", DRAIN)?;
+            sql.exec(
+                "INSERT OR IGNORE INTO drain (id, failures, source) VALUES (0, 0, ?)",
+                vec![source.into()],
+            )?;
+            for message in spill {
+                sql.exec(
+                    "INSERT INTO spill (message) VALUES (?)",
+                    vec![message.as_str().into()],
+                )?;
+            }
+        }
+        Ok(new_table)
+    }
+
+    /// False when the signed query was already used with another body.
+    fn check_guard(&self, sql: &SqlStorage, guard: &ReplayGuard, now_ms: u64) -> Result<bool> {
+        self.ensure_table(sql, "guards", GUARDS)?;
+        let rows: Vec<GuardRow> = sql
+            .exec(
+                "SELECT digest, expires_at FROM guards WHERE key = ?",
+                vec![guard.key.as_str().into()],
+            )?
+            .to_array()?;
+        let stored = rows.first().map(|row| StoredGuard {
+            body_digest: row.digest.clone(),
+            expires_at_ms: row.expires_at.max(0) as u64,
+        });
+        match check_replay(stored.as_ref(), guard, now_ms) {
+            ReplayCheck::OtherBody => Ok(false),
+            ReplayCheck::SameBody => Ok(true),
+            ReplayCheck::First => {
+                sql.exec(
+                    "INSERT OR REPLACE INTO guards (key, digest, expires_at) VALUES (?, ?, ?)",
+                    vec![
+                        guard.key.as_str().into(),
+                        guard.body_digest.as_str().into(),
+                        (guard.expires_at_ms as i64).into(),
+                    ],
+                )?;
+                Ok(true)
+            }
+        }
+    }
+
+    /// Runs `f` on the schema, reading it first if this instance has not yet.
+    fn with_schema<T>(&self, sql: &SqlStorage, f: impl FnOnce(&mut Schema) -> T) -> Result<T> {
+        let mut slot = self.schema.borrow_mut();
+        if slot.is_none() {
+            let rows: Vec<TableRow> = sql
+                .exec("SELECT name FROM sqlite_master WHERE type = 'table'", None)?
+                .to_array()?;
+            let mut schema = Schema::default();
+            for row in rows {
+                match Span::parse(&row.name) {
+                    Some(span) => schema.spans.push(span),
+                    None => {
+                        schema.tables.insert(row.name);
+                    }
+                }
+            }
+            if schema.tables.contains("claims") || schema.tables.contains("seen") {
+                migrate_oldest(sql, &mut schema);
+            }
+            *slot = Some(schema);
+        }
+        Ok(f(slot.get_or_insert_with(Schema::default)))
+    }
+
+    fn has_table(&self, sql: &SqlStorage, name: &str) -> Result<bool> {
+        self.with_schema(sql, |schema| schema.tables.contains(name))
+    }
+
+    fn ensure_table(&self, sql: &SqlStorage, name: &str, create: &str) -> Result<()> {
+        if !self.has_table(sql, name)? {
+            sql.exec(create, None)?;
+            self.with_schema(sql, |schema| schema.tables.insert(name.to_owned()))?;
+        }
+        Ok(())
+    }
+
+    /// Sets the alarm to `wanted` (or, with none, to the purge time) unless an earlier one is set.
+    async fn ensure_alarm(&self, now_ms: u64, wanted: Option<u64>) -> Result<()> {
+        let wanted = wanted.unwrap_or(now_ms + dedup::PURGE_EVERY_MS) as i64;
+        let storage = self.state.storage();
+        match storage.get_alarm().await? {
+            Some(current) if current <= wanted => Ok(()),
+            _ => storage.set_alarm(at_epoch_ms(wanted as u64)).await,
+        }
+    }
+}
+
+/// Objects of the first versions kept claims in `claims` (with a rowid) and, before two-phase claims,
+/// committed ids in `seen`: moved once into the legacy table, which is then read and purged like the others
+/// (each statement fails harmlessly when its table is gone).
+fn migrate_oldest(sql: &SqlStorage, schema: &mut Schema) {
+    for statement in [
+        "CREATE TABLE IF NOT EXISTS event_claims (id TEXT PRIMARY KEY, committed INTEGER NOT NULL, at INTEGER NOT NULL) WITHOUT ROWID",
+        "INSERT OR IGNORE INTO event_claims (id, committed, at) SELECT id, committed, at FROM claims",
+        "DROP TABLE IF EXISTS claims",
+        "INSERT OR IGNORE INTO event_claims (id, committed, at) SELECT id, 1, seen_at FROM seen",
+        "DROP TABLE IF EXISTS seen",
+    ] {
+        let _ = sql.exec(statement, None);
+    }
+    schema.tables.remove("claims");
+    schema.tables.remove("seen");
+    schema.tables.insert(LEGACY_CLAIMS.to_owned());
+}
+
+/// One id's stored claim, from the claims tables (and the legacy table).
+fn lookup(sql: &SqlStorage, query: &str, id: &str) -> Result<Option<Claim>> {
+    let rows: Vec<ClaimRow> = sql.exec(query, vec![id.into()])?.to_array()?;
+    Ok(rows.first().map(|row| {
+        let at = row.at.max(0) as u64;
+        if row.committed != 0 {
+            Claim::Committed { at_ms: at }
+        } else {
+            Claim::Pending { since_ms: at }
+        }
+    }))
+}
