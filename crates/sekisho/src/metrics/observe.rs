@@ -119,7 +119,8 @@ pub fn send(
     first_attempt: bool,
     at_ms: u64,
 ) -> Vec<Observation> {
-    let (crate::forward::Target::Send(_), Some(origin)) = (&delivery.target, &delivery.origin) else {
+    let (crate::forward::Target::Send(_), Some(origin)) = (&delivery.target, &delivery.origin)
+    else {
         return Vec::new();
     };
     let queued = first_attempt.then_some(SendCount::Queued);

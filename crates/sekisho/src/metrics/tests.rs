@@ -147,7 +147,10 @@ fn sends_are_counted_per_account_apart_from_events_and_backend_health() {
         send("acme", SendCount::Failed),
         send("other", SendCount::Queued),
     ]);
-    assert!(writes.failing.is_empty(), "a send says nothing of the backend");
+    assert!(
+        writes.failing.is_empty(),
+        "a send says nothing of the backend"
+    );
     assert!(writes.seen.is_empty(), "nor of the last inbound event");
     let (counters, _, _) = store(&[writes]);
     let totals = series(&counters, "line", "acme", Window::Hour, now).totals;
@@ -160,7 +163,10 @@ fn sends_are_counted_per_account_apart_from_events_and_backend_health() {
         ),
         (2, 1, 1, 1)
     );
-    assert_eq!((totals.requests, totals.events, totals.delivered), (0, 0, 0));
+    assert_eq!(
+        (totals.requests, totals.events, totals.delivered),
+        (0, 0, 0)
+    );
     let json = serde_json::to_value(&totals).unwrap();
     assert_eq!(json["sends_queued"], 2);
     assert_eq!(json["sends_failed"], 1);

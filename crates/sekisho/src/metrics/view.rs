@@ -10,7 +10,7 @@ use super::histogram::{self, BUCKETS};
 use super::rotation::{self, KeyStatus};
 use super::window::Window;
 use super::{
-    key_fingerprint, secret_values, CounterRow, DeliveryOutcome, KeyRow, Metric, SendCount, SeenRow,
+    key_fingerprint, secret_values, CounterRow, DeliveryOutcome, KeyRow, Metric, SeenRow, SendCount,
 };
 use crate::config::Bindings;
 use crate::datetime::format_rfc3339_ms;
