@@ -1,11 +1,12 @@
 // The admin console end to end: metrics recorded by the Worker in workerd (Metrics Durable Object), the admin
 // API over them, the recording's cost on the provider's answer, and the console page in a real browser
-// (the distribution's Chromium driven by playwright-core): sign in, rotation status, replay a dead letter.
+// (the distribution's Chromium driven by playwright-core): sign in, rotation status, sends, replay a dead letter.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { chromium } from "playwright-core";
+import { Webhook } from "standardwebhooks";
 import { ROOT, startGateway, startBackend, durableOptions, lineBody, lineSign, SIGNING_SECRET, freePort, until, runCli } from "./harness.mjs";
 
 const ADMIN_TOKEN = "admin-token-for-the-console-e2e-0123456789";
@@ -15,6 +16,7 @@ const ARTIFACTS = join(ROOT, "target", "e2e-artifacts");
 const CHROMIUM = process.env.SEKISHO_CHROMIUM || "/usr/bin/chromium";
 
 let backend;
+let provider;
 let gateway;
 let base;
 let refuseText = "undeliverable";
@@ -28,6 +30,9 @@ function config(backendUrl) {
     TELEGRAM_DESK_SECRET_TOKEN: "telegram-desk-secret-token",
     EMAIL_SUPPORT_ADDRESS: "support@example.com",
     ADMIN_TOKEN,
+    // Sends from line/shop go to a local mock of LINE's push API.
+    LINE_SHOP_CHANNEL_ACCESS_TOKEN: "line-shop-channel-access-token",
+    ...(provider ? { LINE_API_BASE: provider.url } : {}),
   };
 }
 
@@ -35,6 +40,9 @@ before(async () => {
   backend = await startBackend({
     // 400 is permanent: the event is dead-lettered at once, until the test lets it through.
     respond: (entry) => (refusing && entry.event?.data?.message?.text === refuseText ? 400 : 204),
+  });
+  provider = await startBackend({
+    respond: () => ({ status: 200, headers: { "content-type": "application/json" }, body: JSON.stringify({ sentMessages: [{ id: "4612", quoteToken: "q" }] }) }),
   });
   const port = await freePort();
   gateway = await startGateway(config(backend.url), { ...durableOptions(), host: "127.0.0.1", port, unsafeTriggerHandlers: true });
@@ -44,6 +52,7 @@ before(async () => {
 after(async () => {
   await gateway?.dispose();
   await backend?.close();
+  await provider?.close();
 });
 
 async function postLine(url, secret, id, text, signature) {
@@ -226,6 +235,25 @@ test("in Chromium: a wrong token shows an error and no data; the token shows the
   // A dead letter to replay: the backend refuses this event (400) until the console replays it.
   assert.equal((await postLine(base, NEW_SECRET, "dead-1", refuseText)).status, 200);
   await until(async () => (await admin("/admin/dead-letters")).json?.total === 1, 20000, "the dead letter");
+  // A send from line/shop: queued, pushed to the mock, reported to the backend, counted for the console.
+  const sendBody = JSON.stringify({ to: { user: "U0123456789abcdef0123456789abcdef" }, message: { text: "ご連絡ありがとうございます" } });
+  const sentAt = new Date();
+  const sendRes = await fetch(`${base}/send/line/shop`, {
+    method: "POST",
+    headers: {
+      "content-type": "application/json",
+      "webhook-id": "msg_console_send",
+      "webhook-timestamp": String(Math.floor(sentAt.getTime() / 1000)),
+      "webhook-signature": new Webhook(SIGNING_SECRET).sign("msg_console_send", sentAt, sendBody),
+    },
+    body: sendBody,
+  });
+  assert.equal(sendRes.status, 202);
+  await until(() => backend.received.some((d) => d.event?.type === "message.sent"), 20000, "the send's outcome");
+  await until(async () => shopOf((await admin("/admin/api/accounts?window=1h")).json)?.sends_sent === 1, 20000, "the send counted");
+  const sendTotals = shopOf((await admin("/admin/api/accounts?window=1h")).json);
+  assert.deepEqual([sendTotals.sends_queued, sendTotals.sends_sent, sendTotals.sends_retried, sendTotals.sends_failed], [1, 1, 0, 0]);
+  assert.equal(provider.received.length, 1);
 
   const browser = await chromium.launch({ executablePath: CHROMIUM, args: ["--no-sandbox"] });
   const problems = [];
@@ -253,6 +281,7 @@ test("in Chromium: a wrong token shows an error and no data; the token shows the
     const row = page.getByRole("row", { name: /line\/shop/ });
     await row.waitFor();
     assert.match(await row.textContent(), /旧シークレット \(index 1\)/);
+    assert.match(await row.textContent(), /1 \/ 0/, "sends: 1 sent, 0 failed");
     await page.screenshot({ path: join(ARTIFACTS, "admin-accounts.png"), fullPage: true });
 
     await page.getByRole("link", { name: "line/shop" }).click();
@@ -262,6 +291,7 @@ test("in Chromium: a wrong token shows an error and no data; the token shows the
     assert.match(await rotation.nth(1).textContent(), /index 1 — 一致 2/);
     assert.match(await rotation.nth(1).textContent(), /旧シークレット \(index 1\) は 1 時間以内に使われました/);
     assert.match(await page.locator("#view").textContent(), /invalid_signature/);
+    assert.equal(await page.locator("#sends").textContent(), "送信: 受付 1 · 送信済み 1 · 再試行 0 · 失敗 0");
     await page.screenshot({ path: join(ARTIFACTS, "admin-account.png"), fullPage: true });
 
     await page.getByRole("button", { name: "English" }).click();

@@ -171,6 +171,26 @@ pub(super) async fn observe_batch(env: &Env, observations: Vec<Observation>) {
     }
 }
 
+/// A send attempt's counts, folded in from inside the batch (one call per message): flushed only when the
+/// interval since the last flush has passed, so a batch of sends makes at most one call per shard; the rest goes
+/// with the next flush (the outcome event's delivery, a request, the next batch).
+pub(super) async fn observe_send(env: &Env, observations: Vec<Observation>) {
+    if observations.is_empty()
+        || super::binding::<worker::ObjectNamespace>(env, METRICS_BINDING).is_none()
+    {
+        return;
+    }
+    let interval = flush::interval_ms(&EnvBindings::of(env));
+    let due = PENDING.with(|pending| {
+        let mut pending = pending.borrow_mut();
+        pending.add(&observations);
+        pending.flush_due(now_ms(), interval)
+    });
+    if due {
+        flush_pending(env).await;
+    }
+}
+
 fn stub(env: &Env, shard: u16) -> worker::Result<worker::Stub> {
     env.durable_object(METRICS_BINDING)?
         .id_from_name(&flush::object_name(shard))?

@@ -228,6 +228,7 @@ pub(crate) async fn deliver(
         _ => None,
     };
     let failure = outcome::failure_of(&outcome, &attempt_outcome);
+    let (first_attempt, sent) = (queued.attempts == 0, queued.delivery.clone());
     let step = record_attempt(
         queued,
         &attempt_outcome,
@@ -236,6 +237,7 @@ pub(crate) async fn deliver(
         js_sys::Math::random(),
     );
     let result = SendResult::of_step(&step, message_id, failure);
+    let observed = sekisho::metrics::observe::send(&sent, &step, first_attempt, now_ms());
     let recorded = match step {
         Step::Delivered => Ok(()),
         Step::Retry { message, delay_s } => {
@@ -281,6 +283,8 @@ pub(crate) async fn deliver(
         Err(error) => {
             emit(&log::step_not_recorded(&job.send_id, &error.to_string()));
             message.retry();
+            return;
         }
     }
+    super::metrics::observe_send(env, observed).await;
 }

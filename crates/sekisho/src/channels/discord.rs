@@ -72,6 +72,12 @@ impl Channel for Discord {
                 "Discord Developer Portal → your app → General Information → Public Key",
             ),
             crate::config::field::TIMESTAMP_SKEW_FIELD,
+            FieldSpec::secret("BOT_TOKEN", Format::Token { min: 30, max: 200 })
+                .optional()
+                .help(
+                    "Discord Developer Portal → アプリ → Bot → Token（Reset Token で表示、送信に使います）",
+                    "Discord Developer Portal → your app → Bot → Token (shown by Reset Token; for sending)",
+                ),
         ];
         FIELDS
     }

@@ -75,6 +75,14 @@ impl Channel for Twilio {
                 "Twilio が呼ぶ URL（プロキシが URL を変える場合のみ）",
                 "The URL Twilio calls (only when a proxy changes it)",
             ),
+            FieldSpec::setting("ACCOUNT_SID", Format::Token { min: 34, max: 34 }).help(
+                "Twilio Console → Account Info → Account SID（AC…、送信に使います）",
+                "Twilio Console → Account Info → Account SID (AC…, for sending)",
+            ),
+            FieldSpec::setting("FROM", Format::Token { min: 3, max: 64 }).help(
+                "送信元：Twilio の電話番号（+81…、WhatsApp は whatsapp:+…）か Messaging Service SID（MG…）。Console → Phone Numbers / Messaging → Services",
+                "Sender: your Twilio number (+1…; whatsapp:+… for WhatsApp) or a Messaging Service SID (MG…). Console → Phone Numbers / Messaging → Services",
+            ),
         ];
         FIELDS
     }

@@ -106,6 +106,17 @@ impl Pending {
         !self.is_empty() && !scheduled
     }
 
+    /// For a caller that must not wait and may come once per message (a send's attempt): whether it flushes
+    /// now — as [`Pending::flush_now`], and only once the interval since the last flush has passed, so sends
+    /// make at most one call per shard and interval. What it leaves goes with the next flush (its outcome event's
+    /// delivery, a request, the next batch).
+    pub fn flush_due(&self, now_ms: u64, interval_ms: u64) -> bool {
+        self.flush_now(now_ms)
+            && self
+                .last_flush_ms
+                .is_none_or(|last| now_ms >= last.saturating_add(interval_ms))
+    }
+
     /// Everything pending, by shard, for the flush that runs now.
     pub fn take(&mut self, now_ms: u64) -> Vec<(u16, Writes)> {
         self.scheduled = None;
@@ -190,6 +201,26 @@ mod tests {
             "a request's flush is on its way"
         );
         assert!(pending.flush_now(T + LOST_FLUSH_MS), "unless it was lost");
+    }
+
+    #[test]
+    fn sends_flush_at_most_once_per_interval() {
+        let mut pending = Pending::default();
+        assert!(!pending.flush_due(T, 5_000), "nothing pending");
+        pending.add(&[accepted("acme")]);
+        assert!(pending.flush_due(T, 5_000), "never flushed yet");
+        let _ = pending.take(T);
+        // A batch of a hundred sends right after: folded, no call of their own.
+        for i in 0..100 {
+            pending.add(&[accepted("acme")]);
+            assert!(!pending.flush_due(T + i, 5_000));
+        }
+        assert!(pending.flush_due(T + 5_000, 5_000));
+        assert!(pending.schedule(T + 5_000, 5_000).is_some());
+        assert!(
+            !pending.flush_due(T + 6_000, 5_000),
+            "a request's flush is on its way"
+        );
     }
 
     #[test]

@@ -62,6 +62,44 @@ impl DeliveryOutcome {
     }
 }
 
+/// What became of a send (`POST /send/…`), as counted per bucket: taken from the queue for its first attempt,
+/// sent, retried after an attempt, or failed (reported as `message.send_failed`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SendCount {
+    Queued,
+    Sent,
+    Retried,
+    Failed,
+}
+
+impl SendCount {
+    pub const ALL: [SendCount; 4] = [
+        SendCount::Queued,
+        SendCount::Sent,
+        SendCount::Retried,
+        SendCount::Failed,
+    ];
+
+    /// What the step taken after a send's attempt counts as.
+    pub fn of(step: &crate::delivery::Step) -> SendCount {
+        match step {
+            crate::delivery::Step::Delivered => SendCount::Sent,
+            crate::delivery::Step::Retry { .. } => SendCount::Retried,
+            crate::delivery::Step::DeadLetter(_) => SendCount::Failed,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            SendCount::Queued => "queued",
+            SendCount::Sent => "sent",
+            SendCount::Retried => "retried",
+            SendCount::Failed => "failed",
+        }
+    }
+}
+
 /// What happened, for one channel/account at one time.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -81,6 +119,8 @@ pub enum Observed {
         outcome: DeliveryOutcome,
         latency_ms: Option<u64>,
     },
+    /// One step of a send through the channel's API.
+    Send { count: SendCount },
 }
 
 /// Which configured value of the account's secret binding matched: its position and a fingerprint (a
@@ -145,6 +185,7 @@ pub enum Metric {
     Duplicates,
     Rejected(String),
     Delivery(DeliveryOutcome),
+    Send(SendCount),
     /// Acknowledgement latency histogram: the bucket index of [`histogram::BOUNDS_MS`].
     AckLatency(usize),
     BackendLatency(usize),
@@ -158,6 +199,7 @@ impl Metric {
             Metric::Duplicates => "duplicates".to_owned(),
             Metric::Rejected(reason) => format!("rejected.{reason}"),
             Metric::Delivery(outcome) => format!("delivery.{}", outcome.name()),
+            Metric::Send(count) => format!("send.{}", count.name()),
             Metric::AckLatency(bucket) => format!("ack.{bucket}"),
             Metric::BackendLatency(bucket) => format!("backend.{bucket}"),
         }
@@ -179,6 +221,10 @@ impl Metric {
                 .into_iter()
                 .find(|o| o.name() == tail)
                 .map(Metric::Delivery),
+            "send" => SendCount::ALL
+                .into_iter()
+                .find(|c| c.name() == tail)
+                .map(Metric::Send),
             "ack" => bucket().map(Metric::AckLatency),
             "backend" => bucket().map(Metric::BackendLatency),
             _ => None,

@@ -1,7 +1,7 @@
 //! The observations the edge makes, built from what the gateway and the consumer already hold.
 
 use super::accounts::is_configured;
-use super::{key_index_of_event, key_match, DeliveryOutcome, Observation, Observed};
+use super::{key_index_of_event, key_match, DeliveryOutcome, Observation, Observed, SendCount};
 use crate::config::Bindings;
 use crate::forward::Delivery;
 use crate::gateway::Refusal;
@@ -111,6 +111,31 @@ pub fn delivery(
     })
 }
 
+/// A send's attempt: `queued` on its first (a send is taken from the queue once per `webhook-id`, so a repeated
+/// call is not counted twice), then what the step after it counts as.
+pub fn send(
+    delivery: &Delivery,
+    step: &crate::delivery::Step,
+    first_attempt: bool,
+    at_ms: u64,
+) -> Vec<Observation> {
+    let (crate::forward::Target::Send(_), Some(origin)) = (&delivery.target, &delivery.origin)
+    else {
+        return Vec::new();
+    };
+    let queued = first_attempt.then_some(SendCount::Queued);
+    queued
+        .into_iter()
+        .chain([SendCount::of(step)])
+        .map(|count| Observation {
+            channel: origin.channel.clone(),
+            account: origin.account.clone(),
+            at_ms,
+            observed: Observed::Send { count },
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::HashMap;
@@ -218,6 +243,52 @@ mod tests {
             ),
             None
         );
+    }
+
+    #[test]
+    fn a_send_counts_queued_once_then_each_step() {
+        let job = crate::send::SendJob {
+            send_id: "snd_1".into(),
+            to: crate::send::Recipient::User("U1".into()),
+            message_kind: "text".into(),
+            text: Some("x".into()),
+            in_reply_to: None,
+        };
+        let mut send = event("snd_1", 0);
+        send.target = Target::Send(job);
+        let counts = |step: &crate::delivery::Step, first: bool| -> Vec<SendCount> {
+            super::send(&send, step, first, 5)
+                .into_iter()
+                .map(|o| match o.observed {
+                    Observed::Send { count } => count,
+                    other => panic!("{other:?}"),
+                })
+                .collect()
+        };
+        use crate::delivery::Step;
+        assert_eq!(
+            counts(&Step::Delivered, true),
+            vec![SendCount::Queued, SendCount::Sent]
+        );
+        let retry = Step::Retry {
+            message: crate::delivery::QueuedDelivery::first(send.clone()),
+            delay_s: 1,
+        };
+        assert_eq!(counts(&retry, false), vec![SendCount::Retried]);
+        let letter = crate::delivery::DeadLetter::from_queued(
+            crate::delivery::QueuedDelivery::first(send.clone()),
+            5,
+        );
+        assert_eq!(
+            counts(&Step::DeadLetter(letter), false),
+            vec![SendCount::Failed]
+        );
+        let first = super::send(&send, &Step::Delivered, true, 5);
+        assert!(first
+            .iter()
+            .all(|o| o.channel == "line" && o.account == "acme" && o.at_ms == 5));
+        // Backend deliveries are not sends.
+        assert!(super::send(&event("evt_1", 0), &Step::Delivered, true, 5).is_empty());
     }
 
     #[test]

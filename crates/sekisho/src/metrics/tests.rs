@@ -80,6 +80,8 @@ fn metric_keys_round_trip_and_unknown_keys_are_ignored() {
         Metric::Duplicates,
         Metric::Rejected("invalid_signature".into()),
         Metric::Delivery(DeliveryOutcome::DeadLettered),
+        Metric::Send(SendCount::Queued),
+        Metric::Send(SendCount::Failed),
         Metric::AckLatency(3),
         Metric::BackendLatency(14),
     ] {
@@ -95,6 +97,8 @@ fn metric_keys_round_trip_and_unknown_keys_are_ignored() {
         "ack.15",
         "ack.x",
         "delivery.lost",
+        "send.lost",
+        "send",
         "rejected",
         "other",
     ] {
@@ -129,6 +133,45 @@ fn a_batch_writes_each_counter_once_per_resolution() {
     assert_eq!(writes.rejections.len(), 1);
     assert_eq!(writes.rejections[0].reason, "invalid_signature");
     assert_eq!(writes.seen.len(), 1, "one last-event time per account");
+}
+
+#[test]
+fn sends_are_counted_per_account_apart_from_events_and_backend_health() {
+    let now = T + 10 * MIN;
+    let send = |account: &str, count| obs(account, now - MIN, Observed::Send { count });
+    let writes = plan_writes(&[
+        send("acme", SendCount::Queued),
+        send("acme", SendCount::Queued),
+        send("acme", SendCount::Sent),
+        send("acme", SendCount::Retried),
+        send("acme", SendCount::Failed),
+        send("other", SendCount::Queued),
+    ]);
+    assert!(
+        writes.failing.is_empty(),
+        "a send says nothing of the backend"
+    );
+    assert!(writes.seen.is_empty(), "nor of the last inbound event");
+    let (counters, _, _) = store(&[writes]);
+    let totals = series(&counters, "line", "acme", Window::Hour, now).totals;
+    assert_eq!(
+        (
+            totals.sends_queued,
+            totals.sends_sent,
+            totals.sends_retried,
+            totals.sends_failed
+        ),
+        (2, 1, 1, 1)
+    );
+    assert_eq!(
+        (totals.requests, totals.events, totals.delivered),
+        (0, 0, 0)
+    );
+    let json = serde_json::to_value(&totals).unwrap();
+    assert_eq!(json["sends_queued"], 2);
+    assert_eq!(json["sends_failed"], 1);
+    let other = series(&counters, "line", "other", Window::Day, now).totals;
+    assert_eq!((other.sends_queued, other.sends_sent), (1, 0));
 }
 
 #[test]

@@ -9,7 +9,9 @@ use super::accounts::ConfiguredAccount;
 use super::histogram::{self, BUCKETS};
 use super::rotation::{self, KeyStatus};
 use super::window::Window;
-use super::{key_fingerprint, secret_values, CounterRow, DeliveryOutcome, KeyRow, Metric, SeenRow};
+use super::{
+    key_fingerprint, secret_values, CounterRow, DeliveryOutcome, KeyRow, Metric, SeenRow, SendCount,
+};
 use crate::config::Bindings;
 use crate::datetime::format_rfc3339_ms;
 
@@ -21,6 +23,7 @@ struct Sum {
     duplicates: u64,
     rejected: BTreeMap<String, u64>,
     deliveries: [u64; 3],
+    sends: [u64; 4],
     ack: [u64; BUCKETS],
     backend: [u64; BUCKETS],
 }
@@ -39,6 +42,12 @@ impl Sum {
                 DeliveryOutcome::Delivered => &mut self.deliveries[0],
                 DeliveryOutcome::Retried => &mut self.deliveries[1],
                 DeliveryOutcome::DeadLettered => &mut self.deliveries[2],
+            },
+            Metric::Send(count) => match count {
+                SendCount::Queued => &mut self.sends[0],
+                SendCount::Sent => &mut self.sends[1],
+                SendCount::Retried => &mut self.sends[2],
+                SendCount::Failed => &mut self.sends[3],
             },
             Metric::AckLatency(bucket) => match self.ack.get_mut(bucket) {
                 Some(slot) => slot,
@@ -62,6 +71,10 @@ impl Sum {
             delivered: self.deliveries[0],
             retried: self.deliveries[1],
             dead_lettered: self.deliveries[2],
+            sends_queued: self.sends[0],
+            sends_sent: self.sends[1],
+            sends_retried: self.sends[2],
+            sends_failed: self.sends[3],
             ack_p50_ms: histogram::percentile(&self.ack, 0.5),
             ack_p99_ms: histogram::percentile(&self.ack, 0.99),
             backend_p50_ms: histogram::percentile(&self.backend, 0.5),
@@ -81,6 +94,11 @@ pub struct Totals {
     pub delivered: u64,
     pub retried: u64,
     pub dead_lettered: u64,
+    /// Sends through the channel's API (`POST /send/…`): queued (first attempt), sent, retried, failed.
+    pub sends_queued: u64,
+    pub sends_sent: u64,
+    pub sends_retried: u64,
+    pub sends_failed: u64,
     pub ack_p50_ms: Option<u64>,
     pub ack_p99_ms: Option<u64>,
     pub backend_p50_ms: Option<u64>,

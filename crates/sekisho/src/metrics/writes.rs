@@ -68,6 +68,7 @@ impl Observation {
                 }
                 out
             }
+            Observed::Send { count } => vec![(Metric::Send(*count), 1)],
         }
     }
 }
@@ -178,6 +179,8 @@ impl Writes {
                     }
                 }
             }
+            // Counted only: a provider refusing a send says nothing of the backend's health.
+            Observed::Send { .. } => {}
         }
     }
 

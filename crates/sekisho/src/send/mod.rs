@@ -17,11 +17,14 @@ pub mod outcome;
 pub mod tokens;
 
 mod chatwork;
+mod discord;
 mod line;
 mod slack;
 mod telegram;
+mod twilio;
 mod wechat;
 mod wecom;
+mod whatsapp;
 
 use std::fmt;
 
@@ -43,6 +46,9 @@ static SENDERS: &[&dyn Sender] = &[
     &chatwork::Chatwork,
     &wechat::WeChat,
     &wecom::WeCom,
+    &twilio::Twilio,
+    &discord::Discord,
+    &whatsapp::WhatsApp,
 ];
 
 pub fn sender(channel: &str) -> Option<&'static dyn Sender> {

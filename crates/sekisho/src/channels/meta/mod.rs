@@ -61,6 +61,31 @@ pub static INSTAGRAM: Meta = Meta {
     product: Product::Instagram,
 };
 
+const APP_SECRET_FIELD: FieldSpec = FieldSpec::secret("APP_SECRET", Format::Hex { len: 32 }).help(
+    "Meta for Developers → アプリ → 設定 → ベーシック → app secret",
+    "Meta for Developers → your app → Settings → Basic → App secret",
+);
+const VERIFY_TOKEN_FIELD: FieldSpec =
+    FieldSpec::secret("VERIFY_TOKEN", Format::Token { min: 8, max: 256 }).help(
+        "Webhooks 設定の「認証トークン」（任意の文字列をここと Meta の両方に）",
+        "The Webhooks Verify token (any string, entered here and at Meta)",
+    );
+/// WhatsApp also sends (Cloud API `messages`): the sending number's id and an access token.
+const WHATSAPP_FIELDS: &[FieldSpec] = &[
+    APP_SECRET_FIELD,
+    VERIFY_TOKEN_FIELD,
+    FieldSpec::setting("PHONE_NUMBER_ID", Format::Number { min: 1, max: 999_999_999_999_999_999 }).help(
+        "Meta for Developers → アプリ → WhatsApp → API設定 → 電話番号ID（送信に使います）",
+        "Meta for Developers → your app → WhatsApp → API Setup → Phone number ID (for sending)",
+    ),
+    FieldSpec::secret("ACCESS_TOKEN", Format::Token { min: 20, max: 512 })
+        .optional()
+        .help(
+            "Business Manager → ビジネス設定 → システムユーザー → トークンを生成（whatsapp_business_messaging、送信に使います）",
+            "Business settings → System users → Generate token (whatsapp_business_messaging; for sending)",
+        ),
+];
+
 impl Channel for Meta {
     fn name(&self) -> &'static str {
         match self.product {
@@ -75,16 +100,10 @@ impl Channel for Meta {
     }
 
     fn fields(&self) -> &'static [FieldSpec] {
-        const FIELDS: &[FieldSpec] = &[
-            FieldSpec::secret("APP_SECRET", Format::Hex { len: 32 }).help(
-                "Meta for Developers → アプリ → 設定 → ベーシック → app secret",
-                "Meta for Developers → your app → Settings → Basic → App secret",
-            ),
-            FieldSpec::secret("VERIFY_TOKEN", Format::Token { min: 8, max: 256 }).help(
-                "Webhooks 設定の「認証トークン」（任意の文字列をここと Meta の両方に）",
-                "The Webhooks Verify token (any string, entered here and at Meta)",
-            ),
-        ];
+        if self.product == Product::WhatsApp {
+            return WHATSAPP_FIELDS;
+        }
+        const FIELDS: &[FieldSpec] = &[APP_SECRET_FIELD, VERIFY_TOKEN_FIELD];
         FIELDS
     }
 
