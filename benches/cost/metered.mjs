@@ -9,7 +9,9 @@ import { fileURLToPath } from "node:url";
 const HERE = dirname(fileURLToPath(import.meta.url));
 const ROOT = join(HERE, "..", "..");
 
-export async function startMeteredGateway(bindings, { port, build = process.env.SEKISHO_BUILD ?? join(ROOT, "build") } = {}) {
+/** `queues`: the producer bindings (EVENTS, EVENTS_2, …), each its own queue (`sekisho-events`, `sekisho-events-2`,
+ * …) consumed by the Worker with the dead-letter queue of wrangler.toml; list them in EVENT_QUEUES to use them. */
+export async function startMeteredGateway(bindings, { port, build = process.env.SEKISHO_BUILD ?? join(ROOT, "build"), queues = ["EVENTS"] } = {}) {
   if (!existsSync(join(build, "index.js"))) throw new Error(`${build}/index.js is missing: run \`make build\` first`);
   const mf = new Miniflare({
     host: "127.0.0.1",
@@ -29,9 +31,9 @@ export async function startMeteredGateway(bindings, { port, build = process.env.
     },
     bindings,
     r2Buckets: ["ATTACHMENTS"],
-    queueProducers: { EVENTS: { queueName: "sekisho-events" } },
+    queueProducers: Object.fromEntries(queues.map((binding) => [binding, { queueName: queueName(binding) }])),
     queueConsumers: {
-      "sekisho-events": { maxBatchSize: 10, maxBatchTimeout: 1, maxRetries: 10, deadLetterQueue: "sekisho-events-dlq" },
+      ...Object.fromEntries(queues.map((binding) => [queueName(binding), { maxBatchSize: 10, maxBatchTimeout: 1, maxRetries: 10, deadLetterQueue: "sekisho-events-dlq" }])),
       "sekisho-events-dlq": { maxBatchSize: 10, maxBatchTimeout: 1, maxRetries: 100 },
     },
     durableObjects: {
@@ -42,6 +44,11 @@ export async function startMeteredGateway(bindings, { port, build = process.env.
   });
   await mf.ready;
   return mf;
+}
+
+function queueName(binding) {
+  const n = /^EVENTS_(\d+)$/.exec(binding)?.[1];
+  return n ? `sekisho-events-${n}` : "sekisho-events";
 }
 
 /** The meter's counts (see meter.js), through `base` (http://127.0.0.1:port). */

@@ -1,7 +1,8 @@
 // What requests cost, counted through the bindings (benches/cost/meter.js wraps every one of them): a forged
 // request costs its own Worker invocation and nothing else — no Durable Object call, no row, no queue, R2, KV
 // or outbound operation; its rejection still reaches the console, folded into the isolate's periodic flush. A
-// duplicate costs one Durable Object request and writes no row.
+// duplicate costs one Durable Object request and writes no row; an accepted event one request and one row, and
+// with several queues in EVENT_QUEUES its message goes to one of them.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { startBackend, lineBody, lineSign, freePort, until, SIGNING_SECRET } from "./harness.mjs";
@@ -78,4 +79,48 @@ test("a duplicate costs one Durable Object request and no row written", async ()
     return (await res.json()).accounts.find((a) => a.account === "shop").duplicates === 10;
   }, 10000, "the duplicates counted");
   assert.equal(new Set(backend.received.map((d) => d.headers["webhook-id"])).size, 2, "delivered once");
+});
+
+test("an accepted event costs one Durable Object request and one row; with EVENT_QUEUES the events spread over both queues, each delivered once", async () => {
+  const backend2 = await startBackend();
+  const port = await freePort();
+  const gateway2 = await startMeteredGateway({
+    BACKEND_URL: `${backend2.url}/events`,
+    BACKEND_SIGNING_SECRET: SIGNING_SECRET,
+    LINE_SHOP_CHANNEL_SECRET: SECRET,
+    EVENT_QUEUES: "EVENTS, EVENTS_2",
+    METRICS_FLUSH_SECONDS: "2",
+  }, { port, queues: ["EVENTS", "EVENTS_2"] });
+  const base2 = `http://127.0.0.1:${port}`;
+  try {
+    const postTo = async (id) => {
+      const body = lineBody(id, `text ${id}`);
+      const res = await fetch(`${base2}/line/shop`, { method: "POST", headers: { "content-type": "application/json", "x-line-signature": lineSign(SECRET, body) }, body });
+      await res.arrayBuffer();
+      return res.status;
+    };
+    // Warm: the first events make the shards' claims tables (two rows each, once per table).
+    for (let i = 0; i < 64; i++) assert.equal(await postTo(`queues-warm-${i}`), 200);
+    await backend2.waitFor(64);
+    await quietMeter(base2, 3000);
+    await resetMeter(base2);
+    for (let i = 0; i < 60; i++) assert.equal(await postTo(`queues-${i}`), 200);
+    await backend2.waitFor(124);
+    const counts = await quietMeter(base2, 3000);
+    assert.equal(counts["do.Deduper.requests"], 60, JSON.stringify(counts));
+    // One row per claim, plus two for each claims table a shard the warm-up missed had to make.
+    const extra = (counts["sql.Deduper.rows_written"] ?? 0) - 60;
+    assert.ok(extra >= 0 && extra <= 2 * 16 && extra % 2 === 0, `rows written: ${counts["sql.Deduper.rows_written"]}`);
+    const first = counts["queue.EVENTS.writes"] ?? 0;
+    const second = counts["queue.EVENTS_2.writes"] ?? 0;
+    assert.equal(first + second, 60);
+    assert.ok(first >= 15 && second >= 15, `spread: ${first} / ${second}`);
+    assert.equal((counts["queue.sekisho-events.reads"] ?? 0) + (counts["queue.sekisho-events-2.reads"] ?? 0), 60, "both queues consumed");
+    const ids = backend2.received.map((d) => d.headers["webhook-id"]);
+    assert.equal(ids.length, 124, "each event delivered once");
+    assert.equal(new Set(ids).size, 124);
+  } finally {
+    await gateway2.dispose();
+    await backend2.close();
+  }
 });

@@ -28,8 +28,10 @@ use sekisho::log;
 
 /// The tables besides the claims', each made on first use.
 const GUARDS: &str = "CREATE TABLE IF NOT EXISTS guards (key TEXT PRIMARY KEY, digest TEXT NOT NULL, expires_at INTEGER NOT NULL)";
-const REPLIES: &str =
-    "CREATE TABLE IF NOT EXISTS replies (id TEXT PRIMARY KEY, reply TEXT NOT NULL, at INTEGER NOT NULL)";
+/// `WITHOUT ROWID`: keeping a reply writes one row, not a row and an index entry.
+const REPLIES: &str = "CREATE TABLE IF NOT EXISTS kept_replies (id TEXT PRIMARY KEY, reply TEXT NOT NULL, at INTEGER NOT NULL) WITHOUT ROWID";
+/// Kept replies of earlier versions (with a rowid), read and purged until empty.
+const LEGACY_REPLIES: &str = "replies";
 const SPILL: &str =
     "CREATE TABLE IF NOT EXISTS spill (seq INTEGER PRIMARY KEY AUTOINCREMENT, message TEXT NOT NULL)";
 const DRAIN: &str = "CREATE TABLE IF NOT EXISTS drain (id INTEGER PRIMARY KEY CHECK (id = 0), failures INTEGER NOT NULL, source TEXT NOT NULL)";
@@ -106,27 +108,29 @@ impl DurableObject for Deduper {
                 let at = reply.at_ms;
                 let text = serde_json::to_string(&reply)
                     .map_err(|e| worker::Error::RustError(e.to_string()))?;
-                self.ensure_table(&sql, "replies", REPLIES)?;
+                self.ensure_table(&sql, "kept_replies", REPLIES)?;
                 sql.exec(
-                    "INSERT OR REPLACE INTO replies (id, reply, at) VALUES (?, ?, ?)",
+                    "INSERT OR REPLACE INTO kept_replies (id, reply, at) VALUES (?, ?, ?)",
                     vec![id.as_str().into(), text.as_str().into(), (at as i64).into()],
                 )?;
                 self.ensure_alarm(at, None).await?;
                 DedupReply::Done
             }
             DedupCall::KeptReply { id } => {
-                let reply = if self.has_table(&sql, "replies")? {
-                    let rows: Vec<ReplyRow> = sql
-                        .exec(
-                            "SELECT reply FROM replies WHERE id = ?",
-                            vec![id.as_str().into()],
-                        )?
-                        .to_array()?;
-                    rows.first()
-                        .and_then(|row| serde_json::from_str(&row.reply).ok())
-                } else {
-                    None
-                };
+                let mut reply = None;
+                for table in ["kept_replies", LEGACY_REPLIES] {
+                    if reply.is_none() && self.has_table(&sql, table)? {
+                        let rows: Vec<ReplyRow> = sql
+                            .exec(
+                                &format!("SELECT reply FROM {table} WHERE id = ?"),
+                                vec![id.as_str().into()],
+                            )?
+                            .to_array()?;
+                        reply = rows
+                            .first()
+                            .and_then(|row| serde_json::from_str(&row.reply).ok());
+                    }
+                }
                 DedupReply::Kept { reply }
             }
         };
@@ -173,12 +177,14 @@ impl DurableObject for Deduper {
             )?;
             rows |= count(&sql, "SELECT COUNT(*) AS n FROM guards")? > 0;
         }
-        if self.has_table(&sql, "replies")? {
-            sql.exec(
-                "DELETE FROM replies WHERE at < ?",
-                vec![(now.saturating_sub(dedup::REPLY_KEPT_MS) as i64).into()],
-            )?;
-            rows |= count(&sql, "SELECT COUNT(*) AS n FROM replies")? > 0;
+        for table in ["kept_replies", LEGACY_REPLIES] {
+            if self.has_table(&sql, table)? {
+                sql.exec(
+                    &format!("DELETE FROM {table} WHERE at < ?"),
+                    vec![(now.saturating_sub(dedup::REPLY_KEPT_MS) as i64).into()],
+                )?;
+                rows |= count(&sql, &format!("SELECT COUNT(*) AS n FROM {table}"))? > 0;
+            }
         }
         let spill_waiting =
             self.has_table(&sql, "spill")? && count(&sql, "SELECT COUNT(*) AS n FROM spill")? > 0;
