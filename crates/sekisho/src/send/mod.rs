@@ -13,12 +13,15 @@
 
 pub mod admit;
 pub mod contract;
+pub mod jwt;
 pub mod outcome;
+pub mod service_account;
 pub mod tokens;
 
 mod chatwork;
 mod discord;
 mod line;
+mod lineworks;
 mod slack;
 mod telegram;
 mod twilio;
@@ -49,6 +52,7 @@ static SENDERS: &[&dyn Sender] = &[
     &twilio::Twilio,
     &discord::Discord,
     &whatsapp::WhatsApp,
+    &lineworks::LineWorks,
 ];
 
 pub fn sender(channel: &str) -> Option<&'static dyn Sender> {
@@ -299,6 +303,12 @@ pub trait Sender: Sync {
     ) -> Result<ProviderRequest, SendError>;
 
     fn classify(&self, answer: &ProviderAnswer<'_>) -> SendOutcome;
+
+    /// Where to send once more when the provider's answer (`status`) says the recipient is addressed through
+    /// another endpoint (LINE WORKS: a 1:1 talk's conversation id is the user's id, not a channel's).
+    fn readdress(&self, _job: &SendJob, _status: u16) -> Option<Recipient> {
+        None
+    }
 }
 
 /// The first credential of the sender the account lacks.
