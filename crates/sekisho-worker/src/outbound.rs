@@ -179,7 +179,10 @@ async fn attempt(
         };
         let outcome = sender.classify(&answer.view());
         // Addressed through another endpoint (a LINE WORKS 1:1 talk): sent there, once.
-        if let Some(to) = sender.readdress(&job, answer.status).filter(|_| !readdressed) {
+        if let Some(to) = sender
+            .readdress(&job, answer.status)
+            .filter(|_| !readdressed)
+        {
             job.to = to;
             readdressed = true;
             continue;

@@ -68,8 +68,8 @@ pub(crate) mod tests {
         let parts: Vec<&str> = jwt.split('.').collect();
         assert_eq!(parts.len(), 3, "{jwt}");
         let public = RsaPublicKey::from_public_key_pem(TEST_PUBLIC_KEY).unwrap();
-        let signature = Signature::try_from(URL_SAFE_NO_PAD.decode(parts[2]).unwrap().as_slice())
-            .unwrap();
+        let signature =
+            Signature::try_from(URL_SAFE_NO_PAD.decode(parts[2]).unwrap().as_slice()).unwrap();
         VerifyingKey::<Sha256>::new(public)
             .verify(format!("{}.{}", parts[0], parts[1]).as_bytes(), &signature)
             .expect("the signature verifies with the public key");

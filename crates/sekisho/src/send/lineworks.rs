@@ -121,8 +121,8 @@ impl Sender for LineWorks {
             return SendOutcome::Sent { message_id: None };
         }
         let body = answer.json();
-        let code = crate::channels::text_at(&body, &["code"])
-            .unwrap_or_else(|| answer.status.to_string());
+        let code =
+            crate::channels::text_at(&body, &["code"]).unwrap_or_else(|| answer.status.to_string());
         let description = body
             .get("description")
             .and_then(Value::as_str)

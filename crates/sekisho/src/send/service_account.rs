@@ -147,7 +147,10 @@ mod tests {
         let grant = ServiceAccountGrant::of(&Account::new("lineworks", "acme", &env)).unwrap();
         let request = grant.jwt_request(1_700_000_000_500).unwrap();
         assert_eq!(request.method, "POST");
-        assert_eq!(request.url, "https://auth.worksmobile.com/oauth2/v2.0/token");
+        assert_eq!(
+            request.url,
+            "https://auth.worksmobile.com/oauth2/v2.0/token"
+        );
         assert_eq!(
             request.headers,
             [(
@@ -212,6 +215,9 @@ mod tests {
             "-----BEGIN PRIVATE KEY-----\nMIIE\n-----END PRIVATE KEY-----".into(),
         );
         let grant = ServiceAccountGrant::of(&Account::new("lineworks", "acme", &broken)).unwrap();
-        assert_eq!(grant.jwt_request(0).unwrap_err().code, "invalid_private_key");
+        assert_eq!(
+            grant.jwt_request(0).unwrap_err().code,
+            "invalid_private_key"
+        );
     }
 }

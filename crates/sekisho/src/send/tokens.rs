@@ -58,7 +58,10 @@ impl fmt::Debug for CachedToken {
             .field("token", &"[redacted]")
             .field("expires_at_ms", &self.expires_at_ms)
             .field("refresh_at_ms", &self.refresh_at_ms)
-            .field("refresh_token", &self.refresh_token.as_ref().map(|_| "[redacted]"))
+            .field(
+                "refresh_token",
+                &self.refresh_token.as_ref().map(|_| "[redacted]"),
+            )
             .finish()
     }
 }
@@ -326,7 +329,9 @@ pub fn read_answer(status: u16, body: &[u8], now_ms: u64) -> Result<CachedToken,
 
 /// A token goes into a header or URL: printable ASCII, bounded.
 fn usable(token: &str) -> bool {
-    !token.is_empty() && token.len() <= MAX_TOKEN_BYTES && token.bytes().all(|b| b.is_ascii_graphic())
+    !token.is_empty()
+        && token.len() <= MAX_TOKEN_BYTES
+        && token.bytes().all(|b| b.is_ascii_graphic())
 }
 
 #[cfg(test)]
@@ -486,15 +491,28 @@ mod tests {
         let due = decide(Some(&token), None, token.refresh_at_ms);
         assert_eq!(due, TokenDecision::Refresh("kr1RT".into()));
         // The API said the token is invalid: the full grant, not the refresh token.
-        assert_eq!(decide(Some(&token), Some("kr1AT"), now + 1), TokenDecision::Fetch);
+        assert_eq!(
+            decide(Some(&token), Some("kr1AT"), now + 1),
+            TokenDecision::Fetch
+        );
 
         let grant = lineworks_grant();
         let steps = fetch_steps(&due, &grant);
-        assert_eq!(steps, [FetchStep::Refresh("kr1RT".into()), FetchStep::Grant]);
-        assert_eq!(fetch_steps(&TokenDecision::Fetch, &grant), [FetchStep::Grant]);
+        assert_eq!(
+            steps,
+            [FetchStep::Refresh("kr1RT".into()), FetchStep::Grant]
+        );
+        assert_eq!(
+            fetch_steps(&TokenDecision::Fetch, &grant),
+            [FetchStep::Grant]
+        );
         assert!(fetch_steps(&TokenDecision::Use("t".into()), &grant).is_empty());
         let refresh = step_request(&grant, &steps[0], now).unwrap();
-        assert!(refresh.body.as_deref().unwrap().contains("grant_type=refresh_token"));
+        assert!(refresh
+            .body
+            .as_deref()
+            .unwrap()
+            .contains("grant_type=refresh_token"));
         let full = step_request(&grant, &steps[1], now).unwrap();
         assert!(full.body.as_deref().unwrap().contains("jwt-bearer"));
         // A refresh answer without a new refresh token keeps the one it used.

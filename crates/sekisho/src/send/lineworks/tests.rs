@@ -126,7 +126,12 @@ fn what_lineworks_can_never_take_is_refused() {
         refused(json!({"to":{"user":USER},"message":{"raw":{"text":"no type"}}})),
         r#"{"error":"invalid_raw"}"#
     );
-    for field in ["CLIENT_ID", "CLIENT_SECRET", "SERVICE_ACCOUNT", "PRIVATE_KEY"] {
+    for field in [
+        "CLIENT_ID",
+        "CLIENT_SECRET",
+        "SERVICE_ACCOUNT",
+        "PRIVATE_KEY",
+    ] {
         let mut partial = configured();
         partial.remove(&format!("LINEWORKS_ACME_{field}"));
         assert_eq!(
