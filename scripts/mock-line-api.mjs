@@ -37,7 +37,7 @@ const server = createServer((req, res) => {
       return answer(res, 400, { message: "The request body could not be parsed as JSON" });
     }
     sent += 1;
-    const id = String(461230966842064000 + sent);
+    const id = `${Date.now()}${String(sent).padStart(4, "0")}`;
     const texts = (push.messages ?? []).map((m) => m.text ?? `[${m.type}]`).join(" / ");
     console.log(`mock LINE API: push ${id} to ${push.to}: ${texts} (retry key ${req.headers["x-line-retry-key"]})`);
     answer(res, 200, { sentMessages: [{ id, quoteToken: `q${sent}` }] });

@@ -74,7 +74,7 @@ test("make dev: the printed send-message step is pushed to the mock LINE API and
   assert.ok(sendId, res.stdout);
   await until(() => /mock LINE API: push \d+ to U0123456789abcdef0123456789abcdef: 受け付けました/.test(output), 30000, "the mock to print the push")
     .catch((e) => { throw new Error(`${e.message}\n${output.slice(-3000)}`); });
-  await until(() => output.includes('"type":"message.sent"') && output.includes(sendId), 30000, "the receiver to print message.sent")
+  await until(() => /"type":\s*"message\.sent"/.test(output) && output.includes(`"send_id": "${sendId}"`), 30000, "the receiver to print message.sent")
     .catch((e) => { throw new Error(`${e.message}\n${output.slice(-3000)}`); });
   const pushes = output.match(/mock LINE API: push /g) ?? [];
   assert.equal(pushes.length, 1);
