@@ -9,7 +9,10 @@ cd "$(dirname "$0")/.."
 # API and its field declarations, the OpenAPI document, the console's registry pages), the hardening pass
 # (+10.7 KB), per-isolate metrics with sharded stores (issue 23) and sending (+36 KB). Raise it on purpose,
 # with the reason in the commit, never to make CI pass.
-SIZE_BUDGET_BYTES=781306
+# Raised by 43,906 B on 2026-12-06 for LINE WORKS sending: the service-account JWT is signed in the Worker with
+# RustCrypto's `rsa` (RS256 over its big-integer arithmetic, PKCS#8/PKCS#1 PEM parsing); measured on main after
+# the Twilio/Discord/WhatsApp senders, 757,777 B → 801,683 B gzipped, the whole difference added.
+SIZE_BUDGET_BYTES=825212
 
 wasm=build/index_bg.wasm
 js=build/index.js

@@ -115,7 +115,7 @@ async fn token(
     account: &Account<'_>,
     rejected: Option<String>,
 ) -> Result<String, Failure> {
-    let request = tokens::fetch_request(kind, account)
+    let grant = tokens::grant(kind, account)
         .map_err(|error| Failure::new(error.reason(), error.to_string()))?;
     let no_store = |_| Failure::new("no_token_store", format!("no {TOKENS_BINDING} binding"));
     let namespace = env.durable_object(TOKENS_BINDING).map_err(no_store)?;
@@ -125,7 +125,7 @@ async fn token(
         .map_err(no_store)?;
     let call = TokenCall {
         kind,
-        request,
+        grant,
         rejected,
         now_ms: now_ms(),
     };
@@ -152,6 +152,8 @@ async fn attempt(
         );
     };
     let mut rejected = None;
+    let mut job = job.clone();
+    let mut readdressed = false;
     loop {
         let token = match sender.token() {
             Some(kind) => match token(env, kind, account, rejected.clone()).await {
@@ -161,7 +163,7 @@ async fn attempt(
             None => None,
         };
         // Credentials removed since the send was accepted: retried, so restoring them is enough.
-        let request = match sender.request(job, payload, account, token.as_deref()) {
+        let request = match sender.request(&job, payload, account, token.as_deref()) {
             Ok(request) => request,
             Err(error) => {
                 return (
@@ -176,6 +178,15 @@ async fn attempt(
             Err(failure) => return (SendOutcome::Temporary(failure), 0, None),
         };
         let outcome = sender.classify(&answer.view());
+        // Addressed through another endpoint (a LINE WORKS 1:1 talk): sent there, once.
+        if let Some(to) = sender
+            .readdress(&job, answer.status)
+            .filter(|_| !readdressed)
+        {
+            job.to = to;
+            readdressed = true;
+            continue;
+        }
         // The provider refused the token: dropped and fetched again, once.
         if matches!(outcome, SendOutcome::TokenRejected(_)) && rejected.is_none() && token.is_some()
         {
@@ -184,6 +195,27 @@ async fn attempt(
         }
         return (outcome, answer.status, Some(answer));
     }
+}
+
+/// One attempt with the account as the registry (`found`) or the environment configures it.
+#[allow(clippy::too_many_arguments)]
+async fn attempt_with(
+    env: &Env,
+    bindings: &EnvBindings,
+    found: Option<&registry::Found>,
+    channel: &'static str,
+    name: &str,
+    job: &SendJob,
+    payload: &str,
+    timeout_s: u32,
+) -> (SendOutcome, u16, Option<Answer>) {
+    let overlay = found.map(|found| RegistryOverlay::new(bindings, &found.account));
+    let account_bindings: &dyn Bindings = match &overlay {
+        Some(overlay) => overlay,
+        None => bindings,
+    };
+    let account = Account::new(channel, name, account_bindings);
+    attempt(env, job, payload, &account, timeout_s).await
 }
 
 /// A queued send: attempt, next step, and the outcome event once decided. Acks or retries the message.
@@ -201,10 +233,37 @@ pub(crate) async fn deliver(
     };
     let (job, origin) = (job.clone(), origin.clone());
     let bindings = EnvBindings::of(env);
-    let found = registry::lookup(env, &bindings, &origin.channel, &origin.account, false)
+    let mut found = registry::lookup(env, &bindings, &origin.channel, &origin.account, false)
         .await
         .ok()
         .flatten();
+    let channel = sekisho::channels::find(&origin.channel).map_or("", |c| c.name());
+    let attempt_as = |found| {
+        attempt_with(
+            env,
+            &bindings,
+            found,
+            channel,
+            &origin.account,
+            &job,
+            &queued.delivery.body,
+            policy.attempt_timeout_s,
+        )
+    };
+    let (mut outcome, mut status, mut answer) = attempt_as(found.as_ref()).await;
+    // The credential was refused and the account came from this isolate's cache: read it again (its value may
+    // have been replaced in the registry since) and try once more with it.
+    if found.as_ref().is_some_and(|found| found.cached)
+        && outcome.credential_refused(status)
+        && registry::may_refresh(&origin.channel, &origin.account)
+    {
+        if let Ok(Some(fresh)) =
+            registry::lookup(env, &bindings, &origin.channel, &origin.account, true).await
+        {
+            (outcome, status, answer) = attempt_as(Some(&fresh)).await;
+            found = Some(fresh);
+        }
+    }
     let overlay = found
         .as_ref()
         .map(|found| RegistryOverlay::new(&bindings, &found.account));
@@ -212,16 +271,6 @@ pub(crate) async fn deliver(
         Some(overlay) => overlay,
         None => &bindings,
     };
-    let channel = sekisho::channels::find(&origin.channel).map_or("", |c| c.name());
-    let account = Account::new(channel, &origin.account, account_bindings);
-    let (outcome, status, answer) = attempt(
-        env,
-        &job,
-        &queued.delivery.body,
-        &account,
-        policy.attempt_timeout_s,
-    )
-    .await;
     let attempt_outcome = outcome::attempt_outcome(&outcome, status);
     let message_id = match &outcome {
         SendOutcome::Sent { message_id } => message_id.clone(),

@@ -1,6 +1,6 @@
 //! `ProviderTokens`, one Durable Object per channel/account (`{channel}/{account}`): the account's provider
 //! access token, cached in memory and in storage, refreshed ahead of expiry ([`sekisho::send::tokens`]
-//! decides). One fetch at a time: sends that arrive while a fetch is under way wait for it and share its token.
+//! decides; a LINE WORKS JWT is signed here, only when a fetch is due). One fetch at a time: sends that arrive while a fetch is under way wait for it and share its token.
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -42,7 +42,7 @@ impl DurableObject for ProviderTokens {
     async fn fetch(&self, mut req: Request) -> Result<Response> {
         let TokenCall {
             kind: _,
-            request,
+            grant,
             rejected,
             now_ms,
         } = req.json().await?;
@@ -58,6 +58,7 @@ impl DurableObject for ProviderTokens {
         if let TokenDecision::Use(token) = decision {
             return Response::from_json(&TokenReply::Token { token });
         }
+        let steps = tokens::fetch_steps(&decision, &grant);
         let existing = self.inflight.borrow().clone();
         let (number, fetch) = match existing {
             Some(inflight) => inflight,
@@ -68,8 +69,25 @@ impl DurableObject for ProviderTokens {
                     *fetches
                 };
                 let fetch: Fetch = async move {
-                    let answer = provider_fetch(&request, FETCH_TIMEOUT_S).await?;
-                    tokens::read_answer(answer.status, &answer.body, now_ms)
+                    let mut fetched = Err(Failure::new("token", "nothing to fetch"));
+                    for step in &steps {
+                        fetched = match tokens::step_request(&grant, step, now_ms) {
+                            Ok(request) => match provider_fetch(&request, FETCH_TIMEOUT_S).await {
+                                Ok(answer) => tokens::read_step_answer(
+                                    step,
+                                    answer.status,
+                                    &answer.body,
+                                    now_ms,
+                                ),
+                                Err(failure) => Err(failure),
+                            },
+                            Err(failure) => Err(failure),
+                        };
+                        if fetched.is_ok() {
+                            break;
+                        }
+                    }
+                    fetched
                 }
                 .boxed_local()
                 .shared();

@@ -56,14 +56,14 @@ impl Channel for LineWorks {
                 "LINE WORKS Developer Console → Bot → Bot ID",
             ),
             FieldSpec::setting("CLIENT_ID", Format::Token { min: 4, max: 128 }).help(
-                "Developer Console → API 2.0 → アプリ → Client ID（送信に使います）",
-                "Developer Console → API 2.0 → your app → Client ID (for sending)",
+                "Developer Console → API 2.0 → アプリ → Client ID（送信に使います。OAuth Scopes に bot）",
+                "Developer Console → API 2.0 → your app → Client ID (for sending; OAuth scope bot)",
             ),
             FieldSpec::secret("CLIENT_SECRET", Format::Token { min: 4, max: 256 })
                 .optional()
                 .help(
-                    "Developer Console → API 2.0 → アプリ → Client Secret",
-                    "Developer Console → API 2.0 → your app → Client Secret",
+                    "Developer Console → API 2.0 → アプリ → Client Secret（送信に使います）",
+                    "Developer Console → API 2.0 → your app → Client Secret (for sending)",
                 ),
             FieldSpec::setting("SERVICE_ACCOUNT", Format::Token { min: 4, max: 256 }).help(
                 "Developer Console → アプリ → Service Account（発行したもの）",
@@ -72,8 +72,8 @@ impl Channel for LineWorks {
             FieldSpec::secret("PRIVATE_KEY", Format::Pem)
                 .optional()
                 .help(
-                    "Service Account 発行時にダウンロードした Private Key ファイルの中身",
-                    "The Private Key file downloaded when the Service Account was issued",
+                    "Service Account 発行後に発行・ダウンロードした Private Key ファイルの中身（送信に使います）",
+                    "The text of the Private Key file issued and downloaded after the Service Account (for sending)",
                 ),
         ];
         FIELDS

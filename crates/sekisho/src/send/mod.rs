@@ -13,12 +13,15 @@
 
 pub mod admit;
 pub mod contract;
+pub mod jwt;
 pub mod outcome;
+pub mod service_account;
 pub mod tokens;
 
 mod chatwork;
 mod discord;
 mod line;
+mod lineworks;
 mod slack;
 mod telegram;
 mod twilio;
@@ -49,6 +52,7 @@ static SENDERS: &[&dyn Sender] = &[
     &twilio::Twilio,
     &discord::Discord,
     &whatsapp::WhatsApp,
+    &lineworks::LineWorks,
 ];
 
 pub fn sender(channel: &str) -> Option<&'static dyn Sender> {
@@ -237,6 +241,16 @@ pub enum SendOutcome {
     TokenRejected(Failure),
 }
 
+impl SendOutcome {
+    /// Whether the provider refused the account's credential itself (HTTP 401 not cured by a new token: LINE's
+    /// channel access token, Telegram's bot token, a LINE WORKS app whose new token is refused too). A
+    /// registry account served from the isolate's cache may hold a value replaced since: it is read again (as
+    /// after a failed webhook signature, at most every 2 s per account) and the send tried once more with it.
+    pub fn credential_refused(&self, status: u16) -> bool {
+        status == 401 && !matches!(self, SendOutcome::Sent { .. })
+    }
+}
+
 /// The provider's error: its code (or the HTTP status) and message, cut short.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Failure {
@@ -299,6 +313,12 @@ pub trait Sender: Sync {
     ) -> Result<ProviderRequest, SendError>;
 
     fn classify(&self, answer: &ProviderAnswer<'_>) -> SendOutcome;
+
+    /// Where to send once more when the provider's answer (`status`) says the recipient is addressed through
+    /// another endpoint (LINE WORKS: a 1:1 talk's conversation id is the user's id, not a channel's).
+    fn readdress(&self, _job: &SendJob, _status: u16) -> Option<Recipient> {
+        None
+    }
 }
 
 /// The first credential of the sender the account lacks.
@@ -434,6 +454,26 @@ mod tests {
             "{printed}"
         );
         assert_eq!(request.redacted_url(), "https://qyapi.weixin.qq.com");
+    }
+
+    #[test]
+    fn only_a_refused_credential_reads_a_cached_account_again() {
+        let failure = || Failure::new("401", "Authentication failed");
+        assert!(SendOutcome::Permanent(failure()).credential_refused(401));
+        assert!(SendOutcome::TokenRejected(failure()).credential_refused(401));
+        assert!(!SendOutcome::Permanent(failure()).credential_refused(400));
+        assert!(!SendOutcome::Permanent(failure()).credential_refused(403));
+        assert!(!SendOutcome::Temporary(failure()).credential_refused(0));
+        assert!(!SendOutcome::Sent { message_id: None }.credential_refused(401));
+        // LINE's 401 is what a rotated channel access token looks like.
+        let line = sender("line").unwrap().classify(&ProviderAnswer {
+            status: 401,
+            retry_after: None,
+            ratelimit_reset: None,
+            body: br#"{"message":"Authentication failed. Confirm that the access token in the authorization header is valid."}"#,
+            now_s: 0,
+        });
+        assert!(line.credential_refused(401));
     }
 
     #[test]
