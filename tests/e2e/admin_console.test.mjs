@@ -296,6 +296,8 @@ test("in Chromium: a wrong token shows an error and no data; the token shows the
 
     await page.getByRole("button", { name: "English" }).click();
     await page.getByRole("heading", { name: "line/shop" }).waitFor();
+    // The view re-renders after the switch: wait for the English sentence rather than read the old text.
+    await page.locator(".keys li", { hasText: "Old secret (index 1) was used within the last hour" }).waitFor({ timeout: 10000 });
     assert.match(await rotation.nth(1).textContent(), /Old secret \(index 1\) was used within the last hour/);
 
     await page.getByRole("link", { name: "Dead letters" }).click();
