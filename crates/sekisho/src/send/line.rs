@@ -167,6 +167,25 @@ mod tests {
     }
 
     #[test]
+    fn a_token_being_rotated_sends_its_newest_value_alone() {
+        let env = env(&[(
+            "LINE_ACME_CHANNEL_ACCESS_TOKEN",
+            "line-token-new, line-token-old",
+        )]);
+        let (_, request) = first_request(
+            "line",
+            json!({"to":{"user":USER},"message":{"text":"hi"}}),
+            &env,
+            None,
+        )
+        .unwrap();
+        assert_eq!(
+            header(&request, "authorization"),
+            Some("Bearer line-token-new")
+        );
+    }
+
+    #[test]
     fn the_api_base_is_a_binding_and_raw_objects_pass() {
         let mut env = with_token();
         env.insert("LINE_API_BASE".into(), "http://127.0.0.1:9/".into());

@@ -339,12 +339,15 @@ fn credential_value(sender: &dyn Sender, account: &Account<'_>, field: &str) -> 
 }
 
 /// The account's value of a credential (printable ASCII: it goes into a header or URL), or `not_configured`.
+/// A field being rotated holds several values, newest first (`crate::config::split_values`): the newest is
+/// the one sent.
 pub(crate) fn credential(
     sender: &dyn Sender,
     account: &Account<'_>,
     field: &'static str,
 ) -> Result<String, SendError> {
     credential_value(sender, account, field)
+        .and_then(|value| crate::config::split_values(&value).into_iter().next())
         .filter(|value| value.bytes().all(|b| b.is_ascii_graphic()))
         .ok_or(SendError::NotConfigured { field })
 }
