@@ -124,3 +124,50 @@ test("an accepted event costs one Durable Object request and one row; with EVENT
     await backend2.close();
   }
 });
+
+test("sparse traffic: 40 accounts with one event each write few Metrics rows per event", async () => {
+  const backend3 = await startBackend();
+  const port = await freePort();
+  const accounts = Array.from({ length: 40 }, (_, i) => `tenant${i}`);
+  const secrets = Object.fromEntries(accounts.map((a) => [`LINE_${a.toUpperCase()}_CHANNEL_SECRET`, `${SECRET}-${a}`]));
+  const gateway3 = await startMeteredGateway({
+    BACKEND_URL: `${backend3.url}/events`,
+    BACKEND_SIGNING_SECRET: SIGNING_SECRET,
+    LINE_SHOP_CHANNEL_SECRET: SECRET,
+    ...secrets,
+    ADMIN_TOKEN,
+    METRICS_FLUSH_SECONDS: "2",
+  }, { port });
+  const base3 = `http://127.0.0.1:${port}`;
+  const postAs = async (account, id) => {
+    const body = lineBody(id, `text ${id}`);
+    const res = await fetch(`${base3}/line/${account}`, { method: "POST", headers: { "content-type": "application/json", "x-line-signature": lineSign(account === "shop" ? SECRET : `${SECRET}-${account}`, body) }, body });
+    await res.arrayBuffer();
+    return res.status;
+  };
+  try {
+    // Warm: the shards' objects and tables exist (a real deployment's tables outlive the day's first event).
+    for (let i = 0; i < 40; i++) assert.equal(await postAs("shop", `sparse-warm-${i}`), 200);
+    await backend3.waitFor(40);
+    await quietMeter(base3, 3000);
+    await resetMeter(base3);
+    for (const account of accounts) assert.equal(await postAs(account, `sparse-${account}`), 200);
+    await backend3.waitFor(80);
+    const counts = await quietMeter(base3, 3000);
+    const rows = counts["sql.Metrics.rows_written"] ?? 0;
+    console.log(`sparse: ${rows} Metrics rows for ${accounts.length} events (${(rows / accounts.length).toFixed(2)} per event), ${counts["do.Metrics.requests"]} Metrics calls`);
+    assert.ok(rows / accounts.length <= 6, `Metrics rows per sparse event: ${rows / accounts.length}`);
+    // Unchanged output: every tenant shows its event and its delivery.
+    const res = await fetch(`${base3}/admin/api/accounts?window=1h`, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } });
+    const listed = (await res.json()).accounts;
+    for (const account of accounts) {
+      const row = listed.find((a) => a.account === account);
+      assert.ok(row, `${account} listed`);
+      assert.equal(row.events, 1, JSON.stringify(row));
+      assert.equal(row.requests, 1, JSON.stringify(row));
+    }
+  } finally {
+    await gateway3.dispose();
+    await backend3.close();
+  }
+});
