@@ -5,6 +5,7 @@
 //! nothing is recorded (and the console shows no traffic). Also the admin API's metrics views, read across
 //! the shards, and the alerts a flushed batch raises.
 
+mod counters;
 mod store;
 
 use std::cell::RefCell;

@@ -1,8 +1,12 @@
 //! The `Metrics` Durable Object (SQLite): one per shard of accounts ([`sekisho::metrics::flush`]), storing the
-//! batches isolates flush and loading the rows [`sekisho::metrics`] reads. Buckets past their retention, key
-//! fingerprints unused for 30 days and rejections beyond the ring are deleted on every write (once per flush).
+//! batches isolates flush and loading the rows [`sekisho::metrics`] reads. Counters are kept one row per
+//! resolution, bucket and account in tables by day, dropped whole past their retention ([`super::counters`]);
+//! key fingerprints unused for 30 days and rejections beyond the ring are deleted on every write (once per
+//! flush).
 //! The tables are `WITHOUT ROWID`: a row is one B-tree entry, not a row plus an index entry, so an upsert
 //! writes one row.
+
+use std::cell::{RefCell, RefMut};
 
 use serde::Deserialize;
 use worker::{durable_object, DurableObject, Env, Request, Response, Result, SqlStorage, State};
@@ -12,23 +16,18 @@ use sekisho::metrics::store::{
     alert_candidates, invalid_signature_key, AlertState, Loaded, MetricsCall, RecentRejections,
     Recorded, JUMP_BASELINE_BUCKETS, KEY_RETENTION_MS,
 };
+use sekisho::metrics::tables::CounterTables;
 use sekisho::metrics::view;
 use sekisho::metrics::window::Resolution;
-use sekisho::metrics::{CounterRow, KeyRow, RejectionRow, SeenRow, Writes, REJECTION_RING};
+use sekisho::metrics::{KeyRow, RejectionRow, SeenRow, Writes, REJECTION_RING};
+
+use super::counters;
 
 #[durable_object]
 pub struct Metrics {
     state: State,
-}
-
-#[derive(Deserialize)]
-struct CounterRecord {
-    res: i64,
-    bucket: i64,
-    channel: String,
-    account: String,
-    metric: String,
-    value: i64,
+    /// The counter tables, read from the schema once per instance and kept up to date by it (the only writer).
+    tables: RefCell<Option<CounterTables>>,
 }
 
 #[derive(Deserialize)]
@@ -60,11 +59,11 @@ struct Number {
     n: Option<i64>,
 }
 
-fn ms(value: i64) -> u64 {
+pub(super) fn ms(value: i64) -> u64 {
     u64::try_from(value).unwrap_or(0)
 }
 
-fn db(value: u64) -> worker::SqlStorageValue {
+pub(super) fn db(value: u64) -> worker::SqlStorageValue {
     i64::try_from(value).unwrap_or(i64::MAX).into()
 }
 
@@ -72,7 +71,6 @@ impl DurableObject for Metrics {
     fn new(state: State, _env: Env) -> Self {
         let sql = state.storage().sql();
         for statement in [
-            "CREATE TABLE IF NOT EXISTS counters (res INTEGER NOT NULL, bucket INTEGER NOT NULL, channel TEXT NOT NULL, account TEXT NOT NULL, metric TEXT NOT NULL, value INTEGER NOT NULL, PRIMARY KEY (res, bucket, channel, account, metric)) WITHOUT ROWID",
             "CREATE TABLE IF NOT EXISTS keys (channel TEXT NOT NULL, account TEXT NOT NULL, fingerprint TEXT NOT NULL, matched INTEGER NOT NULL, last_matched INTEGER NOT NULL, PRIMARY KEY (channel, account, fingerprint)) WITHOUT ROWID",
             "CREATE TABLE IF NOT EXISTS seen (channel TEXT NOT NULL, account TEXT NOT NULL, last_event INTEGER NOT NULL, PRIMARY KEY (channel, account)) WITHOUT ROWID",
             // INTEGER PRIMARY KEY is the rowid itself: one entry per row already.
@@ -82,35 +80,44 @@ impl DurableObject for Metrics {
         ] {
             let _ = sql.exec(statement, None);
         }
-        Metrics { state }
+        Metrics {
+            state,
+            tables: RefCell::new(None),
+        }
     }
 
     async fn fetch(&self, mut req: Request) -> Result<Response> {
         let sql = self.state.storage().sql();
-        match req.json::<MetricsCall>().await? {
+        let call = req.json::<MetricsCall>().await?;
+        // From here on nothing waits: the call runs to its answer before the object takes another.
+        let mut tables = self.tables(&sql)?;
+        match call {
             MetricsCall::Record {
                 writes,
                 now_ms,
                 alerts,
             } => {
-                write(&sql, &writes, now_ms)?;
+                write(&sql, &mut tables, &writes, now_ms)?;
                 let alerts = if alerts {
-                    decide_alerts(&sql, &writes, now_ms)?
+                    decide_alerts(&sql, &tables, &writes, now_ms)?
                 } else {
                     Vec::new()
                 };
                 Response::from_json(&Recorded { alerts })
             }
-            MetricsCall::Load { window, now_ms } => {
-                Response::from_json(&load(&sql, window.resolution(), window.since_ms(now_ms))?)
-            }
+            MetricsCall::Load { window, now_ms } => Response::from_json(&load(
+                &sql,
+                &tables,
+                window.resolution(),
+                window.since_ms(now_ms),
+            )?),
             MetricsCall::Series {
                 channel,
                 account,
                 window,
                 now_ms,
             } => {
-                let loaded = load(&sql, window.resolution(), window.since_ms(now_ms))?;
+                let loaded = load(&sql, &tables, window.resolution(), window.since_ms(now_ms))?;
                 let series = view::series(&loaded.counters, &channel, &account, window, now_ms);
                 Response::from_json(&series)
             }
@@ -137,21 +144,21 @@ impl DurableObject for Metrics {
     }
 }
 
-fn write(sql: &SqlStorage, writes: &Writes, now_ms: u64) -> Result<()> {
-    for row in &writes.counters {
-        sql.exec(
-            "INSERT INTO counters (res, bucket, channel, account, metric, value) VALUES (?, ?, ?, ?, ?, ?) \
-             ON CONFLICT (res, bucket, channel, account, metric) DO UPDATE SET value = value + excluded.value",
-            vec![
-                row.resolution.code().into(),
-                db(row.bucket_ms),
-                row.channel.as_str().into(),
-                row.account.as_str().into(),
-                row.metric.as_str().into(),
-                db(row.value),
-            ],
-        )?;
+impl Metrics {
+    /// The counter tables, read from the schema on the instance's first call.
+    fn tables(&self, sql: &SqlStorage) -> Result<RefMut<'_, CounterTables>> {
+        let mut slot = self.tables.borrow_mut();
+        if slot.is_none() {
+            *slot = Some(counters::read_schema(sql)?);
+        }
+        Ok(RefMut::map(slot, |slot| {
+            slot.get_or_insert_with(CounterTables::default)
+        }))
     }
+}
+
+fn write(sql: &SqlStorage, tables: &mut CounterTables, writes: &Writes, now_ms: u64) -> Result<()> {
+    counters::write(sql, tables, &writes.counters, now_ms)?;
     for row in &writes.keys {
         sql.exec(
             "INSERT INTO keys (channel, account, fingerprint, matched, last_matched) VALUES (?, ?, ?, ?, ?) \
@@ -203,15 +210,6 @@ fn write(sql: &SqlStorage, writes: &Writes, now_ms: u64) -> Result<()> {
             )?;
         }
     }
-    for resolution in Resolution::ALL {
-        sql.exec(
-            "DELETE FROM counters WHERE res = ? AND bucket < ?",
-            vec![
-                resolution.code().into(),
-                db(resolution.purge_before(now_ms)),
-            ],
-        )?;
-    }
     sql.exec(
         "DELETE FROM keys WHERE last_matched < ?",
         vec![db(now_ms.saturating_sub(KEY_RETENTION_MS))],
@@ -225,13 +223,13 @@ fn write(sql: &SqlStorage, writes: &Writes, now_ms: u64) -> Result<()> {
     Ok(())
 }
 
-fn load(sql: &SqlStorage, resolution: Resolution, since_ms: u64) -> Result<Loaded> {
-    let counters: Vec<CounterRecord> = sql
-        .exec(
-            "SELECT res, bucket, channel, account, metric, value FROM counters WHERE res = ? AND bucket >= ?",
-            vec![resolution.code().into(), db(since_ms)],
-        )?
-        .to_array()?;
+fn load(
+    sql: &SqlStorage,
+    tables: &CounterTables,
+    resolution: Resolution,
+    since_ms: u64,
+) -> Result<Loaded> {
+    let counters = counters::load(sql, tables, resolution, since_ms)?;
     let keys: Vec<KeyRecord> = sql
         .exec(
             "SELECT channel, account, fingerprint, matched, last_matched FROM keys",
@@ -242,19 +240,7 @@ fn load(sql: &SqlStorage, resolution: Resolution, since_ms: u64) -> Result<Loade
         .exec("SELECT channel, account, last_event FROM seen", None)?
         .to_array()?;
     Ok(Loaded {
-        counters: counters
-            .into_iter()
-            .filter_map(|r| {
-                Some(CounterRow {
-                    resolution: Resolution::from_code(r.res)?,
-                    bucket_ms: ms(r.bucket),
-                    channel: r.channel,
-                    account: r.account,
-                    metric: r.metric,
-                    value: ms(r.value),
-                })
-            })
-            .collect(),
+        counters,
         keys: keys
             .into_iter()
             .map(|r| KeyRow {
@@ -278,6 +264,7 @@ fn load(sql: &SqlStorage, resolution: Resolution, since_ms: u64) -> Result<Loade
 
 struct StoredAlertState<'a> {
     sql: &'a SqlStorage,
+    tables: &'a CounterTables,
     now_ms: u64,
 }
 
@@ -297,18 +284,16 @@ impl AlertState for StoredAlertState<'_> {
         let resolution = Resolution::FiveMinutes;
         let current = resolution.bucket_start(self.now_ms);
         let baseline_start = current.saturating_sub(JUMP_BASELINE_BUCKETS * resolution.bucket_ms());
+        let metric = invalid_signature_key();
         let sum = |from: u64, to: u64| {
-            self.number(
-                "SELECT sum(value) AS n FROM counters WHERE res = ? AND channel = ? AND account = ? AND metric = ? AND bucket >= ? AND bucket < ?",
-                vec![
-                    resolution.code().into(),
-                    channel.into(),
-                    account.into(),
-                    invalid_signature_key().into(),
-                    db(from),
-                    db(to),
-                ],
+            counters::sum(
+                self.sql,
+                self.tables,
+                (channel, account),
+                (resolution, &metric),
+                (from, to),
             )
+            .unwrap_or(0)
         };
         (
             sum(current, current + resolution.bucket_ms()),
@@ -325,8 +310,17 @@ impl AlertState for StoredAlertState<'_> {
     }
 }
 
-fn decide_alerts(sql: &SqlStorage, writes: &Writes, now_ms: u64) -> Result<Vec<Alert>> {
-    let state = StoredAlertState { sql, now_ms };
+fn decide_alerts(
+    sql: &SqlStorage,
+    tables: &CounterTables,
+    writes: &Writes,
+    now_ms: u64,
+) -> Result<Vec<Alert>> {
+    let state = StoredAlertState {
+        sql,
+        tables,
+        now_ms,
+    };
     let candidates = alert_candidates(writes, &state, now_ms);
     let last_sent = |key: &str| {
         let at = state.number(
