@@ -11,16 +11,11 @@ use sekisho::metrics::tables::{CounterTables, CountersTable, LEGACY_TABLE};
 use sekisho::metrics::window::Resolution;
 use sekisho::metrics::CounterRow;
 
-use super::store::{db, ms};
+use super::store::{db, ms, number};
 
 #[derive(Deserialize)]
 struct TableName {
     name: String,
-}
-
-#[derive(Deserialize)]
-struct Stored {
-    counts: String,
 }
 
 #[derive(Deserialize)]
@@ -91,7 +86,7 @@ fn add(sql: &SqlStorage, table: &CountersTable, row: &PackedRow) -> Result<()> {
             db(row.bucket_ms),
         ]
     };
-    let stored: Vec<Stored> = sql.exec(&table.stored_sql(), key())?.to_array()?;
+    let stored: Vec<PackedRecord> = sql.exec(&table.stored_sql(), key())?.to_array()?;
     let merged = packed::merge(stored.first().map(|s| s.counts.as_str()), &row.counts);
     let mut bindings = key();
     bindings.push(merged.into());
@@ -181,22 +176,19 @@ pub(super) fn sum(
         });
     }
     if tables.legacy {
-        let rows: Vec<LegacyRecord> = sql
-            .exec(
-                "SELECT res, bucket, channel, account, metric, value FROM counters WHERE res = ? AND channel = ? AND account = ? AND metric = ? AND bucket >= ? AND bucket < ?",
-                vec![
-                    resolution.code().into(),
-                    channel.into(),
-                    account.into(),
-                    metric.into(),
-                    db(from_ms),
-                    db(to_ms),
-                ],
-            )?
-            .to_array()?;
-        total = rows
-            .iter()
-            .fold(total, |sum, row| sum.saturating_add(ms(row.value)));
+        let legacy = number(
+            sql,
+            "SELECT sum(value) AS n FROM counters WHERE res = ? AND channel = ? AND account = ? AND metric = ? AND bucket >= ? AND bucket < ?",
+            vec![
+                resolution.code().into(),
+                channel.into(),
+                account.into(),
+                metric.into(),
+                db(from_ms),
+                db(to_ms),
+            ],
+        );
+        total = total.saturating_add(legacy);
     }
     Ok(total)
 }

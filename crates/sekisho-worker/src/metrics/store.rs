@@ -268,15 +268,13 @@ struct StoredAlertState<'a> {
     now_ms: u64,
 }
 
-impl StoredAlertState<'_> {
-    fn number(&self, query: &str, bindings: Vec<worker::SqlStorageValue>) -> u64 {
-        self.sql
-            .exec(query, bindings)
-            .and_then(|cursor| cursor.to_array::<Number>())
-            .ok()
-            .and_then(|rows| rows.first().and_then(|row| row.n))
-            .map_or(0, ms)
-    }
+/// The one number a query selects as `n` (0 when there is none or the query fails).
+pub(super) fn number(sql: &SqlStorage, query: &str, bindings: Vec<worker::SqlStorageValue>) -> u64 {
+    sql.exec(query, bindings)
+        .and_then(|cursor| cursor.to_array::<Number>())
+        .ok()
+        .and_then(|rows| rows.first().and_then(|row| row.n))
+        .map_or(0, ms)
 }
 
 impl AlertState for StoredAlertState<'_> {
@@ -302,7 +300,8 @@ impl AlertState for StoredAlertState<'_> {
     }
 
     fn failing_since(&self, channel: &str, account: &str) -> Option<u64> {
-        let since = self.number(
+        let since = number(
+            self.sql,
             "SELECT since AS n FROM failing WHERE channel = ? AND account = ?",
             vec![channel.into(), account.into()],
         );
@@ -323,7 +322,8 @@ fn decide_alerts(
     };
     let candidates = alert_candidates(writes, &state, now_ms);
     let last_sent = |key: &str| {
-        let at = state.number(
+        let at = number(
+            sql,
             "SELECT at AS n FROM alerts_sent WHERE key = ?",
             vec![key.into()],
         );

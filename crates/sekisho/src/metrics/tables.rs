@@ -83,9 +83,9 @@ impl CountersTable {
         )
     }
 
-    /// The stored counts of one row: bound `channel, account, bucket`.
+    /// One stored row: bound `channel, account, bucket`.
     pub fn stored_sql(&self) -> String {
-        format!("SELECT counts FROM {self} WHERE channel = ? AND account = ? AND bucket = ?")
+        format!("SELECT bucket, channel, account, counts FROM {self} WHERE channel = ? AND account = ? AND bucket = ?")
     }
 
     /// Writes one row's merged counts: bound `channel, account, bucket, counts`.
