@@ -7,7 +7,6 @@
 //! Earlier versions kept one row per metric in `counters` ([`LEGACY_TABLE`]): still read, and purged row by row
 //! as before until it is empty, then dropped.
 
-use std::collections::BTreeSet;
 use std::fmt;
 
 use super::window::Resolution;
@@ -124,7 +123,8 @@ impl fmt::Display for CountersTable {
 /// one changing it).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CounterTables {
-    tables: BTreeSet<CountersTable>,
+    /// A few per resolution (a day each within the retention): a list, not a set, keeps the Wasm smaller.
+    tables: Vec<CountersTable>,
     /// Whether the per-metric table of earlier versions is still there.
     pub legacy: bool,
 }
@@ -137,7 +137,7 @@ impl CounterTables {
             if name == LEGACY_TABLE {
                 tables.legacy = true;
             } else if let Some(table) = CountersTable::parse(name) {
-                tables.tables.insert(table);
+                tables.made(table);
             }
         }
         tables
@@ -145,11 +145,13 @@ impl CounterTables {
 
     /// Whether the table still has to be made (then [`CounterTables::made`]).
     pub fn is_missing(&self, table: &CountersTable) -> bool {
-        !self.tables.contains(table)
+        self.tables.binary_search(table).is_err()
     }
 
     pub fn made(&mut self, table: CountersTable) {
-        self.tables.insert(table);
+        if let Err(at) = self.tables.binary_search(&table) {
+            self.tables.insert(at, table);
+        }
     }
 
     /// The tables that may hold `resolution`'s buckets starting in `[from_ms, to_ms)`, oldest first.
@@ -163,15 +165,8 @@ impl CounterTables {
 
     /// The tables past their retention, removed from the set (the caller drops them).
     pub fn take_expired(&mut self, now_ms: u64) -> Vec<CountersTable> {
-        let expired: Vec<CountersTable> = self
-            .tables
-            .iter()
-            .filter(|t| t.expired(now_ms))
-            .copied()
-            .collect();
-        for table in &expired {
-            self.tables.remove(table);
-        }
+        let (expired, kept) = self.tables.iter().partition(|t| t.expired(now_ms));
+        self.tables = kept;
         expired
     }
 }
