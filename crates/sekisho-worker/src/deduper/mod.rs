@@ -99,6 +99,8 @@ impl DurableObject for Deduper {
             } => self.accept(&sql, events, now_ms, delay_s, &source).await?,
             DedupCall::CheckGuard { guard, now_ms } => {
                 if self.check_guard(&sql, &guard, now_ms)? {
+                    // The guard row is purged once it expired, by the hourly round.
+                    self.ensure_alarm(now_ms, None).await?;
                     DedupReply::Done
                 } else {
                     DedupReply::ReplayRefused
@@ -168,8 +170,14 @@ impl DurableObject for Deduper {
                 self.with_schema(&sql, |schema| schema.tables.remove(LEGACY_CLAIMS))?;
             }
         }
-        let mut rows = !self.with_schema(&sql, |schema| schema.spans.is_empty())?
-            || self.has_table(&sql, LEGACY_CLAIMS)?;
+        let oldest_table_expires_ms = self.with_schema(&sql, |schema| {
+            schema
+                .spans
+                .iter()
+                .map(|span| span.expires_at_ms(retention))
+                .min()
+        })?;
+        let mut rows = self.has_table(&sql, LEGACY_CLAIMS)?;
         if self.has_table(&sql, "guards")? {
             sql.exec(
                 "DELETE FROM guards WHERE expires_at < ?",
@@ -188,7 +196,11 @@ impl DurableObject for Deduper {
         }
         let spill_waiting =
             self.has_table(&sql, "spill")? && count(&sql, "SELECT COUNT(*) AS n FROM spill")? > 0;
-        if let Some(at) = dedup::next_alarm_ms(now, spill_waiting, failures, rows) {
+        let purge = dedup::Purge {
+            rows,
+            oldest_table_expires_ms,
+        };
+        if let Some(at) = dedup::next_alarm_ms(now, spill_waiting, failures, purge) {
             self.state.storage().set_alarm(at_epoch_ms(at)).await?;
         }
         Response::ok("")
@@ -266,15 +278,20 @@ impl Deduper {
                     let kept = self
                         .keep(sql, &commit, &spill, now_ms, source)
                         .map_err(|error| error.to_string());
-                    let kept = match kept {
-                        Ok(new_table) if new_table || !spill.is_empty() => {
-                            let drain =
-                                (!spill.is_empty()).then_some(now_ms + SPILL_FIRST_DRAIN_MS);
-                            self.ensure_alarm(now_ms, drain)
-                                .await
-                                .map_err(|error| error.to_string())
-                        }
-                        Ok(_) => Ok(()),
+                    // The alarm: a drain soon for a spill, the new table's expiry for the purge.
+                    let wanted = match kept {
+                        Ok(_) if !spill.is_empty() => Ok(Some(now_ms + SPILL_FIRST_DRAIN_MS)),
+                        Ok(new_table) => Ok(new_table.map(|span| {
+                            span.expires_at_ms(dedup::retention_ms(&EnvBindings::of(&self.env)))
+                        })),
+                        Err(error) => Err(error),
+                    };
+                    let kept = match wanted {
+                        Ok(Some(at)) => self
+                            .ensure_alarm(now_ms, Some(at))
+                            .await
+                            .map_err(|error| error.to_string()),
+                        Ok(None) => Ok(()),
                         Err(error) => Err(error),
                     };
                     ShardOutcome::Kept(kept)
@@ -300,7 +317,7 @@ impl Deduper {
     }
 
     /// The claims of `commit` and the `spill` messages, in one implicit transaction (no `await` in between).
-    /// Returns whether a new claims table was made (then the purge alarm must be set).
+    /// Returns the claims table it made, if it had to (then the purge alarm must cover its expiry).
     fn keep(
         &self,
         sql: &SqlStorage,
@@ -308,7 +325,7 @@ impl Deduper {
         spill: &[String],
         now_ms: u64,
         source: &str,
-    ) -> Result<bool> {
+    ) -> Result<Option<Span>> {
         let span = Span::at(now_ms, dedup::retention_ms(&EnvBindings::of(&self.env)));
         let new_table = !self.with_schema(sql, |schema| schema.spans.contains(&span))?;
         if new_table {
@@ -333,7 +350,7 @@ impl Deduper {
                 )?;
             }
         }
-        Ok(new_table)
+        Ok(new_table.then_some(span))
     }
 
     /// False when the signed query was already used with another body.

@@ -48,10 +48,14 @@ impl Span {
 
     /// When every claim in the table is older than the retention, the table is dropped whole.
     pub fn expired(&self, now_ms: u64, retention_ms: u64) -> bool {
+        self.expires_at_ms(retention_ms) <= now_ms
+    }
+
+    /// The moment the newest claim the table can hold is older than the retention.
+    pub fn expires_at_ms(&self, retention_ms: u64) -> u64 {
         self.end_hour
             .saturating_mul(HOUR_MS)
             .saturating_add(retention_ms)
-            <= now_ms
     }
 
     /// `CREATE TABLE IF NOT EXISTS` of this span's table: the id alone, `WITHOUT ROWID` (one B-tree entry per
@@ -145,6 +149,7 @@ mod tests {
         // The last claim in it may be taken just before hour 36: kept until hour 108.
         assert!(!span.expired(108 * HOUR_MS - 1, retention));
         assert!(span.expired(108 * HOUR_MS, retention));
+        assert_eq!(span.expires_at_ms(retention), 108 * HOUR_MS);
         // So a claim is kept at least the retention, and at most one span more.
         let claim_at = 36 * HOUR_MS - 1;
         assert!(!Span::at(claim_at, retention).expired(claim_at + retention, retention));

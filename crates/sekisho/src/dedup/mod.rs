@@ -176,7 +176,8 @@ pub const STORE_BINDING: &str = "DEDUP";
 pub const SPILL_FIRST_DRAIN_MS: u64 = 1_000;
 /// The longest wait between drain attempts while the queue keeps refusing.
 pub const SPILL_MAX_DRAIN_DELAY_MS: u64 = 5 * 60 * 1_000;
-/// How often old claims and guards are purged while any exist.
+/// How often rows that expire one by one (replay guards, kept replies, claims of earlier versions) are purged
+/// while any exist. Claims tables need no such round: the alarm is set for the moment the oldest one expires.
 pub const PURGE_EVERY_MS: u64 = 60 * 60 * 1_000;
 /// Spilled messages sent per `sendBatch` are also split by [`crate::delivery::batches`]; this bounds one
 /// drain's work.
@@ -189,19 +190,31 @@ pub fn drain_delay_ms(failures: u32) -> u64 {
         .min(SPILL_MAX_DRAIN_DELAY_MS)
 }
 
-/// The object's single alarm serves both the drain and the purge: the earlier of the two that is needed.
+/// What the object's alarm still has to purge.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Purge {
+    /// Rows that expire one by one are stored (purged every [`PURGE_EVERY_MS`]).
+    pub rows: bool,
+    /// When the oldest claims table expires ([`buckets::Span::expires_at_ms`]), if there is one.
+    pub oldest_table_expires_ms: Option<u64>,
+}
+
+/// The object's single alarm serves the drain and the purge: the earliest moment one of them is due. An object
+/// holding only claims tables wakes once per table (every 36 hours by default), not every hour.
 pub fn next_alarm_ms(
     now_ms: u64,
     spill_waiting: bool,
     drain_failures: u32,
-    rows_to_purge: bool,
+    purge: Purge,
 ) -> Option<u64> {
-    let drain = spill_waiting.then(|| now_ms + drain_delay_ms(drain_failures));
-    let purge = rows_to_purge.then(|| now_ms + PURGE_EVERY_MS);
-    match (drain, purge) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
-    }
+    [
+        spill_waiting.then(|| now_ms + drain_delay_ms(drain_failures)),
+        purge.rows.then(|| now_ms + PURGE_EVERY_MS),
+        purge.oldest_table_expires_ms.map(|at| at.max(now_ms)),
+    ]
+    .into_iter()
+    .flatten()
+    .min()
 }
 
 /// Retention of de-duplication keys: `DEDUP_RETENTION_HOURS`, default 72.
@@ -277,16 +290,42 @@ mod tests {
         assert_eq!(drain_delay_ms(0), 1_000);
         assert_eq!(drain_delay_ms(3), 8_000);
         assert_eq!(drain_delay_ms(30), SPILL_MAX_DRAIN_DELAY_MS);
-        assert_eq!(next_alarm_ms(100, false, 0, false), None);
-        assert_eq!(next_alarm_ms(100, true, 0, true), Some(1_100));
+        let rows = Purge {
+            rows: true,
+            oldest_table_expires_ms: None,
+        };
+        assert_eq!(next_alarm_ms(100, false, 0, Purge::default()), None);
+        assert_eq!(next_alarm_ms(100, true, 0, rows), Some(1_100));
         assert_eq!(
-            next_alarm_ms(100, false, 0, true),
+            next_alarm_ms(100, false, 0, rows),
             Some(100 + PURGE_EVERY_MS)
         );
         assert_eq!(
-            next_alarm_ms(100, true, 40, false),
+            next_alarm_ms(100, true, 40, Purge::default()),
             Some(100 + SPILL_MAX_DRAIN_DELAY_MS)
         );
+    }
+
+    #[test]
+    fn an_object_with_only_claims_tables_wakes_when_the_oldest_expires() {
+        let day = 24 * 3_600_000;
+        let tables = Purge {
+            rows: false,
+            oldest_table_expires_ms: Some(5 * day),
+        };
+        assert_eq!(next_alarm_ms(day, false, 0, tables), Some(5 * day));
+        // Rows to purge hourly come first; a drain comes first of all.
+        let both = Purge {
+            rows: true,
+            ..tables
+        };
+        assert_eq!(
+            next_alarm_ms(day, false, 0, both),
+            Some(day + PURGE_EVERY_MS)
+        );
+        assert_eq!(next_alarm_ms(day, true, 0, both), Some(day + 1_000));
+        // A table already past its expiry is purged now, never in the past.
+        assert_eq!(next_alarm_ms(6 * day, false, 0, tables), Some(6 * day));
     }
 
     #[test]
