@@ -102,13 +102,18 @@ impl ShardAccept {
         delay_s: Option<u32>,
         now_ms: u64,
     ) -> ShardAccept {
+        // An id twice in one call (a provider batch that repeats an event) is taken once: the later copy is a
+        // duplicate of the earlier one.
+        let mut seen = std::collections::HashSet::new();
         let answers: Vec<ClaimAnswer> = events
             .iter()
             .enumerate()
-            .map(|(i, _)| {
+            .map(|(i, event)| {
                 let known = known.get(i).copied().unwrap_or_default();
                 if known.in_flight {
                     ClaimAnswer::InFlight
+                } else if !seen.insert(event.id.as_str()) {
+                    ClaimAnswer::Duplicate
                 } else {
                     claim(known.stored, now_ms)
                 }
@@ -267,6 +272,33 @@ mod tests {
                     ClaimAnswer::Fresh
                 ],
                 spilled: false,
+            })
+        );
+    }
+
+    #[test]
+    fn an_id_twice_in_one_call_is_sent_and_claimed_once() {
+        let mut twice = events(2);
+        twice[1].id = twice[0].id.clone();
+        let mut accept =
+            ShardAccept::new(twice, &[Known::default(); 2], &queues("EVENTS"), None, 0);
+        assert_eq!(accept.fresh(), ["evt_0"]);
+        assert!(matches!(
+            accept.next(ShardOutcome::Start),
+            ShardStep::Send { messages, .. } if messages.len() == 1
+        ));
+        assert_eq!(
+            accept.next(ShardOutcome::Sent(Ok(()))),
+            ShardStep::Keep {
+                commit: vec!["evt_0".into()],
+                spill: vec![]
+            }
+        );
+        assert_eq!(
+            accept.next(ShardOutcome::Kept(Ok(()))),
+            ShardStep::Reply(DedupReply::Accepted {
+                answers: vec![ClaimAnswer::Fresh, ClaimAnswer::Duplicate],
+                spilled: false
             })
         );
     }
