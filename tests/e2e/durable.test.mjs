@@ -309,7 +309,7 @@ test("a request whose 20 events fall into many de-dup shards: each event deliver
   assert.deepEqual(JSON.parse(first.text), { accepted: 20 });
   const texts = (from, to) => Array.from({ length: to - from }, (_, i) => `shard ${from + i}`);
   await until(() => texts(0, 20).every((t) => deliveriesOf(t).length === 1), 20_000);
-  // The claims of the first request are committed after its answer: a resend right away may be told to come back.
+  // A resend while an object is still sending is told to come back (503 claim_in_progress).
   let again;
   for (let tries = 0; tries < 50; tries++) {
     again = await post("durable", batch(0, 20));
@@ -327,4 +327,13 @@ test("a request whose 20 events fall into many de-dup shards: each event deliver
   await until(() => texts(20, 30).every((t) => deliveriesOf(t).length === 1), 20_000);
   await new Promise((r) => setTimeout(r, 1500));
   for (const text of texts(0, 30)) assert.equal(deliveriesOf(text).length, 1, `${text} delivered exactly once`);
+});
+
+test("a request that repeats one event (the same webhookEventId twice): answered 200, delivered once", async () => {
+  const event = { type: "message", mode: "active", timestamp: 1700000000000, webhookEventId: "01HTWICE000000000000000001", source: { type: "user", userId: "U1" }, replyToken: "rt", message: { id: "ms-twice", type: "text", text: "twice in one request" } };
+  const res = await post("durable", JSON.stringify({ destination: "Ux", events: [event, event] }));
+  assert.equal(res.status, 200, res.text);
+  await until(() => deliveriesOf("twice in one request").length >= 1, 20_000);
+  await new Promise((r) => setTimeout(r, 1500));
+  assert.equal(deliveriesOf("twice in one request").length, 1, "one delivery for the repeated event");
 });
