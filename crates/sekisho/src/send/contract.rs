@@ -2,7 +2,7 @@
 //! `{"to":{"conversation":"…"} | {"user":"…"}, "message":{"text":"…"} | {"raw":{…}}, "in_reply_to":"…"?}`.
 
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use super::SendError;
 
@@ -53,7 +53,8 @@ impl Recipient {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outbound {
     Text(String),
-    Raw(Value),
+    /// Always an object: [`SendRequest::parse`] refuses anything else.
+    Raw(Map<String, Value>),
 }
 
 /// The body, read from a parsed JSON value by hand: every key is known, every other key refused (the same as a
@@ -78,7 +79,10 @@ fn only_entry(value: Option<&Value>) -> Option<(&str, &Value)> {
     }
 }
 
-fn read(body: &Value) -> Option<SendRequest> {
+/// The recipient, the message (`None` for a `raw` that is not an object) and `in_reply_to`.
+type Read = (Recipient, Option<Outbound>, Option<String>);
+
+fn read(body: &Value) -> Option<Read> {
     let object = body.as_object()?;
     if object
         .keys()
@@ -91,9 +95,11 @@ fn read(body: &Value) -> Option<SendRequest> {
         ("user", Value::String(id)) => Recipient::User(id.clone()),
         _ => return None,
     };
+    // A `raw` that is not an object is the body's shape, but refused with its own reason below.
     let message = match only_entry(object.get("message"))? {
-        ("text", Value::String(text)) => Outbound::Text(text.clone()),
-        ("raw", raw) => Outbound::Raw(raw.clone()),
+        ("text", Value::String(text)) => Some(Outbound::Text(text.clone())),
+        ("raw", Value::Object(raw)) => Some(Outbound::Raw(raw.clone())),
+        ("raw", _) => None,
         _ => return None,
     };
     let in_reply_to = match object.get("in_reply_to") {
@@ -101,11 +107,7 @@ fn read(body: &Value) -> Option<SendRequest> {
         Some(Value::String(id)) => Some(id.clone()),
         Some(_) => return None,
     };
-    Some(SendRequest {
-        to,
-        message,
-        in_reply_to,
-    })
+    Some((to, message, in_reply_to))
 }
 
 impl SendRequest {
@@ -115,22 +117,23 @@ impl SendRequest {
             return Err(SendError::InvalidBody("the body is over 128 KiB"));
         }
         let value = crate::json::parse_slice(body).map_err(|_| SendError::InvalidBody(SHAPE))?;
-        let request = read(&value).ok_or(SendError::InvalidBody(SHAPE))?;
-        let id = request.to.id();
+        let (to, message, in_reply_to) = read(&value).ok_or(SendError::InvalidBody(SHAPE))?;
+        let id = to.id();
         if id.is_empty()
             || id.len() > MAX_RECIPIENT_BYTES
             || id.chars().any(|c| c.is_control() || c.is_whitespace())
         {
             return Err(SendError::InvalidRecipient);
         }
-        match &request.message {
-            Outbound::Text(text) if text.trim().is_empty() => return Err(SendError::EmptyText),
-            Outbound::Text(_) => {}
-            Outbound::Raw(Value::Object(_)) => {}
-            Outbound::Raw(_) => {
-                return Err(SendError::InvalidRaw("`message.raw` must be an object"))
-            }
+        let message = message.ok_or(SendError::InvalidRaw("`message.raw` must be an object"))?;
+        if matches!(&message, Outbound::Text(text) if text.trim().is_empty()) {
+            return Err(SendError::EmptyText);
         }
+        let request = SendRequest {
+            to,
+            message,
+            in_reply_to,
+        };
         if let Some(reply_to) = &request.in_reply_to {
             if reply_to.len() > MAX_IN_REPLY_TO_BYTES
                 || !reply_to
@@ -166,7 +169,7 @@ mod tests {
             SendRequest::parse(br#"{"to":{"user":"U1"},"message":{"raw":{"type":"sticker"}}}"#)
                 .unwrap();
         assert_eq!(raw.to, Recipient::User("U1".into()));
-        assert!(matches!(raw.message, Outbound::Raw(Value::Object(_))));
+        assert!(matches!(raw.message, Outbound::Raw(_)));
     }
 
     #[test]

@@ -69,7 +69,7 @@ impl Sender for Discord {
                 json!({ "content": text, "allowed_mentions": { "parse": [] } })
             }
             // The Create Message parameters (`content`, `embeds`, `components`, `message_reference`, …).
-            Outbound::Raw(Value::Object(raw)) => {
+            Outbound::Raw(raw) => {
                 if !CONTENT_FIELDS.iter().any(|field| raw.contains_key(*field)) {
                     return Err(SendError::InvalidRaw(
                         "a Discord message needs `content`, `embeds`, `components`, `sticker_ids` or `poll`",
@@ -87,7 +87,6 @@ impl Sender for Discord {
                     .or_insert_with(|| json!({ "parse": [] }));
                 Value::Object(raw)
             }
-            Outbound::Raw(_) => return Err(SendError::InvalidRaw("`raw` must be an object")),
         };
         if let Some(params) = params.as_object_mut() {
             params.insert("nonce".into(), Value::from(nonce(send_id)));

@@ -76,7 +76,7 @@ impl Sender for Line {
                         "a LINE message object needs a `type`",
                     ));
                 }
-                raw.clone()
+                Value::Object(raw.clone())
             }
         };
         Ok(json!({ "to": to.id(), "messages": [message] }).to_string())

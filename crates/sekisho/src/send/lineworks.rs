@@ -83,7 +83,7 @@ impl Sender for LineWorks {
                         "a LINE WORKS message content needs a `type`",
                     ));
                 }
-                raw.clone()
+                Value::Object(raw.clone())
             }
         };
         Ok(json!({ "content": content }).to_string())

@@ -59,12 +59,11 @@ impl Sender for Slack {
                 json!({ "channel": to.id(), "text": text })
             }
             // The method's arguments (`blocks`, `text`, `thread_ts`, …); the conversation is always `to`.
-            Outbound::Raw(Value::Object(args)) => {
+            Outbound::Raw(args) => {
                 let mut args = args.clone();
                 args.insert("channel".into(), Value::from(to.id()));
                 Value::Object(args)
             }
-            Outbound::Raw(_) => return Err(SendError::InvalidRaw("`raw` must be an object")),
         };
         Ok(call.to_string())
     }

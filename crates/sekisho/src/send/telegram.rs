@@ -59,7 +59,7 @@ impl Sender for Telegram {
             }
             // The `sendMessage` parameters themselves (`text`, `parse_mode`, `reply_markup`, …); the chat is
             // always `to`.
-            Outbound::Raw(Value::Object(params)) => {
+            Outbound::Raw(params) => {
                 if !params.get("text").is_some_and(Value::is_string) {
                     return Err(SendError::InvalidRaw("sendMessage needs a `text`"));
                 }
@@ -67,7 +67,6 @@ impl Sender for Telegram {
                 params.insert("chat_id".into(), Value::from(to.id()));
                 Value::Object(params)
             }
-            Outbound::Raw(_) => return Err(SendError::InvalidRaw("`raw` must be an object")),
         };
         Ok(call.to_string())
     }

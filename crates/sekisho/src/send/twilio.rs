@@ -98,7 +98,7 @@ impl Sender for Twilio {
                 form.append_pair("Body", &text);
             }
             // The API's own parameters (`Body`, `MediaUrl`, `ContentSid`, `ContentVariables`, …).
-            Outbound::Raw(Value::Object(params)) => {
+            Outbound::Raw(params) => {
                 if !["Body", "MediaUrl", "ContentSid"]
                     .iter()
                     .any(|name| params.contains_key(*name))
@@ -124,7 +124,6 @@ impl Sender for Twilio {
                     }
                 }
             }
-            Outbound::Raw(_) => return Err(SendError::InvalidRaw("`raw` must be an object")),
         }
         Ok(form.finish())
     }

@@ -43,7 +43,7 @@ pub(super) fn render_message(to: &Recipient, message: &Outbound) -> Result<Value
             within_limit(&content, MAX_TEXT_BYTES, "bytes", str::len)?;
             Ok(json!({ "touser": to.id(), "msgtype": "text", "text": { "content": content } }))
         }
-        Outbound::Raw(Value::Object(raw)) => {
+        Outbound::Raw(raw) => {
             if !raw.get("msgtype").is_some_and(Value::is_string) {
                 return Err(SendError::InvalidRaw("a message needs its `msgtype`"));
             }
@@ -51,7 +51,6 @@ pub(super) fn render_message(to: &Recipient, message: &Outbound) -> Result<Value
             raw.insert("touser".into(), Value::from(to.id()));
             Ok(Value::Object(raw))
         }
-        Outbound::Raw(_) => Err(SendError::InvalidRaw("`raw` must be an object")),
     }
 }
 

@@ -85,7 +85,7 @@ impl Sender for WhatsApp {
             }
             // The message object (`type` and its object: `image`, `template`, `interactive`, …); the product
             // and recipient are always this send's.
-            Outbound::Raw(Value::Object(raw)) => {
+            Outbound::Raw(raw) => {
                 let Some(kind) = raw.get("type").and_then(Value::as_str) else {
                     return Err(SendError::InvalidRaw(
                         "a WhatsApp message object needs a `type`",
@@ -109,7 +109,6 @@ impl Sender for WhatsApp {
                     .or_insert_with(|| Value::from("individual"));
                 Value::Object(raw)
             }
-            Outbound::Raw(_) => return Err(SendError::InvalidRaw("`raw` must be an object")),
         };
         Ok(message.to_string())
     }
