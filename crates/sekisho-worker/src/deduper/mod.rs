@@ -21,7 +21,7 @@ use sekisho::channels::ReplayGuard;
 use sekisho::dedup::buckets::{lookup_sql, Span};
 use sekisho::dedup::{
     self, check_replay, AcceptEvent, Claim, DedupCall, DedupReply, Known, ReplayCheck, ShardAccept,
-    ShardOutcome, ShardStep, StoredGuard, SPILL_FIRST_DRAIN_MS,
+    ShardOutcome, ShardStep, StoredGuard,
 };
 use sekisho::delivery::QueueSet;
 use sekisho::log;
@@ -275,23 +275,25 @@ impl Deduper {
                     ShardOutcome::Sent(sent)
                 }
                 ShardStep::Keep { commit, spill } => {
+                    let retention = dedup::retention_ms(&EnvBindings::of(&self.env));
                     let kept = self
-                        .keep(sql, &commit, &spill, now_ms, source)
+                        .keep(sql, &commit, &spill, now_ms, retention, source)
                         .map_err(|error| error.to_string());
-                    // The alarm: a drain soon for a spill, the new table's expiry for the purge.
-                    let wanted = match kept {
-                        Ok(_) if !spill.is_empty() => Ok(Some(now_ms + SPILL_FIRST_DRAIN_MS)),
-                        Ok(new_table) => Ok(new_table.map(|span| {
-                            span.expires_at_ms(dedup::retention_ms(&EnvBindings::of(&self.env)))
-                        })),
-                        Err(error) => Err(error),
-                    };
-                    let kept = match wanted {
-                        Ok(Some(at)) => self
-                            .ensure_alarm(now_ms, Some(at))
-                            .await
-                            .map_err(|error| error.to_string()),
-                        Ok(None) => Ok(()),
+                    let kept = match kept {
+                        Ok(new_table) => {
+                            match dedup::alarm_after_keep(
+                                !spill.is_empty(),
+                                new_table,
+                                now_ms,
+                                retention,
+                            ) {
+                                Some(at) => self
+                                    .ensure_alarm(now_ms, Some(at))
+                                    .await
+                                    .map_err(|error| error.to_string()),
+                                None => Ok(()),
+                            }
+                        }
                         Err(error) => Err(error),
                     };
                     ShardOutcome::Kept(kept)
@@ -324,9 +326,10 @@ impl Deduper {
         commit: &[String],
         spill: &[String],
         now_ms: u64,
+        retention_ms: u64,
         source: &str,
     ) -> Result<Option<Span>> {
-        let span = Span::at(now_ms, dedup::retention_ms(&EnvBindings::of(&self.env)));
+        let span = Span::at(now_ms, retention_ms);
         let new_table = !self.with_schema(sql, |schema| schema.spans.contains(&span))?;
         if new_table {
             sql.exec(&span.create_sql(), None)?;

@@ -217,6 +217,20 @@ pub fn next_alarm_ms(
     .min()
 }
 
+/// The alarm an accept call's write needs: a drain soon when it spilled, else the expiry of the claims table it
+/// made (when it made one); nothing otherwise (an alarm is already set for the tables that exist).
+pub fn alarm_after_keep(
+    spilled: bool,
+    new_table: Option<buckets::Span>,
+    now_ms: u64,
+    retention_ms: u64,
+) -> Option<u64> {
+    if spilled {
+        return Some(now_ms + SPILL_FIRST_DRAIN_MS);
+    }
+    new_table.map(|span| span.expires_at_ms(retention_ms))
+}
+
 /// Retention of de-duplication keys: `DEDUP_RETENTION_HOURS`, default 72.
 pub fn retention_ms(bindings: &dyn Bindings) -> u64 {
     let hours: u64 = bindings
@@ -326,6 +340,21 @@ mod tests {
         assert_eq!(next_alarm_ms(day, true, 0, both), Some(day + 1_000));
         // A table already past its expiry is purged now, never in the past.
         assert_eq!(next_alarm_ms(6 * day, false, 0, tables), Some(6 * day));
+    }
+
+    #[test]
+    fn a_write_sets_the_drain_or_the_new_tables_expiry() {
+        let retention = 72 * 3_600_000;
+        let span = buckets::Span::at(0, retention);
+        assert_eq!(
+            alarm_after_keep(true, Some(span), 50, retention),
+            Some(50 + SPILL_FIRST_DRAIN_MS)
+        );
+        assert_eq!(
+            alarm_after_keep(false, Some(span), 50, retention),
+            Some(108 * 3_600_000)
+        );
+        assert_eq!(alarm_after_keep(false, None, 50, retention), None);
     }
 
     #[test]
