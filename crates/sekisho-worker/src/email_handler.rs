@@ -129,8 +129,8 @@ pub async fn email(
     }
     let accepted = accepted.accepted;
     match intake::dispatch(&env, &ctx, &accepted).await {
-        Ok(duplicate_events) => {
-            recording.accepted(&accepted, duplicate_events);
+        Ok(acceptance) => {
+            recording.accepted(&accepted, acceptance.duplicate_events);
             Ok(wasm_bindgen::JsValue::UNDEFINED)
         }
         Err(refusal) => {

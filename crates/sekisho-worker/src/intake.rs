@@ -11,17 +11,17 @@ use super::consumer::forward_best_effort;
 use super::{binding, call_object, emit, now_ms, queue_message, DEDUP_BINDING, QUEUE_BINDING};
 use sekisho::dedup::{self, DedupReply};
 use sekisho::gateway::{Accepted, Refusal};
-use sekisho::intake::{After, Finish, Intake, Outcome, ShardCall, Step, Stores};
+use sekisho::intake::{Acceptance, After, Finish, Intake, Outcome, ShardCall, Step, Stores};
 use sekisho::log;
 
 static BEST_EFFORT_LOGGED: AtomicBool = AtomicBool::new(false);
 
-/// Returns how many of the request's events were duplicates (for the metrics).
+/// Returns how the events were accepted: how many were duplicates (for the metrics), and the reply call's turn.
 pub(super) async fn dispatch(
     env: &Env,
     ctx: &Context,
     accepted: &Accepted,
-) -> Result<usize, Refusal> {
+) -> Result<Acceptance, Refusal> {
     let queue = binding::<Queue>(env, QUEUE_BINDING);
     let store = binding::<ObjectNamespace>(env, DEDUP_BINDING);
     let stores = Stores {
@@ -56,7 +56,7 @@ pub(super) async fn dispatch(
                         ));
                     }
                 }
-                return Ok(acceptance.duplicate_events);
+                return Ok(acceptance);
             }
         };
     }

@@ -6,88 +6,68 @@ use std::time::Duration;
 use futures_util::future::{select, Either};
 use futures_util::StreamExt;
 use wasm_bindgen::JsCast;
-use worker::{AbortController, Context, Delay, Env, Fetch};
+use worker::{AbortController, Delay, Env, Fetch};
 
 use super::{call_object, emit, now_ms, EnvBindings};
 use sekisho::channels::EdgeResponse;
-use sekisho::dedup::{self, is_duplicate, reply_step, DedupCall, DedupReply, KeptReply, ReplyStep};
+use sekisho::dedup::{self, DedupReply, HeldClaim, ReplyTurn};
 use sekisho::gateway::Accepted;
 use sekisho::gateway::BodyBuffer;
 use sekisho::reply::{CallOutcome, NoReply, RenderContext, ReplyCall, MAX_ANSWER_BYTES};
 
-/// The provider's response: the backend's reply rendered by the channel, or `default` (today's answer). A
-/// duplicate of an event already accepted is answered from the reply kept for it, never by a new call
-/// ([`sekisho::dedup::reply_step`]); a fresh event's rendered reply is kept for its duplicates.
+/// The provider's response: the backend's reply rendered by the channel, or `default` (today's answer), as the
+/// intake decided ([`ReplyTurn`]). A duplicate was answered by its accept call from the reply kept with its
+/// claim; a fresh event's call is made here, and its held claim committed with what was rendered before the
+/// provider gets it — so every later duplicate sees that reply.
 pub(super) async fn answer(
     call: &ReplyCall,
     accepted: &Accepted,
-    duplicate_events: usize,
+    turn: ReplyTurn,
     env: &Env,
-    ctx: &Context,
     received_ms: u64,
 ) -> EdgeResponse {
-    let event_id = &call.delivery.webhook_id;
     let default = &accepted.response;
-    let store = kept_store(env, accepted);
-    let kept = match &store {
-        Some(stub) if is_duplicate(duplicate_events) => kept_reply(stub, event_id).await,
-        _ => None,
+    let held = match turn {
+        ReplyTurn::NoCall => return default.clone(),
+        ReplyTurn::Answer(response) => return response,
+        ReplyTurn::Call { held } => held,
     };
-    if let ReplyStep::Answer(response) =
-        reply_step(duplicate_events, kept.as_ref(), now_ms(), default)
-    {
-        return response;
-    }
     let result = reply(call, env, received_ms).await;
     let elapsed_ms = now_ms().saturating_sub(received_ms);
     emit(&sekisho::log::reply_outcome(
-        event_id,
+        &call.delivery.webhook_id,
         result.as_ref().map(|_| ()),
         elapsed_ms,
     ));
-    match result {
-        Ok(response) => {
-            if let Some(stub) = store {
-                let keep = DedupCall::KeepReply {
-                    id: event_id.clone(),
-                    reply: KeptReply::of(&response, now_ms()),
-                };
-                ctx.wait_until(async move {
-                    if let Err(error) = call_object::<_, DedupReply>(&stub, &keep).await {
-                        emit(&sekisho::log::operation_failed(
-                            "reply not kept",
-                            &error.to_string(),
-                        ));
-                    }
-                });
-            }
-            response
+    let rendered = result.ok();
+    if let Some(held) = held {
+        if let Err(error) = commit(env, &held, rendered.as_ref()).await {
+            // The event is queued; without its claim a provider retry after the hold is queued again (a
+            // duplicate with the same webhook-id, never a loss).
+            emit(&sekisho::log::operation_failed(
+                "held claim not committed",
+                &error,
+            ));
         }
-        Err(_) => default.clone(),
     }
+    rendered.unwrap_or_else(|| default.clone())
 }
 
-/// The de-duplication object holding the event's claim, when there is one.
-fn kept_store(env: &Env, accepted: &Accepted) -> Option<worker::Stub> {
-    let store = super::binding::<worker::ObjectNamespace>(env, dedup::STORE_BINDING)?;
-    let delivery = accepted.deliveries.first()?;
-    let source = format!(
-        "/{}/{}",
-        accepted.channel.unwrap_or_default(),
-        accepted.account.as_deref().unwrap_or_default()
-    );
-    let name = dedup::object_name(&source, dedup::shard_of(&delivery.webhook_id));
-    store.id_from_name(&name).ok()?.get_stub().ok()
-}
-
-/// The reply kept for `event_id`; a failed lookup is no reply (the usual answer, still no call).
-async fn kept_reply(stub: &worker::Stub, event_id: &str) -> Option<KeptReply> {
-    let call = DedupCall::KeptReply {
-        id: event_id.to_owned(),
-    };
-    match call_object::<_, DedupReply>(stub, &call).await {
-        Ok(DedupReply::Kept { reply }) => reply,
-        _ => None,
+async fn commit(
+    env: &Env,
+    held: &HeldClaim,
+    rendered: Option<&EdgeResponse>,
+) -> Result<(), String> {
+    let store = super::binding::<worker::ObjectNamespace>(env, dedup::STORE_BINDING)
+        .ok_or_else(|| format!("no {} binding", dedup::STORE_BINDING))?;
+    let stub = store
+        .id_from_name(&held.object)
+        .and_then(|id| id.get_stub())
+        .map_err(|error| error.to_string())?;
+    match call_object::<_, DedupReply>(&stub, &held.commit(rendered, now_ms())).await {
+        Ok(DedupReply::Done) => Ok(()),
+        Ok(other) => Err(format!("unexpected answer {other:?}")),
+        Err(error) => Err(error.to_string()),
     }
 }
 

@@ -114,18 +114,18 @@ pub(crate) async fn serve(
         Ok(accepted) => accepted,
         Err(refusal) => return recording.refused(&refusal),
     };
-    let duplicate_events = match intake::dispatch(env, ctx, &accepted).await {
-        Ok(duplicate_events) => duplicate_events,
+    let acceptance = match intake::dispatch(env, ctx, &accepted).await {
+        Ok(acceptance) => acceptance,
         Err(refusal) => return recording.refused(&refusal),
     };
     // The event is durably accepted: only now may the backend's reply be waited for.
     let replied = match &accepted.reply {
         Some(call) => {
-            Some(reply::answer(call, &accepted, duplicate_events, env, ctx, received_ms).await)
+            Some(reply::answer(call, &accepted, acceptance.reply, env, received_ms).await)
         }
         None => None,
     };
-    recording.accepted(&accepted, duplicate_events);
+    recording.accepted(&accepted, acceptance.duplicate_events);
     to_response(replied.as_ref().unwrap_or(&accepted.response))
 }
 

@@ -1,7 +1,8 @@
 //! `Deduper`, the de-duplication Durable Object with SQLite storage: one per channel/account and shard
 //! (`/{channel}/{account}#{shard}`, see `sekisho::dedup::shards`). It performs the core's decisions: the accept
 //! call's step machine (`sekisho::dedup::accept`: send the new events to the queue, then claim them, or spill
-//! what the queue refused), replay guards, kept replies, the drain of the spill and the purge, by alarm.
+//! what the queue refused), the commit of a claim held for its reply (kept in the claim's row), replay guards,
+//! the drain of the spill and the purge, by alarm.
 //!
 //! Tables are made when first needed, not in the constructor: creating one writes two rows, and an object that
 //! only ever claims should not pay for the others. Claims go into one table per span of time
@@ -18,20 +19,18 @@ mod spill;
 use super::durable::{at_epoch_ms, count};
 use super::{emit, queue_message, EnvBindings};
 use sekisho::channels::ReplayGuard;
-use sekisho::dedup::buckets::{lookup_sql, Span};
+use sekisho::dedup::buckets::{keeps_replies, lookup_sql, Span};
 use sekisho::dedup::{
-    self, check_replay, AcceptEvent, Claim, DedupCall, DedupReply, Known, ReplayCheck, ShardAccept,
-    ShardOutcome, ShardStep, StoredGuard,
+    self, check_replay, AcceptEvent, Claim, DedupCall, DedupReply, Hold, InFlight, KeptReply,
+    Known, ReplayCheck, ShardAccept, ShardOutcome, ShardStep, StoredGuard,
 };
 use sekisho::delivery::QueueSet;
 use sekisho::log;
 
 /// The tables besides the claims', each made on first use.
 const GUARDS: &str = "CREATE TABLE IF NOT EXISTS guards (key TEXT PRIMARY KEY, digest TEXT NOT NULL, expires_at INTEGER NOT NULL)";
-/// `WITHOUT ROWID`: keeping a reply writes one row, not a row and an index entry.
-const REPLIES: &str = "CREATE TABLE IF NOT EXISTS kept_replies (id TEXT PRIMARY KEY, reply TEXT NOT NULL, at INTEGER NOT NULL) WITHOUT ROWID";
-/// Kept replies of earlier versions (with a rowid), read and purged until empty.
-const LEGACY_REPLIES: &str = "replies";
+/// Kept replies of earlier versions, in tables of their own (now in the claims' rows): dropped by the alarm.
+const LEGACY_REPLIES: [&str; 2] = ["kept_replies", "replies"];
 const SPILL: &str =
     "CREATE TABLE IF NOT EXISTS spill (seq INTEGER PRIMARY KEY AUTOINCREMENT, message TEXT NOT NULL)";
 const DRAIN: &str = "CREATE TABLE IF NOT EXISTS drain (id INTEGER PRIMARY KEY CHECK (id = 0), failures INTEGER NOT NULL, source TEXT NOT NULL)";
@@ -39,14 +38,10 @@ const DRAIN: &str = "CREATE TABLE IF NOT EXISTS drain (id INTEGER PRIMARY KEY CH
 const LEGACY_CLAIMS: &str = "event_claims";
 
 #[derive(Deserialize)]
-struct ReplyRow {
-    reply: String,
-}
-
-#[derive(Deserialize)]
 struct ClaimRow {
     committed: i64,
     at: i64,
+    reply: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -58,6 +53,7 @@ struct GuardRow {
 #[derive(Deserialize)]
 struct TableRow {
     name: String,
+    sql: Option<String>,
 }
 
 /// The object's tables, read from `sqlite_master` once per instance and kept up to date by this instance (the
@@ -65,6 +61,8 @@ struct TableRow {
 #[derive(Default)]
 struct Schema {
     spans: Vec<Span>,
+    /// Claims tables of earlier versions, without the reply column (yet).
+    without_reply: HashSet<Span>,
     tables: HashSet<String>,
 }
 
@@ -73,8 +71,9 @@ pub struct Deduper {
     state: State,
     env: Env,
     schema: RefCell<Option<Schema>>,
-    /// Ids an accept call of this instance is sending right now (see `sekisho::dedup::accept`).
-    in_flight: RefCell<HashSet<String>>,
+    /// Ids an accept call of this instance is sending right now, or holds for its commit (see
+    /// `sekisho::dedup::InFlight`).
+    in_flight: RefCell<InFlight>,
 }
 
 impl DurableObject for Deduper {
@@ -83,7 +82,7 @@ impl DurableObject for Deduper {
             state,
             env,
             schema: RefCell::new(None),
-            in_flight: RefCell::new(HashSet::new()),
+            in_flight: RefCell::new(InFlight::default()),
         }
     }
 
@@ -96,7 +95,11 @@ impl DurableObject for Deduper {
                 now_ms,
                 delay_s,
                 source,
-            } => self.accept(&sql, events, now_ms, delay_s, &source).await?,
+                hold,
+            } => {
+                self.accept(&sql, events, now_ms, delay_s, &source, hold)
+                    .await?
+            }
             DedupCall::CheckGuard { guard, now_ms } => {
                 if self.check_guard(&sql, &guard, now_ms)? {
                     // The guard row is purged once it expired, by the hourly round.
@@ -106,34 +109,9 @@ impl DurableObject for Deduper {
                     DedupReply::ReplayRefused
                 }
             }
-            DedupCall::KeepReply { id, reply } => {
-                let at = reply.at_ms;
-                let text = serde_json::to_string(&reply)
-                    .map_err(|e| worker::Error::RustError(e.to_string()))?;
-                self.ensure_table(&sql, "kept_replies", REPLIES)?;
-                sql.exec(
-                    "INSERT OR REPLACE INTO kept_replies (id, reply, at) VALUES (?, ?, ?)",
-                    vec![id.as_str().into(), text.as_str().into(), (at as i64).into()],
-                )?;
-                self.ensure_alarm(at, None).await?;
+            DedupCall::Commit { id, reply, now_ms } => {
+                self.commit(&sql, &id, reply.as_ref(), now_ms).await?;
                 DedupReply::Done
-            }
-            DedupCall::KeptReply { id } => {
-                let mut reply = None;
-                for table in ["kept_replies", LEGACY_REPLIES] {
-                    if reply.is_none() && self.has_table(&sql, table)? {
-                        let rows: Vec<ReplyRow> = sql
-                            .exec(
-                                &format!("SELECT reply FROM {table} WHERE id = ?"),
-                                vec![id.as_str().into()],
-                            )?
-                            .to_array()?;
-                        reply = rows
-                            .first()
-                            .and_then(|row| serde_json::from_str(&row.reply).ok());
-                    }
-                }
-                DedupReply::Kept { reply }
             }
         };
         Response::from_json(&reply)
@@ -185,13 +163,12 @@ impl DurableObject for Deduper {
             )?;
             rows |= count(&sql, "SELECT COUNT(*) AS n FROM guards")? > 0;
         }
-        for table in ["kept_replies", LEGACY_REPLIES] {
+        // Dropping writes no row; the replies in them were kept for minutes, and have expired by the time
+        // this runs after an upgrade (or their duplicates get the usual answer, as when none was kept).
+        for table in LEGACY_REPLIES {
             if self.has_table(&sql, table)? {
-                sql.exec(
-                    &format!("DELETE FROM {table} WHERE at < ?"),
-                    vec![(now.saturating_sub(dedup::REPLY_KEPT_MS) as i64).into()],
-                )?;
-                rows |= count(&sql, &format!("SELECT COUNT(*) AS n FROM {table}"))? > 0;
+                sql.exec(&format!("DROP TABLE IF EXISTS {table}"), None)?;
+                self.with_schema(&sql, |schema| schema.tables.remove(table))?;
             }
         }
         let spill_waiting =
@@ -216,32 +193,92 @@ impl Deduper {
         now_ms: u64,
         delay_s: Option<u32>,
         source: &str,
+        hold: Option<Hold>,
     ) -> Result<DedupReply> {
         let query = self.with_schema(sql, |schema| {
-            lookup_sql(&schema.spans, schema.tables.contains(LEGACY_CLAIMS))
+            let spans: Vec<(Span, bool)> = schema
+                .spans
+                .iter()
+                .map(|span| (*span, !schema.without_reply.contains(span)))
+                .collect();
+            lookup_sql(&spans, schema.tables.contains(LEGACY_CLAIMS))
         })?;
         let mut known = Vec::with_capacity(events.len());
+        let mut kept = None;
         for event in &events {
-            let stored = match &query {
+            let (stored, reply) = match &query {
                 Some(query) => lookup(sql, query, &event.id)?,
-                None => None,
+                None => (None, None),
             };
+            if hold.as_ref().is_some_and(|hold| hold.id == event.id) {
+                kept = reply;
+            }
             known.push(Known {
                 stored,
-                in_flight: self.in_flight.borrow().contains(&event.id),
+                in_flight: self.in_flight.borrow().is_taken(&event.id, now_ms),
             });
         }
         let bindings = EnvBindings::of(&self.env);
         let queues = QueueSet::from_bindings(&bindings);
         let mut accept = ShardAccept::new(events, &known, &queues, delay_s, now_ms);
-        let fresh = accept.fresh().to_vec();
-        self.in_flight.borrow_mut().extend(fresh.iter().cloned());
-        let result = self.perform(sql, &mut accept, now_ms, source).await;
-        let mut in_flight = self.in_flight.borrow_mut();
-        for id in &fresh {
-            in_flight.remove(id);
+        if let Some(hold) = hold {
+            accept = accept.with_reply(hold, kept);
         }
+        let fresh = accept.fresh().to_vec();
+        self.in_flight.borrow_mut().sending(&fresh, now_ms);
+        let result = self.perform(sql, &mut accept, now_ms, source).await;
+        let held = result.as_ref().ok().and(accept.held());
+        self.in_flight.borrow_mut().finished(&fresh, held);
         result
+    }
+
+    /// Writes the claim an accept call held, with the reply its provider got, and ends the hold.
+    async fn commit(
+        &self,
+        sql: &SqlStorage,
+        id: &str,
+        reply: Option<&KeptReply>,
+        now_ms: u64,
+    ) -> Result<()> {
+        let retention = dedup::retention_ms(&EnvBindings::of(&self.env));
+        let (span, new_table) = self.claims_table(sql, now_ms, retention)?;
+        let text = reply
+            .map(serde_json::to_string)
+            .transpose()
+            .map_err(|e| worker::Error::RustError(e.to_string()))?;
+        match text {
+            Some(text) => {
+                if self.with_schema(sql, |schema| schema.without_reply.remove(&span))? {
+                    sql.exec(&span.add_reply_column_sql(), None)?;
+                }
+                sql.exec(&span.commit_sql(), vec![id.into(), text.as_str().into()])?;
+            }
+            None => {
+                sql.exec(&span.insert_sql(), vec![id.into()])?;
+            }
+        }
+        self.in_flight.borrow_mut().committed(id);
+        if let Some(at) = dedup::alarm_after_keep(false, new_table, now_ms, retention) {
+            self.ensure_alarm(now_ms, Some(at)).await?;
+        }
+        Ok(())
+    }
+
+    /// The claims table of the span of `now_ms`, made if this object has none yet (then returned as new: the
+    /// purge alarm must cover its expiry).
+    fn claims_table(
+        &self,
+        sql: &SqlStorage,
+        now_ms: u64,
+        retention_ms: u64,
+    ) -> Result<(Span, Option<Span>)> {
+        let span = Span::at(now_ms, retention_ms);
+        let new_table = !self.with_schema(sql, |schema| schema.spans.contains(&span))?;
+        if new_table {
+            sql.exec(&span.create_sql(), None)?;
+            self.with_schema(sql, |schema| schema.spans.push(span))?;
+        }
+        Ok((span, new_table.then_some(span)))
     }
 
     async fn perform(
@@ -329,12 +366,7 @@ impl Deduper {
         retention_ms: u64,
         source: &str,
     ) -> Result<Option<Span>> {
-        let span = Span::at(now_ms, retention_ms);
-        let new_table = !self.with_schema(sql, |schema| schema.spans.contains(&span))?;
-        if new_table {
-            sql.exec(&span.create_sql(), None)?;
-            self.with_schema(sql, |schema| schema.spans.push(span))?;
-        }
+        let (span, new_table) = self.claims_table(sql, now_ms, retention_ms)?;
         let insert = span.insert_sql();
         for id in commit {
             sql.exec(&insert, vec![id.as_str().into()])?;
@@ -353,7 +385,7 @@ impl Deduper {
                 )?;
             }
         }
-        Ok(new_table.then_some(span))
+        Ok(new_table)
     }
 
     /// False when the signed query was already used with another body.
@@ -391,12 +423,20 @@ impl Deduper {
         let mut slot = self.schema.borrow_mut();
         if slot.is_none() {
             let rows: Vec<TableRow> = sql
-                .exec("SELECT name FROM sqlite_master WHERE type = 'table'", None)?
+                .exec(
+                    "SELECT name, sql FROM sqlite_master WHERE type = 'table'",
+                    None,
+                )?
                 .to_array()?;
             let mut schema = Schema::default();
             for row in rows {
                 match Span::parse(&row.name) {
-                    Some(span) => schema.spans.push(span),
+                    Some(span) => {
+                        if !row.sql.as_deref().is_some_and(keeps_replies) {
+                            schema.without_reply.insert(span);
+                        }
+                        schema.spans.push(span);
+                    }
                     None => {
                         schema.tables.insert(row.name);
                     }
@@ -451,15 +491,22 @@ fn migrate_oldest(sql: &SqlStorage, schema: &mut Schema) {
     schema.tables.insert(LEGACY_CLAIMS.to_owned());
 }
 
-/// One id's stored claim, from the claims tables (and the legacy table).
-fn lookup(sql: &SqlStorage, query: &str, id: &str) -> Result<Option<Claim>> {
+/// One id's stored claim, from the claims tables (and the legacy table), with the reply kept in its row (a row
+/// that does not decode is no reply: the usual answer).
+fn lookup(sql: &SqlStorage, query: &str, id: &str) -> Result<(Option<Claim>, Option<KeptReply>)> {
     let rows: Vec<ClaimRow> = sql.exec(query, vec![id.into()])?.to_array()?;
-    Ok(rows.first().map(|row| {
-        let at = row.at.max(0) as u64;
-        if row.committed != 0 {
-            Claim::Committed { at_ms: at }
-        } else {
-            Claim::Pending { since_ms: at }
-        }
-    }))
+    let Some(row) = rows.first() else {
+        return Ok((None, None));
+    };
+    let at = row.at.max(0) as u64;
+    let claim = if row.committed != 0 {
+        Claim::Committed { at_ms: at }
+    } else {
+        Claim::Pending { since_ms: at }
+    };
+    let reply = row
+        .reply
+        .as_deref()
+        .and_then(|text| serde_json::from_str(text).ok());
+    Ok((Some(claim), reply))
 }

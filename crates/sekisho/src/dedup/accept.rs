@@ -12,12 +12,16 @@
 //!
 //! When the queue refuses, the messages not sent are spilled into the object's own SQLite in the same write as
 //! the claims; its alarm drains them later ([`super::drain_delay_ms`]).
+//!
+//! An event with a reply call is *held* ([`Hold`]): sent like the others, but its claim is written by the
+//! commit that follows the reply call, with the reply in the same row. A copy of it stays busy until then, and
+//! a duplicate of it is answered with the reply kept for it, in this same call.
 
 use std::collections::VecDeque;
 
 use serde::{Deserialize, Serialize};
 
-use super::{claim, Claim, ClaimAnswer, DedupReply};
+use super::{claim, Claim, ClaimAnswer, DedupReply, Hold, KeptReply};
 use crate::delivery::{batches, QueueSet};
 
 /// One event of an accept call: its id and its first queue message.
@@ -91,6 +95,10 @@ pub struct ShardAccept {
     spill: Vec<String>,
     delay_s: Option<u32>,
     stage: Stage,
+    /// The event whose claim waits for its reply, when it is one of `fresh`.
+    hold: Option<Hold>,
+    /// The reply kept for the held event's id, when it is a duplicate.
+    kept: Option<KeptReply>,
 }
 
 impl ShardAccept {
@@ -152,7 +160,26 @@ impl ShardAccept {
             spill: Vec::new(),
             delay_s,
             stage: Stage::Start,
+            hold: None,
+            kept: None,
         }
+    }
+
+    /// The call's event with a reply call: held when it is new (its claim is left to the commit), answered with
+    /// `kept` — the reply kept with its claim — when it is a duplicate.
+    pub fn with_reply(mut self, hold: Hold, kept: Option<KeptReply>) -> ShardAccept {
+        if self.fresh.contains(&hold.id) {
+            self.hold = Some(hold);
+        } else {
+            self.kept = kept;
+        }
+        self
+    }
+
+    /// The hold left after the call (when its event was sent and nothing was spilled): the id stays in flight
+    /// until the commit or the hold's end.
+    pub fn held(&self) -> Option<&Hold> {
+        self.hold.as_ref().filter(|_| self.spill.is_empty())
     }
 
     /// The ids this call takes: mark them in flight before the first step, unmark them when it is done.
@@ -176,12 +203,7 @@ impl ShardAccept {
                     .extend(self.batches.drain(..).flat_map(|batch| batch.messages));
                 self.keep()
             }
-            (Stage::Keeping, ShardOutcome::Kept(Ok(()))) => {
-                ShardStep::Reply(DedupReply::Accepted {
-                    answers: self.answers.clone(),
-                    spilled: !self.spill.is_empty(),
-                })
-            }
+            (Stage::Keeping, ShardOutcome::Kept(Ok(()))) => self.reply(),
             (Stage::Keeping, ShardOutcome::Kept(Err(error))) => ShardStep::Fail(error),
             (Stage::Keeping, _) => ShardStep::Fail("the write's result is missing".to_owned()),
             (Stage::Done, _) => ShardStep::Fail("the call is over".to_owned()),
@@ -199,20 +221,37 @@ impl ShardAccept {
                     delay_s: self.delay_s,
                 }
             }
-            None if self.fresh.is_empty() => ShardStep::Reply(DedupReply::Accepted {
-                answers: self.answers.clone(),
-                spilled: false,
-            }),
             None => self.keep(),
         }
     }
 
+    /// The write, unless there is nothing to write: a spill takes every claim with it (the held one too, so
+    /// the events are kept even if no commit comes); otherwise the held claim is left to the commit.
     fn keep(&mut self) -> ShardStep {
+        let held = self.held().map(|hold| hold.id.clone());
+        let commit: Vec<String> = self
+            .fresh
+            .iter()
+            .filter(|id| Some(*id) != held.as_ref())
+            .cloned()
+            .collect();
+        if commit.is_empty() && self.spill.is_empty() {
+            return self.reply();
+        }
         self.stage = Stage::Keeping;
         ShardStep::Keep {
-            commit: self.fresh.clone(),
+            commit,
             spill: self.spill.clone(),
         }
+    }
+
+    fn reply(&mut self) -> ShardStep {
+        ShardStep::Reply(DedupReply::Accepted {
+            answers: self.answers.clone(),
+            spilled: !self.spill.is_empty(),
+            held: self.held().is_some(),
+            kept: self.kept.take(),
+        })
     }
 }
 
@@ -272,6 +311,8 @@ mod tests {
                     ClaimAnswer::Fresh
                 ],
                 spilled: false,
+                held: false,
+                kept: None,
             })
         );
     }
@@ -298,7 +339,9 @@ mod tests {
             accept.next(ShardOutcome::Kept(Ok(()))),
             ShardStep::Reply(DedupReply::Accepted {
                 answers: vec![ClaimAnswer::Fresh, ClaimAnswer::Duplicate],
-                spilled: false
+                spilled: false,
+                held: false,
+                kept: None,
             })
         );
     }
@@ -315,7 +358,9 @@ mod tests {
             accept.next(ShardOutcome::Start),
             ShardStep::Reply(DedupReply::Accepted {
                 answers: vec![ClaimAnswer::Duplicate],
-                spilled: false
+                spilled: false,
+                held: false,
+                kept: None,
             })
         );
     }
@@ -384,7 +429,9 @@ mod tests {
             accept.next(ShardOutcome::Kept(Ok(()))),
             ShardStep::Reply(DedupReply::Accepted {
                 answers: vec![ClaimAnswer::Fresh; 250],
-                spilled: true
+                spilled: true,
+                held: false,
+                kept: None,
             })
         );
     }
@@ -431,5 +478,94 @@ mod tests {
         assert_eq!(seen.len(), 2, "one batch per queue: {seen:?}");
         assert_eq!(seen.iter().map(|(_, n)| n).sum::<usize>(), 40);
         assert!(seen.iter().all(|(_, n)| *n >= 10), "{seen:?}");
+    }
+
+    #[test]
+    fn a_held_event_is_sent_but_its_claim_is_left_to_the_commit() {
+        let hold = Hold::for_reply("evt_1", 3_000, 0);
+        let mut accept = ShardAccept::new(
+            events(2),
+            &[Known::default(); 2],
+            &queues("EVENTS"),
+            None,
+            0,
+        )
+        .with_reply(hold.clone(), None);
+        assert!(matches!(
+            accept.next(ShardOutcome::Start),
+            ShardStep::Send { messages, .. } if messages.len() == 2
+        ));
+        assert_eq!(
+            accept.next(ShardOutcome::Sent(Ok(()))),
+            ShardStep::Keep {
+                commit: vec!["evt_0".into()],
+                spill: vec![]
+            }
+        );
+        assert_eq!(
+            accept.next(ShardOutcome::Kept(Ok(()))),
+            ShardStep::Reply(DedupReply::Accepted {
+                answers: vec![ClaimAnswer::Fresh; 2],
+                spilled: false,
+                held: true,
+                kept: None,
+            })
+        );
+        assert_eq!(accept.held(), Some(&hold));
+
+        // Alone, the held event needs no write at all.
+        let mut alone =
+            ShardAccept::new(events(1), &[Known::default()], &queues("EVENTS"), None, 0)
+                .with_reply(Hold::for_reply("evt_0", 3_000, 0), None);
+        alone.next(ShardOutcome::Start);
+        assert!(matches!(
+            alone.next(ShardOutcome::Sent(Ok(()))),
+            ShardStep::Reply(DedupReply::Accepted { held: true, .. })
+        ));
+    }
+
+    #[test]
+    fn a_spill_claims_the_held_event_too_and_holds_nothing() {
+        let mut accept =
+            ShardAccept::new(events(1), &[Known::default()], &queues("EVENTS"), None, 0)
+                .with_reply(Hold::for_reply("evt_0", 3_000, 0), None);
+        accept.next(ShardOutcome::Start);
+        assert_eq!(
+            accept.next(ShardOutcome::Sent(Err("refused".into()))),
+            ShardStep::Keep {
+                commit: vec!["evt_0".into()],
+                spill: vec!["{\"n\":0}".into()]
+            }
+        );
+        assert!(matches!(
+            accept.next(ShardOutcome::Kept(Ok(()))),
+            ShardStep::Reply(DedupReply::Accepted {
+                held: false,
+                spilled: true,
+                ..
+            })
+        ));
+        assert_eq!(accept.held(), None);
+    }
+
+    #[test]
+    fn a_duplicate_of_the_reply_event_is_answered_with_its_kept_reply() {
+        let kept = KeptReply::of(&crate::channels::EdgeResponse::text("done"), 5);
+        let known = [Known {
+            stored: Some(Claim::Committed { at_ms: 1 }),
+            in_flight: false,
+        }];
+        let mut accept = ShardAccept::new(events(1), &known, &queues("EVENTS"), None, 100)
+            .with_reply(Hold::for_reply("evt_0", 3_000, 100), Some(kept.clone()));
+        assert_eq!(accept.held(), None);
+        assert_eq!(
+            accept.next(ShardOutcome::Start),
+            ShardStep::Reply(DedupReply::Accepted {
+                answers: vec![ClaimAnswer::Duplicate],
+                spilled: false,
+                held: false,
+                kept: Some(kept),
+            })
+        );
     }
 }

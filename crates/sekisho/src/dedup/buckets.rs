@@ -17,7 +17,7 @@ const HOUR_MS: u64 = 3_600_000;
 const PREFIX: &str = "claims_";
 
 /// The hours `[first, end)` one table covers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Span {
     pub first_hour: u64,
     pub end_hour: u64,
@@ -58,14 +58,25 @@ impl Span {
             .saturating_add(retention_ms)
     }
 
-    /// `CREATE TABLE IF NOT EXISTS` of this span's table: the id alone, `WITHOUT ROWID` (one B-tree entry per
-    /// claim, so an insert writes one row).
+    /// `CREATE TABLE IF NOT EXISTS` of this span's table: the id and the reply kept for its event (NULL for most
+    /// events), `WITHOUT ROWID` (one B-tree entry per claim, so an insert writes one row).
     pub fn create_sql(&self) -> String {
-        format!("CREATE TABLE IF NOT EXISTS {self} (id TEXT PRIMARY KEY) WITHOUT ROWID")
+        format!("CREATE TABLE IF NOT EXISTS {self} (id TEXT PRIMARY KEY, reply TEXT) WITHOUT ROWID")
     }
 
     pub fn insert_sql(&self) -> String {
         format!("INSERT OR IGNORE INTO {self} (id) VALUES (?)")
+    }
+
+    /// The claim a commit writes, with its reply (`?1` the id, `?2` the reply or NULL).
+    pub fn commit_sql(&self) -> String {
+        format!("INSERT OR REPLACE INTO {self} (id, reply) VALUES (?1, ?2)")
+    }
+
+    /// Tables of earlier versions held the id alone: the reply column is added the first time a reply is kept
+    /// in one.
+    pub fn add_reply_column_sql(&self) -> String {
+        format!("ALTER TABLE {self} ADD COLUMN reply TEXT")
     }
 
     pub fn drop_sql(&self) -> String {
@@ -80,27 +91,36 @@ impl fmt::Display for Span {
     }
 }
 
-/// The query that finds one id (bound once as `?1`) among the claims tables and, when `legacy` is set, the
-/// `event_claims` table of earlier versions (which also held pending claims). One row `(committed, at)` at most,
-/// a committed claim first; `None` when there is no table to look in.
-pub fn lookup_sql(spans: &[Span], legacy: bool) -> Option<String> {
+/// Whether a claims table, by the `CREATE TABLE` text `sqlite_master` keeps for it, has the reply column (an
+/// `ALTER TABLE … ADD COLUMN` rewrites that text too).
+pub fn keeps_replies(table_sql: &str) -> bool {
+    table_sql.contains("reply TEXT")
+}
+
+/// The query that finds one id (bound once as `?1`) among the claims tables — each with whether it has the
+/// reply column — and, when `legacy` is set, the `event_claims` table of earlier versions (which also held
+/// pending claims). One row `(committed, at, reply)` at most, a committed claim with a reply first; `None` when
+/// there is no table to look in.
+pub fn lookup_sql(spans: &[(Span, bool)], legacy: bool) -> Option<String> {
     let mut parts: Vec<String> = spans
         .iter()
-        .map(|span| {
+        .map(|(span, with_reply)| {
             format!(
-                "SELECT 1 AS committed, {} AS at FROM {span} WHERE id = ?1",
-                span.first_hour.saturating_mul(HOUR_MS)
+                "SELECT 1 AS committed, {} AS at, {} AS reply FROM {span} WHERE id = ?1",
+                span.first_hour.saturating_mul(HOUR_MS),
+                if *with_reply { "reply" } else { "NULL" }
             )
         })
         .collect();
     if legacy {
-        parts.push("SELECT committed, at FROM event_claims WHERE id = ?1".to_owned());
+        parts
+            .push("SELECT committed, at, NULL AS reply FROM event_claims WHERE id = ?1".to_owned());
     }
     if parts.is_empty() {
         return None;
     }
     Some(format!(
-        "SELECT committed, at FROM ({}) ORDER BY committed DESC LIMIT 1",
+        "SELECT committed, at, reply FROM ({}) ORDER BY committed DESC, reply IS NULL LIMIT 1",
         parts.join(" UNION ALL ")
     ))
 }
@@ -160,25 +180,48 @@ mod tests {
     fn the_lookup_covers_every_table_and_prefers_a_committed_claim() {
         assert_eq!(lookup_sql(&[], false), None);
         let spans = [
-            Span {
-                first_hour: 6,
-                end_hour: 12,
-            },
-            Span {
-                first_hour: 12,
-                end_hour: 18,
-            },
+            (
+                Span {
+                    first_hour: 6,
+                    end_hour: 12,
+                },
+                false,
+            ),
+            (
+                Span {
+                    first_hour: 12,
+                    end_hour: 18,
+                },
+                true,
+            ),
         ];
         let sql = lookup_sql(&spans, true).unwrap();
         assert_eq!(
             sql,
-            "SELECT committed, at FROM (SELECT 1 AS committed, 21600000 AS at FROM claims_6_12 WHERE id = ?1 \
-             UNION ALL SELECT 1 AS committed, 43200000 AS at FROM claims_12_18 WHERE id = ?1 \
-             UNION ALL SELECT committed, at FROM event_claims WHERE id = ?1) ORDER BY committed DESC LIMIT 1"
+            "SELECT committed, at, reply FROM (SELECT 1 AS committed, 21600000 AS at, NULL AS reply FROM claims_6_12 WHERE id = ?1 \
+             UNION ALL SELECT 1 AS committed, 43200000 AS at, reply AS reply FROM claims_12_18 WHERE id = ?1 \
+             UNION ALL SELECT committed, at, NULL AS reply FROM event_claims WHERE id = ?1) ORDER BY committed DESC, reply IS NULL LIMIT 1"
         );
         assert_eq!(
             lookup_sql(&[], true).unwrap(),
-            "SELECT committed, at FROM (SELECT committed, at FROM event_claims WHERE id = ?1) ORDER BY committed DESC LIMIT 1"
+            "SELECT committed, at, reply FROM (SELECT committed, at, NULL AS reply FROM event_claims WHERE id = ?1) ORDER BY committed DESC, reply IS NULL LIMIT 1"
+        );
+    }
+
+    #[test]
+    fn tables_of_this_version_keep_replies_and_earlier_ones_get_the_column_when_needed() {
+        let span = Span::at(0, 72 * HOUR_MS);
+        assert!(keeps_replies(&span.create_sql()));
+        assert!(!keeps_replies(
+            "CREATE TABLE claims_0_36 (id TEXT PRIMARY KEY) WITHOUT ROWID"
+        ));
+        // SQLite's own text after `ALTER TABLE claims_0_36 ADD COLUMN reply TEXT`.
+        assert!(keeps_replies(
+            "CREATE TABLE claims_0_36 (id TEXT PRIMARY KEY, reply TEXT) WITHOUT ROWID"
+        ));
+        assert_eq!(
+            span.add_reply_column_sql(),
+            "ALTER TABLE claims_0_36 ADD COLUMN reply TEXT"
         );
     }
 }

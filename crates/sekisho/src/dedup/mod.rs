@@ -13,14 +13,16 @@
 
 pub mod accept;
 pub mod buckets;
+mod in_flight;
 mod replies;
 mod shards;
 
 use serde::{Deserialize, Serialize};
 
 pub use accept::{AcceptEvent, Known, ShardAccept, ShardOutcome, ShardStep};
-pub use replies::{is_duplicate, reply_step, KeptReply, ReplyStep, REPLY_KEPT_MS};
-pub use shards::{object_name, shard_of, AcceptPlan, ShardCall, SHARDS};
+pub use in_flight::{Hold, InFlight};
+pub use replies::{reply_step, HeldClaim, KeptReply, ReplyTurn, REPLY_KEPT_MS};
+pub use shards::{object_name, shard_of, AcceptPlan, Merged, ShardCall, SHARDS};
 
 use crate::channels::ReplayGuard;
 use crate::config::Bindings;
@@ -107,14 +109,20 @@ pub enum DedupCall {
         delay_s: Option<u32>,
         /// `/{channel}/{account}`, for the spill drain's log lines.
         source: String,
+        /// The event of a reply call, when it is in this call ([`Hold`]).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        hold: Option<Hold>,
     },
     /// The replay guard, before anything of its request is taken (a guard lives in the shard of its own key,
     /// and the request's events in theirs: checked first, a replayed signature takes nothing anywhere).
     CheckGuard { guard: ReplayGuard, now_ms: u64 },
-    /// Keeps the reply rendered for this (fresh) event, for its duplicates ([`replies`]).
-    KeepReply { id: String, reply: KeptReply },
-    /// The reply kept for this event, if any: asked only for a duplicate.
-    KeptReply { id: String },
+    /// Writes the claim an accept call held, with the reply rendered for its event (none when the provider got
+    /// the default answer), and ends the hold.
+    Commit {
+        id: String,
+        reply: Option<KeptReply>,
+        now_ms: u64,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -125,14 +133,17 @@ pub enum DedupReply {
     Accepted {
         answers: Vec<ClaimAnswer>,
         spilled: bool,
+        /// The call's [`Hold`] was taken: its claim waits for the commit.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        held: bool,
+        /// The reply kept for the held event, when it was a duplicate.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        kept: Option<KeptReply>,
     },
     /// Another call is sending one of the events right now: nothing was taken.
     Busy,
     ReplayRefused,
     Done,
-    Kept {
-        reply: Option<KeptReply>,
-    },
 }
 
 /// How one shard's accept went, for the request.
@@ -141,22 +152,30 @@ pub struct ShardAccepted {
     /// One per event asked, in order.
     pub answers: Vec<ClaimAnswer>,
     pub spilled: bool,
+    pub held: bool,
+    pub kept: Option<KeptReply>,
 }
 
 /// What an accept reply means for the request: the answers (one per id asked), or the refusal.
 pub fn read_accept_reply(reply: DedupReply, ids_asked: usize) -> Result<ShardAccepted, Rejection> {
     match reply {
-        DedupReply::Accepted { answers, spilled }
-            if answers.len() == ids_asked && !answers.contains(&ClaimAnswer::InFlight) =>
-        {
-            Ok(ShardAccepted { answers, spilled })
+        DedupReply::Accepted {
+            answers,
+            spilled,
+            held,
+            kept,
+        } if answers.len() == ids_asked && !answers.contains(&ClaimAnswer::InFlight) => {
+            Ok(ShardAccepted {
+                answers,
+                spilled,
+                held,
+                kept,
+            })
         }
         DedupReply::Busy => Err(Rejection::ClaimInProgress),
         DedupReply::ReplayRefused => Err(Rejection::ReplayedSignature),
         // A reply that does not fit the call: nothing can be trusted, the provider retries.
-        DedupReply::Accepted { .. } | DedupReply::Done | DedupReply::Kept { .. } => {
-            Err(Rejection::EnqueueFailed)
-        }
+        DedupReply::Accepted { .. } | DedupReply::Done => Err(Rejection::EnqueueFailed),
     }
 }
 
@@ -367,6 +386,7 @@ mod tests {
             now_ms: 5,
             delay_s: None,
             source: "/line/acme".into(),
+            hold: None,
         };
         let text = serde_json::to_string(&call).unwrap();
         assert!(text.contains("\"op\":\"accept\""), "{text}");
@@ -375,6 +395,8 @@ mod tests {
         let reply = DedupReply::Accepted {
             answers: vec![ClaimAnswer::Fresh, ClaimAnswer::Duplicate],
             spilled: false,
+            held: false,
+            kept: None,
         };
         let text = serde_json::to_string(&reply).unwrap();
         assert_eq!(
@@ -390,12 +412,16 @@ mod tests {
         let accepted = |answers: Vec<ClaimAnswer>| DedupReply::Accepted {
             answers,
             spilled: true,
+            held: false,
+            kept: None,
         };
         assert_eq!(
             read_accept_reply(accepted(vec![Fresh, Duplicate]), 2),
             Ok(ShardAccepted {
                 answers: vec![Fresh, Duplicate],
-                spilled: true
+                spilled: true,
+                held: false,
+                kept: None,
             })
         );
         assert_eq!(

@@ -1,9 +1,10 @@
 //! Replies kept with their event's claim. A signed request can be sent again by anyone who saw it, within its
 //! signature's window (a Slack slash command for 5 minutes, a Discord interaction likewise): each copy is a
 //! duplicate of an event already accepted, and must not make the backend answer again. The first request's
-//! rendered reply is kept in the de-duplication object beside the claim for [`REPLY_KEPT_MS`]; a duplicate gets
-//! that reply (a provider retrying because the first answer came late sees what it missed), or the usual answer
-//! when none was kept — never a new reply call.
+//! rendered reply is kept in the claim's own row (the accept call holds the claim, the commit after the reply
+//! call writes both: one row, see [`super::Hold`]); a duplicate gets that reply for [`REPLY_KEPT_MS`] (a
+//! provider retrying because the first answer came late sees what it missed), or the usual answer when none was
+//! kept — never a new reply call.
 
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
@@ -57,38 +58,42 @@ impl KeptReply {
     }
 }
 
-/// What a request whose event has a reply call does, once its claim is decided.
+/// What a request with a reply call does once its event is accepted (decided by [`crate::intake`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ReplyStep {
-    /// A fresh event: call the backend, then keep what was rendered.
-    Call,
+pub enum ReplyTurn {
+    /// The request has no reply call.
+    NoCall,
+    /// A fresh event: call the backend; then, when its claim was held, commit it with what was rendered.
+    Call { held: Option<HeldClaim> },
     /// A duplicate: answer this, without calling the backend.
     Answer(EdgeResponse),
 }
 
-/// For a request with a reply call (it carries a single event) of which `duplicate_events` were already
-/// accepted, with the reply kept for it ([`is_duplicate`]: looked up only then): a duplicate never calls; it
-/// gets the kept reply while it is young, else `default`.
-pub fn reply_step(
-    duplicate_events: usize,
-    kept: Option<&KeptReply>,
-    now_ms: u64,
-    default: &EdgeResponse,
-) -> ReplyStep {
-    if !is_duplicate(duplicate_events) {
-        return ReplyStep::Call;
-    }
-    let young = kept.filter(|kept| now_ms.saturating_sub(kept.at_ms) < REPLY_KEPT_MS);
-    ReplyStep::Answer(
-        young
-            .and_then(KeptReply::response)
-            .unwrap_or_else(|| default.clone()),
-    )
+/// A claim an accept call left for its commit ([`super::Hold`]): the event's id and the shard that holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeldClaim {
+    pub shard: u16,
+    /// The Durable Object name of that shard ([`super::object_name`]).
+    pub object: String,
+    pub id: String,
 }
 
-/// Whether the single event of a request with a reply call was already accepted.
-pub fn is_duplicate(duplicate_events: usize) -> bool {
-    duplicate_events > 0
+impl HeldClaim {
+    /// The commit: the claim, with the reply the provider got (`None` when it got the default answer).
+    pub fn commit(&self, rendered: Option<&EdgeResponse>, now_ms: u64) -> super::DedupCall {
+        super::DedupCall::Commit {
+            id: self.id.clone(),
+            reply: rendered.map(|response| KeptReply::of(response, now_ms)),
+            now_ms,
+        }
+    }
+}
+
+/// A duplicate's answer: the reply kept with its claim while it is young, else `default` — never a new call.
+pub fn reply_step(kept: Option<&KeptReply>, now_ms: u64, default: &EdgeResponse) -> EdgeResponse {
+    kept.filter(|kept| now_ms.saturating_sub(kept.at_ms) < REPLY_KEPT_MS)
+        .and_then(KeptReply::response)
+        .unwrap_or_else(|| default.clone())
 }
 
 #[cfg(test)]
@@ -107,29 +112,22 @@ mod tests {
         let kept = KeptReply::of(&rendered, NOW);
         let round_trip: KeptReply =
             serde_json::from_str(&serde_json::to_string(&kept).unwrap()).unwrap();
-        assert_eq!(reply_step(0, None, NOW, &default), ReplyStep::Call);
         assert_eq!(
-            reply_step(1, Some(&round_trip), NOW + 60_000, &default),
-            ReplyStep::Answer(rendered.clone())
+            reply_step(Some(&round_trip), NOW + 60_000, &default),
+            rendered.clone()
         );
-        // No reply kept (the first call failed, or is still running): the usual answer, no second call.
-        assert_eq!(
-            reply_step(1, None, NOW, &default),
-            ReplyStep::Answer(default.clone())
-        );
+        // No reply kept (the first call failed): the usual answer, no second call.
+        assert_eq!(reply_step(None, NOW, &default), default.clone());
         // After the window, or a row that does not decode: the usual answer.
         assert_eq!(
-            reply_step(1, Some(&kept), NOW + REPLY_KEPT_MS, &default),
-            ReplyStep::Answer(default.clone())
+            reply_step(Some(&kept), NOW + REPLY_KEPT_MS, &default),
+            default.clone()
         );
         let odd = KeptReply {
             content_type: "text/html".into(),
             ..kept.clone()
         };
-        assert_eq!(
-            reply_step(1, Some(&odd), NOW, &default),
-            ReplyStep::Answer(default)
-        );
+        assert_eq!(reply_step(Some(&odd), NOW, &default), default);
         let xml = EdgeResponse {
             status: 200,
             content_type: "application/xml; charset=utf-8",
@@ -137,12 +135,33 @@ mod tests {
         };
         assert_eq!(
             reply_step(
-                1,
                 Some(&KeptReply::of(&xml, NOW)),
                 NOW,
                 &EdgeResponse::text("success")
             ),
-            ReplyStep::Answer(xml)
+            xml
         );
+    }
+
+    #[test]
+    fn a_held_claim_is_committed_with_the_reply_the_provider_got() {
+        let held = HeldClaim {
+            shard: 3,
+            object: "/slack/acme#3".into(),
+            id: "evt_1".into(),
+        };
+        let rendered = EdgeResponse::text("ok");
+        assert_eq!(
+            held.commit(Some(&rendered), NOW),
+            super::super::DedupCall::Commit {
+                id: "evt_1".into(),
+                reply: Some(KeptReply::of(&rendered, NOW)),
+                now_ms: NOW,
+            }
+        );
+        assert!(matches!(
+            held.commit(None, NOW),
+            super::super::DedupCall::Commit { reply: None, .. }
+        ));
     }
 }

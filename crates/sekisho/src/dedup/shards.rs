@@ -15,7 +15,7 @@
 use crate::crypto;
 use crate::Rejection;
 
-use super::{read_accept_reply, AcceptEvent, ClaimAnswer, DedupCall, DedupReply};
+use super::{read_accept_reply, AcceptEvent, ClaimAnswer, DedupCall, DedupReply, Hold, KeptReply};
 
 /// De-duplication objects per channel/account.
 pub const SHARDS: u16 = 16;
@@ -54,6 +54,10 @@ pub struct Merged {
     pub answers: Vec<ClaimAnswer>,
     /// Some shard spilled what the queue refused.
     pub spilled: bool,
+    /// The shard holding the claim of the plan's [`Hold`], when it was taken.
+    pub held_by: Option<u16>,
+    /// The reply kept for the held event, when it was a duplicate.
+    pub kept: Option<KeptReply>,
 }
 
 impl AcceptPlan {
@@ -63,6 +67,7 @@ impl AcceptPlan {
         now_ms: u64,
         delay_s: Option<u32>,
         source: &str,
+        hold: Option<Hold>,
     ) -> AcceptPlan {
         let count = events.len();
         let mut by_shard: Vec<(u16, Vec<usize>, Vec<AcceptEvent>)> = Vec::new();
@@ -85,15 +90,22 @@ impl AcceptPlan {
         }
         let calls = by_shard
             .into_iter()
-            .map(|(shard, indices, events)| ShardCall {
-                shard,
-                call: DedupCall::Accept {
-                    events,
-                    now_ms,
-                    delay_s,
-                    source: source.to_owned(),
-                },
-                indices,
+            .map(|(shard, indices, events)| {
+                let hold = hold
+                    .as_ref()
+                    .filter(|hold| events.iter().any(|event| event.id == hold.id))
+                    .cloned();
+                ShardCall {
+                    shard,
+                    call: DedupCall::Accept {
+                        events,
+                        now_ms,
+                        delay_s,
+                        source: source.to_owned(),
+                        hold,
+                    },
+                    indices,
+                }
             })
             .collect();
         AcceptPlan {
@@ -108,6 +120,8 @@ impl AcceptPlan {
     pub fn merge<E>(&self, replies: Vec<Result<DedupReply, E>>) -> Result<Merged, Rejection> {
         let mut answers: Vec<Option<ClaimAnswer>> = vec![None; self.events];
         let mut spilled = false;
+        let mut held_by = None;
+        let mut kept = None;
         let mut refusal = None;
         if replies.len() != self.calls.len() {
             refusal = Some(Rejection::EnqueueFailed);
@@ -119,6 +133,10 @@ impl AcceptPlan {
             match read {
                 Ok(shard) => {
                     spilled |= shard.spilled;
+                    if shard.held {
+                        held_by = Some(call.shard);
+                    }
+                    kept = kept.or(shard.kept);
                     for (&index, answer) in call.indices.iter().zip(shard.answers) {
                         if let Some(slot) = answers.get_mut(index) {
                             *slot = Some(answer);
@@ -135,7 +153,12 @@ impl AcceptPlan {
             .into_iter()
             .collect::<Option<Vec<_>>>()
             .ok_or(Rejection::EnqueueFailed)?;
-        Ok(Merged { answers, spilled })
+        Ok(Merged {
+            answers,
+            spilled,
+            held_by,
+            kept,
+        })
     }
 }
 

@@ -13,7 +13,9 @@
 //! queued or spilled; never a provider retry turned into a loss (a request or an object that dies at any
 //! point has either kept an event and claimed it, or claimed nothing).
 
-use crate::dedup::{self, AcceptEvent, AcceptPlan, ClaimAnswer, DedupCall, DedupReply};
+use crate::dedup::{
+    self, AcceptEvent, AcceptPlan, ClaimAnswer, DedupCall, DedupReply, HeldClaim, Hold, ReplyTurn,
+};
 use crate::delivery::{batches, QueuedDelivery};
 use crate::gateway::{Accepted, Refusal};
 use crate::log::{self, Kept, Line};
@@ -79,6 +81,8 @@ pub struct Acceptance {
     pub duplicate_events: usize,
     /// Done after the answer, in the background.
     pub after: After,
+    /// With a reply call: whether to make it (and commit the held claim after it), or the duplicate's answer.
+    pub reply: ReplyTurn,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -176,6 +180,7 @@ impl<'a> Intake<'a> {
             return self.finish(Finish::Accepted(Acceptance {
                 duplicate_events: 0,
                 after: After::Nothing,
+                reply: self.reply_unheld(),
             }));
         }
         match (self.stores.queue, self.stores.dedup, guard) {
@@ -216,7 +221,14 @@ impl<'a> Intake<'a> {
                 message,
             })
             .collect();
-        let plan = AcceptPlan::new(events, self.now_ms, self.delay_s(), &self.source);
+        let hold = self.accepted.reply.as_ref().map(|call| {
+            Hold::for_reply(
+                &call.delivery.webhook_id,
+                call.settings.timeout_ms,
+                self.now_ms,
+            )
+        });
+        let plan = AcceptPlan::new(events, self.now_ms, self.delay_s(), &self.source, hold);
         if plan.calls.is_empty() {
             return self.accepted(&plan, Vec::new());
         }
@@ -238,6 +250,7 @@ impl<'a> Intake<'a> {
         self.finish(Finish::Accepted(Acceptance {
             duplicate_events: 0,
             after: After::ForwardBestEffort,
+            reply: self.reply_unheld(),
         }))
     }
 
@@ -267,10 +280,48 @@ impl<'a> Intake<'a> {
             .push(log::request_accepted(self.accepted, Some(duplicates), kept));
         let duplicate_events =
             crate::metrics::observe::duplicate_events(&self.accepted.deliveries, &fresh);
+        let reply = self.reply_turn(&merged);
         self.finish(Finish::Accepted(Acceptance {
             duplicate_events,
             after: After::Nothing,
+            reply,
         }))
+    }
+
+    /// The reply call's turn once the shards answered: a duplicate is answered from what was kept with its
+    /// claim; a fresh event is called for, and its held claim committed after.
+    fn reply_turn(&self, merged: &dedup::Merged) -> ReplyTurn {
+        let Some(call) = &self.accepted.reply else {
+            return ReplyTurn::NoCall;
+        };
+        let id = &call.delivery.webhook_id;
+        let index = self
+            .accepted
+            .deliveries
+            .iter()
+            .position(|delivery| delivery.webhook_id == *id);
+        match index.and_then(|index| merged.answers.get(index)) {
+            Some(ClaimAnswer::Duplicate) => ReplyTurn::Answer(dedup::reply_step(
+                merged.kept.as_ref(),
+                self.now_ms,
+                &self.accepted.response,
+            )),
+            _ => ReplyTurn::Call {
+                held: merged.held_by.map(|shard| HeldClaim {
+                    shard,
+                    object: dedup::object_name(&self.source, shard),
+                    id: id.clone(),
+                }),
+            },
+        }
+    }
+
+    /// Without a de-duplication store nothing is held or kept: a reply call is made as it comes.
+    fn reply_unheld(&self) -> ReplyTurn {
+        match self.accepted.reply {
+            Some(_) => ReplyTurn::Call { held: None },
+            None => ReplyTurn::NoCall,
+        }
     }
 
     fn send_next(&mut self, mut batches: std::vec::IntoIter<Vec<String>>) -> Step {
@@ -288,6 +339,7 @@ impl<'a> Intake<'a> {
                 self.finish(Finish::Accepted(Acceptance {
                     duplicate_events: 0,
                     after: After::Nothing,
+                    reply: self.reply_unheld(),
                 }))
             }
         }

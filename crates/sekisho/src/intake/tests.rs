@@ -6,13 +6,13 @@
 //! events through. A third is counted: an event is queued twice only when an object died between its send and
 //! its write.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use super::*;
 use crate::channels::{EdgeResponse, ReplayGuard};
 use crate::dedup::{
-    Claim, KeptReply, Known, ReplayCheck, ShardAccept, ShardOutcome, ShardStep, StoredGuard,
-    CLAIM_LEASE_MS,
+    Claim, InFlight, KeptReply, Known, ReplayCheck, ShardAccept, ShardOutcome, ShardStep,
+    StoredGuard, CLAIM_LEASE_MS,
 };
 use crate::delivery::QueueSet;
 use crate::envelope::event_id;
@@ -61,9 +61,10 @@ struct Shard {
     claims: HashMap<String, Claim>,
     guards: HashMap<String, StoredGuard>,
     spill: Vec<String>,
+    /// Replies kept in their claim's row.
     replies: HashMap<String, KeptReply>,
-    /// The object's memory: ids another call is sending right now.
-    in_flight: HashSet<String>,
+    /// The object's memory: ids another call is sending right now, or holds for its commit.
+    in_flight: InFlight,
 }
 
 /// How an object's call ended, as the Worker sees it.
@@ -80,13 +81,16 @@ impl Shard {
     ) -> CallResult {
         match call {
             DedupCall::Accept {
-                events, delay_s, ..
+                events,
+                delay_s,
+                hold,
+                ..
             } => {
                 let known: Vec<Known> = events
                     .iter()
                     .map(|event| Known {
                         stored: self.claims.get(&event.id).copied(),
-                        in_flight: self.in_flight.contains(&event.id),
+                        in_flight: self.in_flight.is_taken(&event.id, now_ms),
                     })
                     .collect();
                 let set = QueueSet::from_bindings(&HashMap::from([(
@@ -94,6 +98,12 @@ impl Shard {
                     "EVENTS,EVENTS_2".to_owned(),
                 )]));
                 let mut accept = ShardAccept::new(events.clone(), &known, &set, *delay_s, now_ms);
+                if let Some(hold) = hold {
+                    let kept = self.replies.get(&hold.id).cloned();
+                    accept = accept.with_reply(hold.clone(), kept);
+                }
+                let fresh = accept.fresh().to_vec();
+                self.in_flight.sending(&fresh, now_ms);
                 let mut outcome = ShardOutcome::Start;
                 loop {
                     match accept.next(outcome) {
@@ -110,6 +120,7 @@ impl Shard {
                                 ) => ShardOutcome::Sent(Err("queue refused".into())),
                                 Some(Fault::ObjectDiesAfterSend) => {
                                     queue.extend(messages.into_iter().map(|m| (name.clone(), m)));
+                                    self.in_flight = InFlight::default();
                                     return Err("the object was reset".into());
                                 }
                                 _ => {
@@ -129,8 +140,14 @@ impl Shard {
                             }
                             outcome = ShardOutcome::Kept(Ok(()));
                         }
-                        ShardStep::Reply(reply) => return Ok(reply),
-                        ShardStep::Fail(error) => return Err(error),
+                        ShardStep::Reply(reply) => {
+                            self.in_flight.finished(&fresh, accept.held());
+                            return Ok(reply);
+                        }
+                        ShardStep::Fail(error) => {
+                            self.in_flight.finished(&fresh, None);
+                            return Err(error);
+                        }
                     }
                 }
             }
@@ -139,13 +156,15 @@ impl Shard {
             } else {
                 DedupReply::ReplayRefused
             }),
-            DedupCall::KeepReply { id, reply } => {
-                self.replies.insert(id.clone(), reply.clone());
+            DedupCall::Commit { id, reply, now_ms } => {
+                self.claims
+                    .insert(id.clone(), Claim::Committed { at_ms: *now_ms });
+                if let Some(reply) = reply {
+                    self.replies.insert(id.clone(), reply.clone());
+                }
+                self.in_flight.committed(id);
                 Ok(DedupReply::Done)
             }
-            DedupCall::KeptReply { id } => Ok(DedupReply::Kept {
-                reply: self.replies.get(id).cloned(),
-            }),
         }
     }
 
@@ -351,8 +370,7 @@ fn call_name(calls: &[ShardCall]) -> &'static str {
     match calls.first().map(|call| &call.call) {
         Some(DedupCall::Accept { .. }) => "accept",
         Some(DedupCall::CheckGuard { .. }) => "check_guard",
-        Some(DedupCall::KeepReply { .. }) => "keep_reply",
-        Some(DedupCall::KeptReply { .. }) => "kept_reply",
+        Some(DedupCall::Commit { .. }) => "commit",
         None => "nothing",
     }
 }
@@ -441,7 +459,8 @@ fn one_call_per_shard_queues_and_claims_every_event() {
         again.finish,
         Some(Finish::Accepted(Acceptance {
             duplicate_events: MANY,
-            after: After::Nothing
+            after: After::Nothing,
+            reply: ReplyTurn::NoCall,
         }))
     );
     assert_eq!(world.queue.len(), MANY);
@@ -455,7 +474,8 @@ fn a_request_without_events_or_guard_needs_no_step() {
         intake.next(Outcome::Start),
         Step::Finish(Finish::Accepted(Acceptance {
             duplicate_events: 0,
-            after: After::Nothing
+            after: After::Nothing,
+            reply: ReplyTurn::NoCall,
         }))
     );
     assert!(intake.take_lines().is_empty());
@@ -472,6 +492,8 @@ fn the_log_says_how_the_events_were_kept() {
         DedupCall::Accept { events, .. } => Ok(DedupReply::Accepted {
             answers: vec![ClaimAnswer::Fresh; events.len()],
             spilled: true,
+            held: false,
+            kept: None,
         }),
         _ => panic!("accept calls"),
     };
@@ -607,7 +629,7 @@ fn a_copy_of_an_event_being_sent_is_busy_and_takes_nothing() {
     world
         .shard(dedup::shard_of(&first))
         .in_flight
-        .insert(first.clone());
+        .sending(std::slice::from_ref(&first), 0);
     let run = world.request(&request, BOTH, None);
     assert_eq!(
         run.finish,
@@ -626,7 +648,7 @@ fn a_copy_of_an_event_being_sent_is_busy_and_takes_nothing() {
         QueuedDelivery::first(request.deliveries[0].clone()).to_message(),
     ));
     let shard = world.shard(busy_shard);
-    shard.in_flight.clear();
+    shard.in_flight.finished(std::slice::from_ref(&first), None);
     shard.claims.insert(first, Claim::Committed { at_ms: 0 });
     world.now_ms += 5_000;
     assert!(matches!(
@@ -738,7 +760,8 @@ fn without_a_queue_events_are_forwarded_best_effort_after_the_guard_check() {
         run.finish,
         Some(Finish::Accepted(Acceptance {
             duplicate_events: 0,
-            after: After::ForwardBestEffort
+            after: After::ForwardBestEffort,
+            reply: ReplyTurn::NoCall,
         }))
     );
     let guarded = accepted(2, 10, Some(guard("a")));
@@ -786,4 +809,196 @@ fn an_answer_that_does_not_fit_the_step_counts_as_its_failure() {
         intake.next(Outcome::Sent(Ok(()))),
         Step::Finish(Finish::Refused(Rejection::EnqueueFailed))
     );
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// A request with a reply call: its event's claim is held by the accept call and written, with the rendered
+// reply, by the commit after the reply call (one row for both).
+
+#[derive(Debug)]
+struct AnyReply;
+
+impl crate::reply::RenderReply for AnyReply {
+    fn budget(&self) -> crate::reply::Budget {
+        crate::reply::Budget {
+            default_ms: 3_000,
+            max_ms: 4_500,
+        }
+    }
+
+    fn render(
+        &self,
+        _: &crate::reply::BackendReply,
+        _: &crate::reply::RenderContext,
+    ) -> Result<EdgeResponse, crate::reply::NoReply> {
+        Ok(EdgeResponse::text("rendered"))
+    }
+}
+
+/// One event, with a reply call of 3 s.
+fn replying() -> Accepted {
+    let mut request = accepted(1, 10, None);
+    request.reply = Some(crate::reply::ReplyCall {
+        settings: crate::reply::ReplySettings {
+            url: "https://backend.example/reply".to_owned(),
+            timeout_ms: 3_000,
+        },
+        delivery: request.deliveries[0].clone(),
+        renderer: Box::new(AnyReply),
+    });
+    request
+}
+
+fn held_claim(run: &Run) -> dedup::HeldClaim {
+    match &run.finish {
+        Some(Finish::Accepted(Acceptance {
+            reply: ReplyTurn::Call { held: Some(held) },
+            ..
+        })) => held.clone(),
+        other => panic!("a held claim to commit: {other:?}"),
+    }
+}
+
+#[test]
+fn a_reply_event_is_held_then_committed_with_its_reply_and_a_duplicate_gets_that_reply() {
+    let request = replying();
+    let id = request.deliveries[0].webhook_id.clone();
+    let mut world = World::default();
+    let run = world.request(&request, BOTH, None);
+    assert_eq!(run.steps, ["accept"]);
+    let held = held_claim(&run);
+    assert_eq!(held.shard, dedup::shard_of(&id));
+    assert_eq!(held.object, dedup::object_name("/line/acme", held.shard));
+    assert_eq!(held.id, id);
+    assert_eq!(world.queue.len(), 1, "sent at once");
+    assert_eq!(committed(&world), 0, "the claim waits for the commit");
+
+    // A copy while the reply call runs is busy and sends nothing.
+    world.now_ms += 100;
+    assert_eq!(
+        world.request(&request, BOTH, None).finish,
+        Some(Finish::Refused(Rejection::ClaimInProgress))
+    );
+    assert_eq!(world.queue.len(), 1);
+
+    let rendered = EdgeResponse::json(200, r#"{"text":"受け付けました"}"#.to_owned());
+    let commit = ShardCall {
+        shard: held.shard,
+        call: held.commit(Some(&rendered), world.now_ms),
+    };
+    assert_eq!(world.call(&[commit], None), vec![Ok(DedupReply::Done)]);
+    assert_eq!(committed(&world), 1);
+
+    // A duplicate is answered with the kept reply by its accept call alone: no reply call, nothing queued.
+    world.now_ms += 60_000;
+    let again = world.request(&request, BOTH, None);
+    assert_eq!(again.steps, ["accept"]);
+    assert_eq!(
+        again.finish,
+        Some(Finish::Accepted(Acceptance {
+            duplicate_events: 1,
+            after: After::Nothing,
+            reply: ReplyTurn::Answer(rendered),
+        }))
+    );
+    assert_eq!(world.most_copies(), 1);
+
+    // Once the kept reply is old, a duplicate gets the usual answer (still no call).
+    world.now_ms += dedup::REPLY_KEPT_MS;
+    let late = world.request(&request, BOTH, None);
+    assert!(matches!(
+        late.finish,
+        Some(Finish::Accepted(Acceptance { reply: ReplyTurn::Answer(answer), .. })) if answer == request.response
+    ));
+}
+
+#[test]
+fn a_hold_never_committed_ends_by_itself_and_the_retry_is_queued_again_never_lost() {
+    let request = replying();
+    let mut world = World::default();
+    // The Worker dies during the reply call: no commit comes.
+    let held = held_claim(&world.request(&request, BOTH, None));
+    let until = dedup::Hold::for_reply(&held.id, 3_000, 0).until_ms;
+    world.now_ms = until - 1;
+    assert_eq!(
+        world.request(&request, BOTH, None).finish,
+        Some(Finish::Refused(Rejection::ClaimInProgress))
+    );
+    world.now_ms = until;
+    let retry = world.request(&request, BOTH, None);
+    held_claim(&retry);
+    assert_eq!(world.kept(), ids(&request));
+    assert_eq!(
+        world.most_copies(),
+        2,
+        "a second copy only because the first request died before its commit"
+    );
+}
+
+#[test]
+fn a_commit_that_fails_leaves_the_hold_to_end_and_a_default_answer_commits_without_a_reply() {
+    let request = replying();
+    let mut world = World::default();
+    let held = held_claim(&world.request(&request, BOTH, None));
+    let commit = |now_ms| ShardCall {
+        shard: held.shard,
+        call: held.commit(None, now_ms),
+    };
+    assert!(world.call(&[commit(1)], Some(Fault::Fails))[0].is_err());
+    assert_eq!(committed(&world), 0);
+    assert_eq!(world.call(&[commit(2)], None), vec![Ok(DedupReply::Done)]);
+    assert_eq!(committed(&world), 1);
+    world.now_ms += 1_000;
+    let again = world.request(&request, BOTH, None);
+    assert!(matches!(
+        again.finish,
+        Some(Finish::Accepted(Acceptance { reply: ReplyTurn::Answer(answer), .. })) if answer == request.response
+    ));
+}
+
+#[test]
+fn a_spilled_reply_event_is_claimed_in_the_spill_write_and_held_by_nobody() {
+    let request = replying();
+    let mut world = World::default();
+    let run = world.request(&request, BOTH, Some(Fault::QueueRefuses));
+    assert!(matches!(
+        run.finish,
+        Some(Finish::Accepted(Acceptance {
+            reply: ReplyTurn::Call { held: None },
+            ..
+        }))
+    ));
+    assert_eq!(
+        committed(&world),
+        1,
+        "claimed with the spill, so it is kept even if no commit comes"
+    );
+    assert_eq!(world.kept(), ids(&request));
+    world.now_ms += 1;
+    assert!(matches!(
+        world.request(&request, BOTH, None).finish,
+        Some(Finish::Accepted(Acceptance {
+            duplicate_events: 1,
+            reply: ReplyTurn::Answer(_),
+            ..
+        }))
+    ));
+}
+
+#[test]
+fn without_a_store_the_reply_is_called_for_and_nothing_is_held() {
+    let request = replying();
+    let queue_only = Stores {
+        queue: true,
+        dedup: false,
+    };
+    let run = World::default().request(&request, queue_only, None);
+    assert_eq!(run.steps, ["send"]);
+    assert!(matches!(
+        run.finish,
+        Some(Finish::Accepted(Acceptance {
+            reply: ReplyTurn::Call { held: None },
+            ..
+        }))
+    ));
 }

@@ -51,7 +51,7 @@ fn events(ids: &[String]) -> Vec<AcceptEvent> {
 #[test]
 fn a_plan_carries_every_event_once_in_its_shard() {
     let ids = ids(40);
-    let plan = AcceptPlan::new(events(&ids), 7, Some(3), "/line/acme");
+    let plan = AcceptPlan::new(events(&ids), 7, Some(3), "/line/acme", None);
     let mut seen: Vec<usize> = plan.calls.iter().flat_map(|c| c.indices.clone()).collect();
     seen.sort_unstable();
     assert_eq!(seen, (0..40).collect::<Vec<_>>());
@@ -61,6 +61,7 @@ fn a_plan_carries_every_event_once_in_its_shard() {
             now_ms,
             delay_s,
             source,
+            hold,
         } = &call.call
         else {
             panic!("an accept plan holds accept calls");
@@ -69,6 +70,7 @@ fn a_plan_carries_every_event_once_in_its_shard() {
             (*now_ms, *delay_s, source.as_str()),
             (7, Some(3), "/line/acme")
         );
+        assert_eq!(*hold, None);
         assert_eq!(carried.len(), call.indices.len());
         for (event, &index) in carried.iter().zip(&call.indices) {
             assert_eq!(event.id, ids[index]);
@@ -84,13 +86,44 @@ fn accepted(answers: &[ClaimAnswer], spilled: bool) -> Result<DedupReply, ()> {
     Ok(DedupReply::Accepted {
         answers: answers.to_vec(),
         spilled,
+        held: false,
+        kept: None,
     })
+}
+
+#[test]
+fn the_hold_goes_to_the_shard_of_its_event_and_comes_back_merged() {
+    let ids = ids(6);
+    let hold = crate::dedup::Hold::for_reply(&ids[4], 3_000, 1);
+    let plan = AcceptPlan::new(events(&ids), 1, None, "/line/acme", Some(hold.clone()));
+    let holding: Vec<u16> = plan
+        .calls
+        .iter()
+        .filter(|call| matches!(&call.call, DedupCall::Accept { hold: Some(h), .. } if *h == hold))
+        .map(|call| call.shard)
+        .collect();
+    assert_eq!(holding, vec![shard_of(&ids[4])]);
+    let replies = plan
+        .calls
+        .iter()
+        .map(|call| {
+            Ok::<_, ()>(DedupReply::Accepted {
+                answers: vec![ClaimAnswer::Fresh; call.indices.len()],
+                spilled: false,
+                held: call.shard == holding[0],
+                kept: None,
+            })
+        })
+        .collect();
+    let merged = plan.merge(replies).unwrap();
+    assert_eq!(merged.held_by, Some(holding[0]));
+    assert_eq!(merged.kept, None);
 }
 
 #[test]
 fn answers_come_back_in_the_order_of_the_events() {
     let ids = ids(20);
-    let plan = AcceptPlan::new(events(&ids), 1, None, "/line/acme");
+    let plan = AcceptPlan::new(events(&ids), 1, None, "/line/acme", None);
     // Every event whose index is even is a duplicate; the first shard spilled.
     let replies = plan
         .calls
@@ -126,7 +159,7 @@ fn answers_come_back_in_the_order_of_the_events() {
 #[test]
 fn a_failed_or_busy_shard_refuses_the_request() {
     let ids = ids(20);
-    let plan = AcceptPlan::new(events(&ids), 1, None, "/line/acme");
+    let plan = AcceptPlan::new(events(&ids), 1, None, "/line/acme", None);
     assert!(plan.calls.len() > 2);
     let fresh = |call: &ShardCall| accepted(&vec![ClaimAnswer::Fresh; call.indices.len()], false);
     let with = |odd: usize, reply: Result<DedupReply, ()>| -> Vec<Result<DedupReply, ()>> {
