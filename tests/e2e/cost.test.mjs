@@ -5,6 +5,7 @@
 // with several queues in EVENT_QUEUES its message goes to one of them.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
+import { createHash, createHmac } from "node:crypto";
 import { startBackend, lineBody, lineSign, freePort, until, SIGNING_SECRET } from "./harness.mjs";
 import { startMeteredGateway, readMeter, resetMeter, quietMeter } from "../../benches/cost/metered.mjs";
 
@@ -122,6 +123,73 @@ test("an accepted event costs one Durable Object request and one row; with EVENT
   } finally {
     await gateway2.dispose();
     await backend2.close();
+  }
+});
+
+test("a Slack command with a reply costs two Durable Object requests and one row (claim and reply together); its duplicate one request, no row, and the same reply", async () => {
+  const SLACK_SECRET = "cost-e2e-slack-signing-secret";
+  const backend4 = await startBackend({
+    respond: (entry) => (entry.path === "/reply"
+      ? { status: 200, headers: { "content-type": "application/json" }, body: JSON.stringify({ reply: { text: `受け付けました ${entry.headers["webhook-id"]}` } }) }
+      : 204),
+  });
+  const port = await freePort();
+  const gateway4 = await startMeteredGateway({
+    BACKEND_URL: `${backend4.url}/events`,
+    BACKEND_SIGNING_SECRET: SIGNING_SECRET,
+    REPLY_URL: `${backend4.url}/reply`,
+    SLACK_TEAM_SIGNING_SECRET: SLACK_SECRET,
+    METRICS_FLUSH_SECONDS: "2",
+  }, { port });
+  const base4 = `http://127.0.0.1:${port}`;
+  const command = (i) => {
+    const body = new URLSearchParams({ token: "x", team_id: "T1", channel_id: "C1", user_id: "U1", user_name: "suzuki", command: "/ticket", text: `order ${i}`, trigger_id: `trigger-${i}`, response_url: "https://hooks.slack.com/commands/T1/1/x" }).toString();
+    const timestamp = String(Math.floor(Date.now() / 1000));
+    const signature = "v0=" + createHmac("sha256", SLACK_SECRET).update(`v0:${timestamp}:${body}`).digest("hex");
+    return { method: "POST", headers: { "content-type": "application/x-www-form-urlencoded", "x-slack-request-timestamp": timestamp, "x-slack-signature": signature }, body };
+  };
+  const send = async (request) => {
+    const res = await fetch(`${base4}/slack/team`, request);
+    return { status: res.status, body: await res.text() };
+  };
+  const deliveries = () => backend4.received.filter((d) => d.path === "/events").length;
+  try {
+    // Warm: the first commands make the shards' claims tables (two rows each, once per table).
+    for (let i = 0; i < 48; i++) assert.equal((await send(command(`warm-${i}`))).status, 200);
+    await until(async () => deliveries() === 48, 20000, "the warm-up delivered");
+    await quietMeter(base4, 3000);
+    await resetMeter(base4);
+    const requests = Array.from({ length: 30 }, (_, i) => command(i));
+    const answers = [];
+    for (const request of requests) answers.push(await send(request));
+    for (const answer of answers) {
+      assert.equal(answer.status, 200);
+      assert.match(JSON.parse(answer.body).text, /^受け付けました evt_[0-9a-f]{32}$/, answer.body);
+    }
+    assert.equal(new Set(answers.map((a) => a.body)).size, 30, "each command its own reply");
+    await until(async () => deliveries() === 78, 20000, "delivered");
+    let counts = await quietMeter(base4, 3000);
+    // The accept call, and the commit after the reply call.
+    assert.equal(counts["do.Deduper.requests"], 60, JSON.stringify(counts));
+    // One row per event (its claim and its reply), plus two for each shard the warm-up left without a table.
+    const shardOf = (id) => createHash("sha256").update(id).digest().readUInt16BE(0) % 16;
+    const ids = backend4.received.filter((d) => d.path === "/events").map((d) => d.headers["webhook-id"]);
+    const warm = new Set(ids.slice(0, 48).map(shardOf));
+    const newShards = new Set(ids.slice(48).map(shardOf).filter((shard) => !warm.has(shard)));
+    assert.equal(counts["sql.Deduper.rows_written"], 30 + 2 * newShards.size, JSON.stringify(counts));
+
+    // Replays of captured commands: the accept call answers them with the kept reply; no reply call, no row.
+    await resetMeter(base4);
+    const replies = backend4.received.filter((d) => d.path === "/reply").length;
+    for (const i of [0, 7, 29]) assert.deepEqual(await send(requests[i]), answers[i]);
+    counts = await quietMeter(base4, 3000);
+    assert.equal(counts["do.Deduper.requests"], 3, JSON.stringify(counts));
+    assert.equal(counts["sql.Deduper.rows_written"] ?? 0, 0);
+    assert.equal(backend4.received.filter((d) => d.path === "/reply").length, replies, "no reply call for a duplicate");
+    assert.equal(deliveries(), 78, "nothing delivered twice");
+  } finally {
+    await gateway4.dispose();
+    await backend4.close();
   }
 });
 
