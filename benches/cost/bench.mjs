@@ -142,14 +142,16 @@ async function startGatewayFor(backend, port) {
 
 // ---------------------------------------------------------------------------------------------- one run
 
-async function send(base, requests) {
+async function send(base, requests, acks = []) {
   const statuses = {};
   let next = 0;
   async function lane() {
     while (next < requests.length) {
       const r = requests[next++];
+      const started = performance.now();
       const res = await fetch(`${base}${r.path}`, { method: "POST", headers: r.headers, body: r.body });
       await res.arrayBuffer();
+      acks.push(performance.now() - started);
       const key = r.forged ? `forged:${res.status}` : String(res.status);
       statuses[key] = (statuses[key] ?? 0) + 1;
     }
@@ -165,7 +167,8 @@ async function runWorkload(name, base, backend, pids) {
   const receivedBefore = backend.received.length;
   await resetMeter(base);
   const cpu0 = cpuTicks(pids);
-  const statuses = await send(base, workload.first);
+  const acks = [];
+  const statuses = await send(base, workload.first, acks);
   const accepted = workload.first.filter((r) => !r.forged).length;
   const expectedEvents = accepted * workload.events;
   const delivered = () => {
@@ -189,7 +192,10 @@ async function runWorkload(name, base, backend, pids) {
   const twice = [...ok.values()].filter((c) => c !== 1).length;
   const exact = ok.size === expectedEvents && twice === 0;
   const bad = Object.entries(statuses).filter(([k]) => !k.startsWith("forged:") && !/^(again:)?2\d\d$/.test(k));
-  return { name, requests: workload.first.length + (workload.after?.length ?? 0), accepted_events: expectedEvents, statuses, counts, cpu_ms: cpuMs, exact: exact && bad.length === 0, delivered: ok.size, delivered_twice: twice, workload };
+  acks.sort((a, b) => a - b);
+  const at = (q) => acks[Math.min(acks.length - 1, Math.floor(q * acks.length))] ?? NaN;
+  const ack_ms = { p50: at(0.5), p99: at(0.99) };
+  return { name, requests: workload.first.length + (workload.after?.length ?? 0), accepted_events: expectedEvents, statuses, counts, cpu_ms: cpuMs, ack_ms, exact: exact && bad.length === 0, delivered: ok.size, delivered_twice: twice, workload };
 }
 
 // ---------------------------------------------------------------------------------------------- pricing
@@ -308,5 +314,8 @@ try {
 }
 console.log(`\nmake bench-cost, ${new Date().toISOString()}, build ${BUILD}, scale ${SCALE}\n`);
 console.log(report(runs));
+// Not a goal, and not comparable with tests/e2e/load.mjs (the meter wraps every binding): to compare builds on
+// the same workload (SEKISHO_BUILD).
+console.log(`\nAck latency through the meter (${CONCURRENCY} lanes), ms p50 / p99: ${runs.map((r) => `${r.name} ${fmt(r.ack_ms.p50, 1)} / ${fmt(r.ack_ms.p99, 1)}`).join("; ")}`);
 if (process.env.COST_JSON) writeFileSync(process.env.COST_JSON, JSON.stringify(runs.map(({ workload, ...r }) => ({ ...r, units: units({ ...r, workload }), floor: floorUnits({ ...r, workload }) })), null, 2));
 process.exit(runs.every((r) => r.exact) ? 0 : 1);

@@ -9,17 +9,18 @@
 //! (`sekisho::dedup::buckets`), dropped whole after the retention.
 
 use std::cell::RefCell;
-use std::collections::HashSet;
 
 use serde::Deserialize;
 use worker::{durable_object, DurableObject, Env, Request, Response, Result, SqlStorage, State};
 
+mod schema;
 mod spill;
 
 use super::durable::{at_epoch_ms, count};
 use super::{emit, queue_message, EnvBindings};
+use schema::{SchemaCache, LEGACY_CLAIMS};
 use sekisho::channels::ReplayGuard;
-use sekisho::dedup::buckets::{keeps_replies, lookup_sql, Span};
+use sekisho::dedup::buckets::{lookup_sql, Span};
 use sekisho::dedup::{
     self, check_replay, AcceptEvent, Claim, DedupCall, DedupReply, Hold, InFlight, KeptReply,
     Known, ReplayCheck, ShardAccept, ShardOutcome, ShardStep, StoredGuard,
@@ -34,8 +35,6 @@ const LEGACY_REPLIES: [&str; 2] = ["kept_replies", "replies"];
 const SPILL: &str =
     "CREATE TABLE IF NOT EXISTS spill (seq INTEGER PRIMARY KEY AUTOINCREMENT, message TEXT NOT NULL)";
 const DRAIN: &str = "CREATE TABLE IF NOT EXISTS drain (id INTEGER PRIMARY KEY CHECK (id = 0), failures INTEGER NOT NULL, source TEXT NOT NULL)";
-/// Claims of earlier versions (with pending rows), read and purged until empty.
-const LEGACY_CLAIMS: &str = "event_claims";
 
 #[derive(Deserialize)]
 struct ClaimRow {
@@ -50,27 +49,11 @@ struct GuardRow {
     expires_at: i64,
 }
 
-#[derive(Deserialize)]
-struct TableRow {
-    name: String,
-    sql: Option<String>,
-}
-
-/// The object's tables, read from `sqlite_master` once per instance and kept up to date by this instance (the
-/// only one writing them).
-#[derive(Default)]
-struct Schema {
-    spans: Vec<Span>,
-    /// Claims tables of earlier versions, without the reply column (yet).
-    without_reply: HashSet<Span>,
-    tables: HashSet<String>,
-}
-
 #[durable_object]
 pub struct Deduper {
     state: State,
     env: Env,
-    schema: RefCell<Option<Schema>>,
+    schema: SchemaCache,
     /// Ids an accept call of this instance is sending right now, or holds for its commit (see
     /// `sekisho::dedup::InFlight`).
     in_flight: RefCell<InFlight>,
@@ -81,7 +64,7 @@ impl DurableObject for Deduper {
         Deduper {
             state,
             env,
-            schema: RefCell::new(None),
+            schema: SchemaCache::default(),
             in_flight: RefCell::new(InFlight::default()),
         }
     }
@@ -122,12 +105,12 @@ impl DurableObject for Deduper {
         let bindings = EnvBindings::of(&self.env);
         let retention = dedup::retention_ms(&bindings);
         let sql = self.state.storage().sql();
-        let failures = if self.has_table(&sql, "spill")? {
+        let failures = if self.schema.has_table(&sql, "spill")? {
             spill::drain(&self.env, &sql).await?
         } else {
             0
         };
-        let expired: Vec<Span> = self.with_schema(&sql, |schema| {
+        let expired: Vec<Span> = self.schema.with(&sql, |schema| {
             let (expired, kept): (Vec<Span>, Vec<Span>) = schema
                 .spans
                 .iter()
@@ -138,25 +121,26 @@ impl DurableObject for Deduper {
         for span in expired {
             sql.exec(&span.drop_sql(), None)?;
         }
-        if self.has_table(&sql, LEGACY_CLAIMS)? {
+        if self.schema.has_table(&sql, LEGACY_CLAIMS)? {
             sql.exec(
                 "DELETE FROM event_claims WHERE at < ?",
                 vec![(now.saturating_sub(retention) as i64).into()],
             )?;
             if count(&sql, "SELECT COUNT(*) AS n FROM event_claims")? == 0 {
                 sql.exec("DROP TABLE event_claims", None)?;
-                self.with_schema(&sql, |schema| schema.tables.remove(LEGACY_CLAIMS))?;
+                self.schema
+                    .with(&sql, |schema| schema.tables.remove(LEGACY_CLAIMS))?;
             }
         }
-        let oldest_table_expires_ms = self.with_schema(&sql, |schema| {
+        let oldest_table_expires_ms = self.schema.with(&sql, |schema| {
             schema
                 .spans
                 .iter()
                 .map(|span| span.expires_at_ms(retention))
                 .min()
         })?;
-        let mut rows = self.has_table(&sql, LEGACY_CLAIMS)?;
-        if self.has_table(&sql, "guards")? {
+        let mut rows = self.schema.has_table(&sql, LEGACY_CLAIMS)?;
+        if self.schema.has_table(&sql, "guards")? {
             sql.exec(
                 "DELETE FROM guards WHERE expires_at < ?",
                 vec![(now as i64).into()],
@@ -166,13 +150,14 @@ impl DurableObject for Deduper {
         // Dropping writes no row; the replies in them were kept for minutes, and have expired by the time
         // this runs after an upgrade (or their duplicates get the usual answer, as when none was kept).
         for table in LEGACY_REPLIES {
-            if self.has_table(&sql, table)? {
+            if self.schema.has_table(&sql, table)? {
                 sql.exec(&format!("DROP TABLE IF EXISTS {table}"), None)?;
-                self.with_schema(&sql, |schema| schema.tables.remove(table))?;
+                self.schema
+                    .with(&sql, |schema| schema.tables.remove(table))?;
             }
         }
-        let spill_waiting =
-            self.has_table(&sql, "spill")? && count(&sql, "SELECT COUNT(*) AS n FROM spill")? > 0;
+        let spill_waiting = self.schema.has_table(&sql, "spill")?
+            && count(&sql, "SELECT COUNT(*) AS n FROM spill")? > 0;
         let purge = dedup::Purge {
             rows,
             oldest_table_expires_ms,
@@ -195,7 +180,7 @@ impl Deduper {
         source: &str,
         hold: Option<Hold>,
     ) -> Result<DedupReply> {
-        let query = self.with_schema(sql, |schema| {
+        let query = self.schema.with(sql, |schema| {
             let spans: Vec<(Span, bool)> = schema
                 .spans
                 .iter()
@@ -248,7 +233,10 @@ impl Deduper {
             .map_err(|e| worker::Error::RustError(e.to_string()))?;
         match text {
             Some(text) => {
-                if self.with_schema(sql, |schema| schema.without_reply.remove(&span))? {
+                if self
+                    .schema
+                    .with(sql, |schema| schema.without_reply.remove(&span))?
+                {
                     sql.exec(&span.add_reply_column_sql(), None)?;
                 }
                 sql.exec(&span.commit_sql(), vec![id.into(), text.as_str().into()])?;
@@ -273,10 +261,12 @@ impl Deduper {
         retention_ms: u64,
     ) -> Result<(Span, Option<Span>)> {
         let span = Span::at(now_ms, retention_ms);
-        let new_table = !self.with_schema(sql, |schema| schema.spans.contains(&span))?;
+        let new_table = !self
+            .schema
+            .with(sql, |schema| schema.spans.contains(&span))?;
         if new_table {
             sql.exec(&span.create_sql(), None)?;
-            self.with_schema(sql, |schema| schema.spans.push(span))?;
+            self.schema.with(sql, |schema| schema.spans.push(span))?;
         }
         Ok((span, new_table.then_some(span)))
     }
@@ -372,8 +362,8 @@ impl Deduper {
             sql.exec(&insert, vec![id.as_str().into()])?;
         }
         if !spill.is_empty() {
-            self.ensure_table(sql, "spill", SPILL)?;
-            self.ensure_table(sql, "drain", DRAIN)?;
+            self.schema.ensure_table(sql, "spill", SPILL)?;
+            self.schema.ensure_table(sql, "drain", DRAIN)?;
             sql.exec(
                 "INSERT OR IGNORE INTO drain (id, failures, source) VALUES (0, 0, ?)",
                 vec![source.into()],
@@ -390,7 +380,7 @@ impl Deduper {
 
     /// False when the signed query was already used with another body.
     fn check_guard(&self, sql: &SqlStorage, guard: &ReplayGuard, now_ms: u64) -> Result<bool> {
-        self.ensure_table(sql, "guards", GUARDS)?;
+        self.schema.ensure_table(sql, "guards", GUARDS)?;
         let rows: Vec<GuardRow> = sql
             .exec(
                 "SELECT digest, expires_at FROM guards WHERE key = ?",
@@ -418,50 +408,6 @@ impl Deduper {
         }
     }
 
-    /// Runs `f` on the schema, reading it first if this instance has not yet.
-    fn with_schema<T>(&self, sql: &SqlStorage, f: impl FnOnce(&mut Schema) -> T) -> Result<T> {
-        let mut slot = self.schema.borrow_mut();
-        if slot.is_none() {
-            let rows: Vec<TableRow> = sql
-                .exec(
-                    "SELECT name, sql FROM sqlite_master WHERE type = 'table'",
-                    None,
-                )?
-                .to_array()?;
-            let mut schema = Schema::default();
-            for row in rows {
-                match Span::parse(&row.name) {
-                    Some(span) => {
-                        if !row.sql.as_deref().is_some_and(keeps_replies) {
-                            schema.without_reply.insert(span);
-                        }
-                        schema.spans.push(span);
-                    }
-                    None => {
-                        schema.tables.insert(row.name);
-                    }
-                }
-            }
-            if schema.tables.contains("claims") || schema.tables.contains("seen") {
-                migrate_oldest(sql, &mut schema);
-            }
-            *slot = Some(schema);
-        }
-        Ok(f(slot.get_or_insert_with(Schema::default)))
-    }
-
-    fn has_table(&self, sql: &SqlStorage, name: &str) -> Result<bool> {
-        self.with_schema(sql, |schema| schema.tables.contains(name))
-    }
-
-    fn ensure_table(&self, sql: &SqlStorage, name: &str, create: &str) -> Result<()> {
-        if !self.has_table(sql, name)? {
-            sql.exec(create, None)?;
-            self.with_schema(sql, |schema| schema.tables.insert(name.to_owned()))?;
-        }
-        Ok(())
-    }
-
     /// Sets the alarm to `wanted` (or, with none, to the purge time) unless an earlier one is set.
     async fn ensure_alarm(&self, now_ms: u64, wanted: Option<u64>) -> Result<()> {
         let wanted = wanted.unwrap_or(now_ms + dedup::PURGE_EVERY_MS) as i64;
@@ -471,24 +417,6 @@ impl Deduper {
             _ => storage.set_alarm(at_epoch_ms(wanted as u64)).await,
         }
     }
-}
-
-/// Objects of the first versions kept claims in `claims` (with a rowid) and, before two-phase claims,
-/// committed ids in `seen`: moved once into the legacy table, which is then read and purged like the others
-/// (each statement fails harmlessly when its table is gone).
-fn migrate_oldest(sql: &SqlStorage, schema: &mut Schema) {
-    for statement in [
-        "CREATE TABLE IF NOT EXISTS event_claims (id TEXT PRIMARY KEY, committed INTEGER NOT NULL, at INTEGER NOT NULL) WITHOUT ROWID",
-        "INSERT OR IGNORE INTO event_claims (id, committed, at) SELECT id, committed, at FROM claims",
-        "DROP TABLE IF EXISTS claims",
-        "INSERT OR IGNORE INTO event_claims (id, committed, at) SELECT id, 1, seen_at FROM seen",
-        "DROP TABLE IF EXISTS seen",
-    ] {
-        let _ = sql.exec(statement, None);
-    }
-    schema.tables.remove("claims");
-    schema.tables.remove("seen");
-    schema.tables.insert(LEGACY_CLAIMS.to_owned());
 }
 
 /// One id's stored claim, from the claims tables (and the legacy table), with the reply kept in its row (a row
