@@ -56,7 +56,9 @@ test("200 forged requests: 200 Worker invocations, no call of their own; their r
   assert.equal(sum(counts, /^do\.Deduper|^do\.DeadLetters|^queue\.|^r2\.|^kv\.|^outbound\./), 0, JSON.stringify(counts));
   // The isolate's aggregate: a flush per interval, not per request (the run takes a few seconds).
   assert.ok((counts["do.Metrics.requests"] ?? 0) <= 4, `Metrics calls for 200 forged requests: ${counts["do.Metrics.requests"]}`);
-  assert.ok((counts["sql.Metrics.rows_written"] ?? 0) <= 4 * 30, `rows written: ${counts["sql.Metrics.rows_written"]}`);
+  // A flush writes its counters (a 5-minute and an hourly row) and its rejections as one row of the ring (whose
+  // table the first makes: two rows).
+  assert.ok((counts["sql.Metrics.rows_written"] ?? 0) <= 2 + 3 * counts["do.Metrics.requests"], `rows written: ${counts["sql.Metrics.rows_written"]}`);
   const res = await fetch(`${base}/admin/api/accounts?window=1h`, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } });
   const shop = (await res.json()).accounts.find((a) => a.account === "shop");
   assert.equal(shop.rejected_by_reason.invalid_signature, 200, "every rejection counted");
@@ -239,5 +241,64 @@ test("sparse traffic: 40 accounts with one event each write few Metrics rows per
   } finally {
     await gateway3.dispose();
     await backend3.close();
+  }
+});
+
+test("a new deployment: reading the console across every shard writes no row; a shard makes only the tables it fills; the rejection ring keeps the latest 200", async () => {
+  const port = await freePort();
+  const gateway4 = await startMeteredGateway({
+    BACKEND_URL: `${backend.url}/events`,
+    BACKEND_SIGNING_SECRET: SIGNING_SECRET,
+    LINE_SHOP_CHANNEL_SECRET: SECRET,
+    ADMIN_TOKEN,
+    METRICS_FLUSH_SECONDS: "1",
+  }, { port });
+  const base4 = `http://127.0.0.1:${port}`;
+  const admin = async (path) => (await fetch(`${base4}${path}`, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } })).json();
+  const forge = async (id, signed = true) => {
+    const body = lineBody(id, `text ${id}`);
+    const headers = { "content-type": "application/json" };
+    if (signed) headers["x-line-signature"] = lineSign("not-the-secret", body);
+    const res = await fetch(`${base4}/line/shop`, { method: "POST", headers, body });
+    await res.arrayBuffer();
+    return res.status;
+  };
+  try {
+    await resetMeter(base4);
+    assert.deepEqual((await admin("/admin/api/accounts?window=1h")).accounts.filter((a) => a.requests), []);
+    assert.deepEqual((await admin("/admin/api/rejections")).rejections, []);
+    let counts = await quietMeter(base4, 1500);
+    assert.equal(counts["do.Metrics.requests"], 32, JSON.stringify(counts));
+    assert.equal(counts["sql.Metrics.rows_written"] ?? 0, 0, "reads make no table");
+
+    // Rejections only: the two counter tables and the ring (two rows each to make), then per flush two counter
+    // rows and one ring row. No key, last-event, failing or alert table.
+    await resetMeter(base4);
+    for (let i = 0; i < 20; i++) assert.equal(await forge(`ring-first-${i}`), 401);
+    counts = await quietMeter(base4, 2500);
+    const flushes = counts["do.Metrics.requests"];
+    assert.ok(flushes >= 1 && flushes <= 3, JSON.stringify(counts));
+    assert.equal(counts["sql.Metrics.rows_written"], 3 * 2 + 3 * flushes, JSON.stringify(counts));
+
+    // Past the ring: 12 rounds of 20 (each round its own flush or more), then 20 without a signature.
+    for (let round = 0; round < 12; round++) {
+      await Promise.all(Array.from({ length: 20 }, (_, i) => forge(`ring-${round}-${i}`)));
+      await new Promise((r) => setTimeout(r, 1100));
+    }
+    for (let i = 0; i < 20; i++) assert.equal(await forge(`ring-last-${i}`, false), 401);
+    await until(async () => (await admin("/admin/api/rejections")).rejections.filter((r) => r.reason === "missing_signature").length === 20, 10000, "the last rejections listed");
+    await resetMeter(base4);
+    const { rejections } = await admin("/admin/api/rejections");
+    assert.equal(rejections.length, 200);
+    assert.deepEqual(rejections.slice(0, 20).map((r) => r.reason), Array(20).fill("missing_signature"));
+    assert.ok(rejections.slice(20).every((r) => r.reason === "invalid_signature"));
+    assert.ok(rejections.every((r, i) => i === 0 || rejections[i - 1].at_ms >= r.at_ms), "newest first");
+    const shop = (await admin("/admin/api/accounts?window=1h")).accounts.find((a) => a.account === "shop");
+    assert.equal(shop.rejected_by_reason.invalid_signature, 260, "every rejection counted");
+    // The ring stays bounded: fewer than 200 + 20 stored (each read row is a batch of at most 20).
+    counts = await readMeter(base4);
+    assert.equal(counts["sql.Metrics.rows_written"] ?? 0, 0);
+  } finally {
+    await gateway4.dispose();
   }
 });

@@ -6,6 +6,7 @@
 //! the shards, and the alerts a flushed batch raises.
 
 mod counters;
+mod rejections;
 mod store;
 
 use std::cell::RefCell;

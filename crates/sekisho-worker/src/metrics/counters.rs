@@ -14,11 +14,6 @@ use sekisho::metrics::CounterRow;
 use super::store::{db, ms, number};
 
 #[derive(Deserialize)]
-struct TableName {
-    name: String,
-}
-
-#[derive(Deserialize)]
 struct PackedRecord {
     bucket: i64,
     channel: String,
@@ -34,19 +29,6 @@ struct LegacyRecord {
     account: String,
     metric: String,
     value: i64,
-}
-
-/// The object's counter tables, from its schema.
-pub(super) fn read_schema(sql: &SqlStorage) -> Result<CounterTables> {
-    let names: Vec<TableName> = sql
-        .exec(
-            "SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE 'counters%'",
-            None,
-        )?
-        .to_array()?;
-    Ok(CounterTables::from_names(
-        names.iter().map(|row| row.name.as_str()),
-    ))
 }
 
 /// Adds the batch's counters into their rows (one read and one upsert per row), then drops the tables past

@@ -1,10 +1,10 @@
 //! The `Metrics` Durable Object (SQLite): one per shard of accounts ([`sekisho::metrics::flush`]), storing the
 //! batches isolates flush and loading the rows [`sekisho::metrics`] reads. Counters are kept one row per
 //! resolution, bucket and account in tables by day, dropped whole past their retention ([`super::counters`]);
-//! key fingerprints unused for 30 days and rejections beyond the ring are deleted on every write (once per
-//! flush).
-//! The tables are `WITHOUT ROWID`: a row is one B-tree entry, not a row plus an index entry, so an upsert
-//! writes one row.
+//! the latest rejections one row per flushed batch ([`super::rejections`]); key fingerprints unused for 30 days
+//! are deleted on every write (once per flush).
+//! Each table is made when first written ([`sekisho::metrics::schema`]), never in the constructor: the schema
+//! is read once per instance, and a read of a table that is not there answers empty.
 
 use std::cell::{RefCell, RefMut};
 
@@ -12,22 +12,22 @@ use serde::Deserialize;
 use worker::{durable_object, DurableObject, Env, Request, Response, Result, SqlStorage, State};
 
 use sekisho::metrics::alert::{self, Alert};
+use sekisho::metrics::schema::{Schema, Table};
 use sekisho::metrics::store::{
-    alert_candidates, invalid_signature_key, AlertState, Loaded, MetricsCall, RecentRejections,
-    Recorded, JUMP_BASELINE_BUCKETS, KEY_RETENTION_MS,
+    alert_candidates, invalid_signature_key, AlertState, Loaded, MetricsCall, Recorded,
+    JUMP_BASELINE_BUCKETS, KEY_RETENTION_MS,
 };
-use sekisho::metrics::tables::CounterTables;
 use sekisho::metrics::view;
 use sekisho::metrics::window::Resolution;
-use sekisho::metrics::{KeyRow, RejectionRow, SeenRow, Writes, REJECTION_RING};
+use sekisho::metrics::{KeyRow, SeenRow, Writes};
 
-use super::counters;
+use super::{counters, rejections};
 
 #[durable_object]
 pub struct Metrics {
     state: State,
-    /// The counter tables, read from the schema once per instance and kept up to date by it (the only writer).
-    tables: RefCell<Option<CounterTables>>,
+    /// The object's tables, read from its schema once per instance and kept up to date by it (the only writer).
+    schema: RefCell<Option<Schema>>,
 }
 
 #[derive(Deserialize)]
@@ -47,11 +47,8 @@ struct SeenRecord {
 }
 
 #[derive(Deserialize)]
-struct RejectionRecord {
-    at: i64,
-    channel: String,
-    account: String,
-    reason: String,
+struct TableName {
+    name: String,
 }
 
 #[derive(Deserialize)]
@@ -69,20 +66,9 @@ pub(super) fn db(value: u64) -> worker::SqlStorageValue {
 
 impl DurableObject for Metrics {
     fn new(state: State, _env: Env) -> Self {
-        let sql = state.storage().sql();
-        for statement in [
-            "CREATE TABLE IF NOT EXISTS keys (channel TEXT NOT NULL, account TEXT NOT NULL, fingerprint TEXT NOT NULL, matched INTEGER NOT NULL, last_matched INTEGER NOT NULL, PRIMARY KEY (channel, account, fingerprint)) WITHOUT ROWID",
-            "CREATE TABLE IF NOT EXISTS seen (channel TEXT NOT NULL, account TEXT NOT NULL, last_event INTEGER NOT NULL, PRIMARY KEY (channel, account)) WITHOUT ROWID",
-            // INTEGER PRIMARY KEY is the rowid itself: one entry per row already.
-            "CREATE TABLE IF NOT EXISTS rejections (seq INTEGER PRIMARY KEY AUTOINCREMENT, at INTEGER NOT NULL, channel TEXT NOT NULL, account TEXT NOT NULL, reason TEXT NOT NULL)",
-            "CREATE TABLE IF NOT EXISTS failing (channel TEXT NOT NULL, account TEXT NOT NULL, since INTEGER NOT NULL, PRIMARY KEY (channel, account)) WITHOUT ROWID",
-            "CREATE TABLE IF NOT EXISTS alerts_sent (key TEXT PRIMARY KEY, at INTEGER NOT NULL) WITHOUT ROWID",
-        ] {
-            let _ = sql.exec(statement, None);
-        }
         Metrics {
             state,
-            tables: RefCell::new(None),
+            schema: RefCell::new(None),
         }
     }
 
@@ -90,16 +76,16 @@ impl DurableObject for Metrics {
         let sql = self.state.storage().sql();
         let call = req.json::<MetricsCall>().await?;
         // From here on nothing waits: the call runs to its answer before the object takes another.
-        let mut tables = self.tables(&sql)?;
+        let mut schema = self.schema(&sql)?;
         match call {
             MetricsCall::Record {
                 writes,
                 now_ms,
                 alerts,
             } => {
-                write(&sql, &mut tables, &writes, now_ms)?;
+                write(&sql, &mut schema, &writes, now_ms)?;
                 let alerts = if alerts {
-                    decide_alerts(&sql, &tables, &writes, now_ms)?
+                    decide_alerts(&sql, &mut schema, &writes, now_ms)?
                 } else {
                     Vec::new()
                 };
@@ -107,7 +93,7 @@ impl DurableObject for Metrics {
             }
             MetricsCall::Load { window, now_ms } => Response::from_json(&load(
                 &sql,
-                &tables,
+                &schema,
                 window.resolution(),
                 window.since_ms(now_ms),
             )?),
@@ -117,48 +103,49 @@ impl DurableObject for Metrics {
                 window,
                 now_ms,
             } => {
-                let loaded = load(&sql, &tables, window.resolution(), window.since_ms(now_ms))?;
+                let loaded = load(&sql, &schema, window.resolution(), window.since_ms(now_ms))?;
                 let series = view::series(&loaded.counters, &channel, &account, window, now_ms);
                 Response::from_json(&series)
             }
             MetricsCall::Rejections { limit } => {
-                let limit = limit.clamp(1, REJECTION_RING) as i64;
-                let rows: Vec<RejectionRecord> = sql
-                    .exec(
-                        "SELECT at, channel, account, reason FROM rejections ORDER BY seq DESC LIMIT ?",
-                        vec![limit.into()],
-                    )?
-                    .to_array()?;
-                let rejections = rows
-                    .into_iter()
-                    .map(|r| RejectionRow {
-                        at_ms: ms(r.at),
-                        channel: r.channel,
-                        account: r.account,
-                        reason: r.reason,
-                    })
-                    .collect();
-                Response::from_json(&RecentRejections { rejections })
+                Response::from_json(&rejections::recent(&sql, &schema, limit)?)
             }
         }
     }
 }
 
 impl Metrics {
-    /// The counter tables, read from the schema on the instance's first call.
-    fn tables(&self, sql: &SqlStorage) -> Result<RefMut<'_, CounterTables>> {
-        let mut slot = self.tables.borrow_mut();
+    /// The object's tables, read from the schema on the instance's first call.
+    fn schema(&self, sql: &SqlStorage) -> Result<RefMut<'_, Schema>> {
+        let mut slot = self.schema.borrow_mut();
         if slot.is_none() {
-            *slot = Some(counters::read_schema(sql)?);
+            let names: Vec<TableName> = sql
+                .exec("SELECT name FROM sqlite_master WHERE type = 'table'", None)?
+                .to_array()?;
+            *slot = Some(Schema::from_names(
+                names.iter().map(|row| row.name.as_str()),
+            ));
         }
         Ok(RefMut::map(slot, |slot| {
-            slot.get_or_insert_with(CounterTables::default)
+            slot.get_or_insert_with(Schema::default)
         }))
     }
 }
 
-fn write(sql: &SqlStorage, tables: &mut CounterTables, writes: &Writes, now_ms: u64) -> Result<()> {
-    counters::write(sql, tables, &writes.counters, now_ms)?;
+/// Makes `table` unless it is there.
+pub(super) fn ensure(sql: &SqlStorage, schema: &mut Schema, table: Table) -> Result<()> {
+    if let Some(create) = schema.to_make(table) {
+        sql.exec(create, None)?;
+        schema.made(table);
+    }
+    Ok(())
+}
+
+fn write(sql: &SqlStorage, schema: &mut Schema, writes: &Writes, now_ms: u64) -> Result<()> {
+    counters::write(sql, &mut schema.counters, &writes.counters, now_ms)?;
+    if !writes.keys.is_empty() {
+        ensure(sql, schema, Table::Keys)?;
+    }
     for row in &writes.keys {
         sql.exec(
             "INSERT INTO keys (channel, account, fingerprint, matched, last_matched) VALUES (?, ?, ?, ?, ?) \
@@ -173,6 +160,9 @@ fn write(sql: &SqlStorage, tables: &mut CounterTables, writes: &Writes, now_ms: 
             ],
         )?;
     }
+    if !writes.seen.is_empty() {
+        ensure(sql, schema, Table::Seen)?;
+    }
     for row in &writes.seen {
         sql.exec(
             "INSERT INTO seen (channel, account, last_event) VALUES (?, ?, ?) \
@@ -184,40 +174,27 @@ fn write(sql: &SqlStorage, tables: &mut CounterTables, writes: &Writes, now_ms: 
             ],
         )?;
     }
-    for row in &writes.rejections {
-        sql.exec(
-            "INSERT INTO rejections (at, channel, account, reason) VALUES (?, ?, ?, ?)",
-            vec![
-                db(row.at_ms),
-                row.channel.as_str().into(),
-                row.account.as_str().into(),
-                row.reason.as_str().into(),
-            ],
-        )?;
-    }
+    rejections::store(sql, schema, &writes.rejections)?;
     for update in &writes.failing {
         let (channel, account) = (update.channel.as_str(), update.account.as_str());
-        if update.recovered {
+        if update.recovered && schema.has(Table::Failing) {
             sql.exec(
                 "DELETE FROM failing WHERE channel = ? AND account = ?",
                 vec![channel.into(), account.into()],
             )?;
         }
         if let Some(since) = update.failing_since_ms {
+            ensure(sql, schema, Table::Failing)?;
             sql.exec(
                 "INSERT OR IGNORE INTO failing (channel, account, since) VALUES (?, ?, ?)",
                 vec![channel.into(), account.into(), db(since)],
             )?;
         }
     }
-    sql.exec(
-        "DELETE FROM keys WHERE last_matched < ?",
-        vec![db(now_ms.saturating_sub(KEY_RETENTION_MS))],
-    )?;
-    if !writes.rejections.is_empty() {
+    if schema.has(Table::Keys) {
         sql.exec(
-            "DELETE FROM rejections WHERE seq <= (SELECT max(seq) FROM rejections) - ?",
-            vec![(REJECTION_RING as i64).into()],
+            "DELETE FROM keys WHERE last_matched < ?",
+            vec![db(now_ms.saturating_sub(KEY_RETENTION_MS))],
         )?;
     }
     Ok(())
@@ -225,20 +202,26 @@ fn write(sql: &SqlStorage, tables: &mut CounterTables, writes: &Writes, now_ms: 
 
 fn load(
     sql: &SqlStorage,
-    tables: &CounterTables,
+    schema: &Schema,
     resolution: Resolution,
     since_ms: u64,
 ) -> Result<Loaded> {
-    let counters = counters::load(sql, tables, resolution, since_ms)?;
-    let keys: Vec<KeyRecord> = sql
-        .exec(
+    let counters = counters::load(sql, &schema.counters, resolution, since_ms)?;
+    let keys: Vec<KeyRecord> = if schema.has(Table::Keys) {
+        sql.exec(
             "SELECT channel, account, fingerprint, matched, last_matched FROM keys",
             None,
         )?
-        .to_array()?;
-    let seen: Vec<SeenRecord> = sql
-        .exec("SELECT channel, account, last_event FROM seen", None)?
-        .to_array()?;
+        .to_array()?
+    } else {
+        Vec::new()
+    };
+    let seen: Vec<SeenRecord> = if schema.has(Table::Seen) {
+        sql.exec("SELECT channel, account, last_event FROM seen", None)?
+            .to_array()?
+    } else {
+        Vec::new()
+    };
     Ok(Loaded {
         counters,
         keys: keys
@@ -264,7 +247,7 @@ fn load(
 
 struct StoredAlertState<'a> {
     sql: &'a SqlStorage,
-    tables: &'a CounterTables,
+    schema: &'a Schema,
     now_ms: u64,
 }
 
@@ -286,7 +269,7 @@ impl AlertState for StoredAlertState<'_> {
         let sum = |from: u64, to: u64| {
             counters::sum(
                 self.sql,
-                self.tables,
+                &self.schema.counters,
                 (channel, account),
                 (resolution, &metric),
                 (from, to),
@@ -300,6 +283,9 @@ impl AlertState for StoredAlertState<'_> {
     }
 
     fn failing_since(&self, channel: &str, account: &str) -> Option<u64> {
+        if !self.schema.has(Table::Failing) {
+            return None;
+        }
         let since = number(
             self.sql,
             "SELECT since AS n FROM failing WHERE channel = ? AND account = ?",
@@ -311,17 +297,21 @@ impl AlertState for StoredAlertState<'_> {
 
 fn decide_alerts(
     sql: &SqlStorage,
-    tables: &CounterTables,
+    schema: &mut Schema,
     writes: &Writes,
     now_ms: u64,
 ) -> Result<Vec<Alert>> {
     let state = StoredAlertState {
         sql,
-        tables,
+        schema,
         now_ms,
     };
     let candidates = alert_candidates(writes, &state, now_ms);
+    let sent_before = schema.has(Table::AlertsSent);
     let last_sent = |key: &str| {
+        if !sent_before {
+            return None;
+        }
         let at = number(
             sql,
             "SELECT at AS n FROM alerts_sent WHERE key = ?",
@@ -330,6 +320,9 @@ fn decide_alerts(
         (at > 0).then_some(at)
     };
     let alerts = alert::to_send(candidates, last_sent, now_ms);
+    if !alerts.is_empty() {
+        ensure(sql, schema, Table::AlertsSent)?;
+    }
     for alert in &alerts {
         sql.exec(
             "INSERT OR REPLACE INTO alerts_sent (key, at) VALUES (?, ?)",
