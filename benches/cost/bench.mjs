@@ -73,7 +73,7 @@ const WORKLOADS = {
   "line-1": () => ({ first: Array.from({ length: n(200) }, (_, i) => lineRequest("line-1", WT.tag, i)), events: 1 }),
   "line-20": () => ({ first: Array.from({ length: n(20) }, (_, i) => lineRequest("line-20", WT.tag, i)), events: 20 }),
   wechat: () => ({ first: Array.from({ length: n(200) }, (_, i) => wechatRequest(WT.tag, i)), events: 1 }),
-  "slack-reply": () => ({ first: Array.from({ length: n(60) }, (_, i) => slackCommand(i, WT.tag)), events: 1 }),
+  "slack-reply": () => ({ first: Array.from({ length: n(200) }, (_, i) => slackCommand(i, WT.tag)), events: 1 }),
   "email-2att": () => ({ first: Array.from({ length: n(30) }, (_, i) => emailRequest(i, WT.tag)), events: 1 }),
   "retries-10": () => {
     const first = Array.from({ length: n(200) }, (_, i) => lineRequest("line-1", WT.tag, i));
