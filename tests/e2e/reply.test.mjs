@@ -28,6 +28,7 @@ function replyTo(entry) {
   const text = entry.event?.data?.message?.text ?? entry.event?.data?.message?.text ?? "";
   if (text.includes("sleep")) return { status: 200, delayMs: BUDGET_MS + 2500, headers: { "content-type": "application/json" }, body: JSON.stringify({ reply: { text: "too late" } }) };
   if (text.includes("inject")) return json({ reply: { text: INJECTION } });
+  if (text.includes("slow")) return { ...json({ reply: { text: `受け付けました: ${text}` } }), delayMs: 800 };
   if (text.includes("raw-setwebhook")) return json({ reply: { raw: { method: "setWebhook", url: "https://attacker.example/hook" } } });
   if (text.includes("raw-elsewhere")) return json({ reply: { raw: { method: "sendMessage", chat_id: 666, text: "raw" } } });
   if (text.includes("fail")) return { status: 500 };
@@ -232,6 +233,24 @@ test("Slack: one captured slash command replayed five times makes one reply call
   const { id } = await deliveredOnceAfterTheCall("replayed order 7");
   for (let i = 0; i < 5; i++) assert.deepEqual(await send(), first, `replay ${i}`);
   await new Promise((r) => setTimeout(r, 1000));
+  assert.equal(replyCalls((e) => e.headers["webhook-id"] === id).length, 1, "the backend was asked once");
+  assert.equal(deliveries(id).length, 1);
+});
+
+test("Slack: a copy sent while the first reply call still runs waits for it and gets the same reply; the backend is asked once", async () => {
+  const { body, headers } = slackCommand("slow order 8", "trigger-copy-1");
+  const send = async () => {
+    const res = await gateway.dispatchFetch(`${BASE}/slack/team`, { method: "POST", headers, body });
+    return [res.status, await res.text()];
+  };
+  const first = send();
+  await new Promise((r) => setTimeout(r, 300));
+  const copy = send();
+  const [a, b] = await Promise.all([first, copy]);
+  assert.deepEqual(JSON.parse(a[1]), { response_type: "ephemeral", text: "受け付けました: slow order 8" });
+  assert.deepEqual(b, a, "the copy is answered with the first reply, not 503");
+  const { id } = await deliveredOnceAfterTheCall("slow order 8");
+  await new Promise((r) => setTimeout(r, 500));
   assert.equal(replyCalls((e) => e.headers["webhook-id"] === id).length, 1, "the backend was asked once");
   assert.equal(deliveries(id).length, 1);
 });

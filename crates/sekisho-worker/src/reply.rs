@@ -6,7 +6,7 @@ use std::time::Duration;
 use futures_util::future::{select, Either};
 use futures_util::StreamExt;
 use wasm_bindgen::JsCast;
-use worker::{AbortController, Delay, Env, Fetch};
+use worker::{AbortController, Context, Delay, Env, Fetch};
 
 use super::{call_object, emit, now_ms, EnvBindings};
 use sekisho::channels::EdgeResponse;
@@ -17,13 +17,14 @@ use sekisho::reply::{CallOutcome, NoReply, RenderContext, ReplyCall, MAX_ANSWER_
 
 /// The provider's response: the backend's reply rendered by the channel, or `default` (today's answer), as the
 /// intake decided ([`ReplyTurn`]). A duplicate was answered by its accept call from the reply kept with its
-/// claim; a fresh event's call is made here, and its held claim committed with what was rendered before the
-/// provider gets it — so every later duplicate sees that reply.
+/// claim; a fresh event's call is made here, and its held claim committed with what was rendered once the
+/// provider has its answer (a copy arriving before the commit waits for it in the object).
 pub(super) async fn answer(
     call: &ReplyCall,
     accepted: &Accepted,
     turn: ReplyTurn,
     env: &Env,
+    ctx: &Context,
     received_ms: u64,
 ) -> EdgeResponse {
     let default = &accepted.response;
@@ -41,14 +42,18 @@ pub(super) async fn answer(
     ));
     let rendered = result.ok();
     if let Some(held) = held {
-        if let Err(error) = commit(env, &held, rendered.as_ref()).await {
-            // The event is queued; without its claim a provider retry after the hold is queued again (a
-            // duplicate with the same webhook-id, never a loss).
-            emit(&sekisho::log::operation_failed(
-                "held claim not committed",
-                &error,
-            ));
-        }
+        let env = env.clone();
+        let kept = rendered.clone();
+        ctx.wait_until(async move {
+            if let Err(error) = commit(&env, &held, kept.as_ref()).await {
+                // The event is queued; without its claim a provider retry after the hold is queued again (a
+                // duplicate with the same webhook-id, never a loss).
+                emit(&sekisho::log::operation_failed(
+                    "held claim not committed",
+                    &error,
+                ));
+            }
+        });
     }
     rendered.unwrap_or_else(|| default.clone())
 }

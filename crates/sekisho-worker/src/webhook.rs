@@ -121,7 +121,7 @@ pub(crate) async fn serve(
     // The event is durably accepted: only now may the backend's reply be waited for.
     let replied = match &accepted.reply {
         Some(call) => {
-            Some(reply::answer(call, &accepted, acceptance.reply, env, received_ms).await)
+            Some(reply::answer(call, &accepted, acceptance.reply, env, ctx, received_ms).await)
         }
         None => None,
     };

@@ -9,9 +9,16 @@
 //! (`sekisho::dedup::buckets`), dropped whole after the retention.
 
 use std::cell::RefCell;
+use std::collections::HashMap;
+use std::time::Duration;
+
+use futures_channel::oneshot;
+use futures_util::future::{select, Either};
 
 use serde::Deserialize;
-use worker::{durable_object, DurableObject, Env, Request, Response, Result, SqlStorage, State};
+use worker::{
+    durable_object, Delay, DurableObject, Env, Request, Response, Result, SqlStorage, State,
+};
 
 mod schema;
 mod spill;
@@ -57,6 +64,8 @@ pub struct Deduper {
     /// Ids an accept call of this instance is sending right now, or holds for its commit (see
     /// `sekisho::dedup::InFlight`).
     in_flight: RefCell<InFlight>,
+    /// Calls waiting for the commit of a held id, woken by it.
+    commit_waiters: RefCell<HashMap<String, Vec<oneshot::Sender<()>>>>,
 }
 
 impl DurableObject for Deduper {
@@ -66,6 +75,7 @@ impl DurableObject for Deduper {
             env,
             schema: SchemaCache::default(),
             in_flight: RefCell::new(InFlight::default()),
+            commit_waiters: RefCell::new(HashMap::new()),
         }
     }
 
@@ -180,6 +190,18 @@ impl Deduper {
         source: &str,
         hold: Option<Hold>,
     ) -> Result<DedupReply> {
+        let wait = self
+            .in_flight
+            .borrow()
+            .commit_wait_ms(events.iter().map(|event| event.id.as_str()), now_ms);
+        let now_ms = match wait {
+            Some((id, wait_ms)) => {
+                let started = super::now_ms();
+                self.wait_for_commit(id, wait_ms).await;
+                now_ms.saturating_add(super::now_ms().saturating_sub(started))
+            }
+            None => now_ms,
+        };
         let query = self.schema.with(sql, |schema| {
             let spans: Vec<(Span, bool)> = schema
                 .spans
@@ -246,10 +268,36 @@ impl Deduper {
             }
         }
         self.in_flight.borrow_mut().committed(id);
+        let waiters = self.commit_waiters.borrow_mut().remove(id);
+        for waiter in waiters.into_iter().flatten() {
+            let _ = waiter.send(());
+        }
         if let Some(at) = dedup::alarm_after_keep(false, new_table, now_ms, retention) {
             self.ensure_alarm(now_ms, Some(at)).await?;
         }
         Ok(())
+    }
+
+    /// Waits until the held `id` is committed, at most `wait_ms` (`sekisho::dedup::InFlight::commit_wait_ms`).
+    async fn wait_for_commit(&self, id: String, wait_ms: u64) {
+        let (sender, receiver) = oneshot::channel();
+        self.commit_waiters
+            .borrow_mut()
+            .entry(id.clone())
+            .or_default()
+            .push(sender);
+        let timeout = Delay::from(Duration::from_millis(wait_ms));
+        futures_util::pin_mut!(timeout);
+        if let Either::Right(_) = select(receiver, timeout).await {
+            // No commit came: forget this call's waiter (and any other that gave up).
+            let mut waiters = self.commit_waiters.borrow_mut();
+            if let Some(list) = waiters.get_mut(&id) {
+                list.retain(|waiter| !waiter.is_canceled());
+                if list.is_empty() {
+                    waiters.remove(&id);
+                }
+            }
+        }
     }
 
     /// The claims table of the span of `now_ms`, made if this object has none yet (then returned as new: the

@@ -6,12 +6,21 @@
 //! — so the reply and the claim cost one row, not two. A hold ends with that commit, or by itself at its
 //! deadline (the Worker died before committing): the id is free again, and a provider retry enqueues the event
 //! once more (a duplicate with the same `webhook-id`, never a loss).
+//!
+//! A copy of a sending event is answered busy at once (the send takes milliseconds, or fails). A copy of a held
+//! event waits in the object for the commit ([`InFlight::commit_wait_ms`]) and is then answered with the kept
+//! reply: the commit is made after the provider got its answer, off the request's path, and a provider retrying
+//! while the first reply call still runs gets that reply rather than a 503.
 
 use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
 use super::CLAIM_LEASE_MS;
+
+/// The longest a copy of a held event waits in the object for its commit before it is answered busy (longer than
+/// any reply budget: WeChat's 4.5 s at most, Slack's and Discord's 2.8 s).
+pub const COMMIT_WAIT_MAX_MS: u64 = 5_000;
 
 /// The claim of this event is held, not written, by its accept call; the commit writes it with the reply.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -54,6 +63,21 @@ impl InFlight {
             Some(Taking::HeldUntil(until_ms)) => now_ms < *until_ms,
             None => false,
         }
+    }
+
+    /// How long a call carrying `ids` waits for the commit of one another call holds, if one does: until that
+    /// hold ends, at most [`COMMIT_WAIT_MAX_MS`]. A sending id is not waited for (its call answers busy).
+    pub fn commit_wait_ms<'a>(
+        &self,
+        ids: impl IntoIterator<Item = &'a str>,
+        now_ms: u64,
+    ) -> Option<(String, u64)> {
+        ids.into_iter().find_map(|id| match self.ids.get(id) {
+            Some(Taking::HeldUntil(until_ms)) if now_ms < *until_ms => {
+                Some((id.to_owned(), (until_ms - now_ms).min(COMMIT_WAIT_MAX_MS)))
+            }
+            _ => None,
+        })
     }
 
     /// An accept call starts sending these ids.
@@ -128,6 +152,27 @@ mod tests {
         assert_eq!(in_flight.len(), 1);
         in_flight.finished(&ids(&["c"]), None);
         assert!(in_flight.is_empty());
+    }
+
+    #[test]
+    fn a_copy_waits_for_a_held_commit_but_never_for_a_send() {
+        let mut in_flight = InFlight::default();
+        in_flight.sending(&ids(&["sent", "held"]), 0);
+        assert_eq!(in_flight.commit_wait_ms(["sent"], 0), None);
+        let hold = Hold::for_reply("held", 3_000, 0);
+        in_flight.finished(&ids(&["sent", "held"]), Some(&hold));
+        assert_eq!(
+            in_flight.commit_wait_ms(["other", "held"], 1_000),
+            Some(("held".to_owned(), COMMIT_WAIT_MAX_MS))
+        );
+        // Near the hold's end, only what is left of it.
+        assert_eq!(
+            in_flight.commit_wait_ms(["held"], hold.until_ms - 100),
+            Some(("held".to_owned(), 100))
+        );
+        assert_eq!(in_flight.commit_wait_ms(["held"], hold.until_ms), None);
+        in_flight.committed("held");
+        assert_eq!(in_flight.commit_wait_ms(["held"], 1_000), None);
     }
 
     #[test]

@@ -20,7 +20,7 @@ mod shards;
 use serde::{Deserialize, Serialize};
 
 pub use accept::{AcceptEvent, Known, ShardAccept, ShardOutcome, ShardStep};
-pub use in_flight::{Hold, InFlight};
+pub use in_flight::{Hold, InFlight, COMMIT_WAIT_MAX_MS};
 pub use replies::{reply_step, HeldClaim, KeptReply, ReplyTurn, REPLY_KEPT_MS};
 pub use shards::{object_name, shard_of, AcceptPlan, Merged, ShardCall, SHARDS};
 
