@@ -10,6 +10,10 @@
 //!
 //! When the queue refuses, the accepted events are *spilled* into the object's own SQLite (with their claims,
 //! in the same write); the object's alarm drains the spill into the queue later.
+//!
+//! An event with a reply call has its claim *held* by the accept call ([`Hold`], [`InFlight`]) and written with
+//! the rendered reply by [`DedupCall::Commit`] after the reply call: the claim and the reply its duplicates get
+//! are one row ([`replies`]).
 
 pub mod accept;
 pub mod buckets;
