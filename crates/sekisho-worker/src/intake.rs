@@ -9,7 +9,8 @@ use worker::{Context, Env, ObjectNamespace, Queue};
 
 use super::consumer::forward_best_effort;
 use super::{binding, call_object, emit, now_ms, queue_message, DEDUP_BINDING, QUEUE_BINDING};
-use sekisho::dedup::{self, DedupReply};
+use sekisho::channels::EdgeResponse;
+use sekisho::dedup::{self, DedupReply, HeldClaim};
 use sekisho::gateway::{Accepted, Refusal};
 use sekisho::intake::{Acceptance, After, Finish, Intake, Outcome, ShardCall, Step, Stores};
 use sekisho::log;
@@ -44,8 +45,19 @@ pub(super) async fn dispatch(
             }
             Step::Finish(Finish::Refused(rejection)) => return Err(intake.refusal(rejection)),
             Step::Finish(Finish::Accepted(acceptance)) => {
-                match acceptance.after {
+                match &acceptance.after {
                     After::Nothing => {}
+                    After::Commit(held) => {
+                        let env = env.clone();
+                        let held = held.clone();
+                        ctx.wait_until(async move {
+                            if let Err(error) = commit_held(&env, &held, None).await {
+                                // The event is queued; without its claim a provider retry after the hold is
+                                // queued again (a duplicate with the same webhook-id, never a loss).
+                                emit(&log::operation_failed("held claim not committed", &error));
+                            }
+                        });
+                    }
                     After::ForwardBestEffort => {
                         if !BEST_EFFORT_LOGGED.swap(true, Ordering::Relaxed) {
                             emit(&log::best_effort_mode());
@@ -96,4 +108,23 @@ async fn send_batch(
         .send_batch(batch)
         .await
         .map_err(|error| error.to_string())
+}
+
+/// Writes a claim an accept call held ([`sekisho::dedup::HeldClaim`]), with the reply the provider got.
+pub(super) async fn commit_held(
+    env: &Env,
+    held: &HeldClaim,
+    rendered: Option<&EdgeResponse>,
+) -> Result<(), String> {
+    let store = super::binding::<worker::ObjectNamespace>(env, dedup::STORE_BINDING)
+        .ok_or_else(|| format!("no {} binding", dedup::STORE_BINDING))?;
+    let stub = store
+        .id_from_name(&held.object)
+        .and_then(|id| id.get_stub())
+        .map_err(|error| error.to_string())?;
+    match call_object::<_, DedupReply>(&stub, &held.commit(rendered, now_ms())).await {
+        Ok(DedupReply::Done) => Ok(()),
+        Ok(other) => Err(format!("unexpected answer {other:?}")),
+        Err(error) => Err(error.to_string()),
+    }
 }

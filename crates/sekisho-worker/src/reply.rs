@@ -8,9 +8,9 @@ use futures_util::StreamExt;
 use wasm_bindgen::JsCast;
 use worker::{AbortController, Context, Delay, Env, Fetch};
 
-use super::{call_object, emit, now_ms, EnvBindings};
+use super::{emit, now_ms, EnvBindings};
 use sekisho::channels::EdgeResponse;
-use sekisho::dedup::{self, DedupReply, HeldClaim, ReplyTurn};
+use sekisho::dedup::ReplyTurn;
 use sekisho::gateway::Accepted;
 use sekisho::gateway::BodyBuffer;
 use sekisho::reply::{CallOutcome, NoReply, RenderContext, ReplyCall, MAX_ANSWER_BYTES};
@@ -45,7 +45,7 @@ pub(super) async fn answer(
         let env = env.clone();
         let kept = rendered.clone();
         ctx.wait_until(async move {
-            if let Err(error) = commit(&env, &held, kept.as_ref()).await {
+            if let Err(error) = super::intake::commit_held(&env, &held, kept.as_ref()).await {
                 // The event is queued; without its claim a provider retry after the hold is queued again (a
                 // duplicate with the same webhook-id, never a loss).
                 emit(&sekisho::log::operation_failed(
@@ -56,24 +56,6 @@ pub(super) async fn answer(
         });
     }
     rendered.unwrap_or_else(|| default.clone())
-}
-
-async fn commit(
-    env: &Env,
-    held: &HeldClaim,
-    rendered: Option<&EdgeResponse>,
-) -> Result<(), String> {
-    let store = super::binding::<worker::ObjectNamespace>(env, dedup::STORE_BINDING)
-        .ok_or_else(|| format!("no {} binding", dedup::STORE_BINDING))?;
-    let stub = store
-        .id_from_name(&held.object)
-        .and_then(|id| id.get_stub())
-        .map_err(|error| error.to_string())?;
-    match call_object::<_, DedupReply>(&stub, &held.commit(rendered, now_ms())).await {
-        Ok(DedupReply::Done) => Ok(()),
-        Ok(other) => Err(format!("unexpected answer {other:?}")),
-        Err(error) => Err(error.to_string()),
-    }
 }
 
 async fn reply(call: &ReplyCall, env: &Env, received_ms: u64) -> Result<EdgeResponse, NoReply> {

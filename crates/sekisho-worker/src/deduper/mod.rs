@@ -10,16 +10,13 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
-use std::time::Duration;
 
 use futures_channel::oneshot;
-use futures_util::future::{select, Either};
 
 use serde::Deserialize;
-use worker::{
-    durable_object, Delay, DurableObject, Env, Request, Response, Result, SqlStorage, State,
-};
+use worker::{durable_object, DurableObject, Env, Request, Response, Result, SqlStorage, State};
 
+mod holds;
 mod schema;
 mod spill;
 
@@ -56,6 +53,13 @@ struct GuardRow {
     expires_at: i64,
 }
 
+/// The accept call's event with a reply call or a replay guard, held rather than claimed (and, with
+/// `edge_sends`, sent by the Worker).
+struct HeldEvent {
+    hold: Option<Hold>,
+    edge_sends: bool,
+}
+
 #[durable_object]
 pub struct Deduper {
     state: State,
@@ -89,8 +93,10 @@ impl DurableObject for Deduper {
                 delay_s,
                 source,
                 hold,
+                edge_sends,
             } => {
-                self.accept(&sql, events, now_ms, delay_s, &source, hold)
+                let held = HeldEvent { hold, edge_sends };
+                self.accept(&sql, events, now_ms, delay_s, &source, held)
                     .await?
             }
             DedupCall::CheckGuard { guard, now_ms } => {
@@ -102,8 +108,19 @@ impl DurableObject for Deduper {
                     DedupReply::ReplayRefused
                 }
             }
-            DedupCall::Commit { id, reply, now_ms } => {
-                self.commit(&sql, &id, reply.as_ref(), now_ms).await?;
+            DedupCall::Commit {
+                id,
+                reply,
+                now_ms,
+                spill,
+                source,
+            } => {
+                if spill.is_empty() {
+                    self.commit(&sql, &id, reply.as_ref(), now_ms).await?;
+                } else {
+                    self.commit_spilling(&sql, &id, &spill, now_ms, &source)
+                        .await?;
+                }
                 DedupReply::Done
             }
         };
@@ -188,7 +205,7 @@ impl Deduper {
         now_ms: u64,
         delay_s: Option<u32>,
         source: &str,
-        hold: Option<Hold>,
+        HeldEvent { hold, edge_sends }: HeldEvent,
     ) -> Result<DedupReply> {
         let wait = self
             .in_flight
@@ -231,73 +248,15 @@ impl Deduper {
         if let Some(hold) = hold {
             accept = accept.with_reply(hold, kept);
         }
+        if edge_sends {
+            accept = accept.edge_sends();
+        }
         let fresh = accept.fresh().to_vec();
         self.in_flight.borrow_mut().sending(&fresh, now_ms);
         let result = self.perform(sql, &mut accept, now_ms, source).await;
         let held = result.as_ref().ok().and(accept.held());
         self.in_flight.borrow_mut().finished(&fresh, held);
         result
-    }
-
-    /// Writes the claim an accept call held, with the reply its provider got, and ends the hold.
-    async fn commit(
-        &self,
-        sql: &SqlStorage,
-        id: &str,
-        reply: Option<&KeptReply>,
-        now_ms: u64,
-    ) -> Result<()> {
-        let retention = dedup::retention_ms(&EnvBindings::of(&self.env));
-        let (span, new_table) = self.claims_table(sql, now_ms, retention)?;
-        let text = reply
-            .map(serde_json::to_string)
-            .transpose()
-            .map_err(|e| worker::Error::RustError(e.to_string()))?;
-        match text {
-            Some(text) => {
-                if self
-                    .schema
-                    .with(sql, |schema| schema.without_reply.remove(&span))?
-                {
-                    sql.exec(&span.add_reply_column_sql(), None)?;
-                }
-                sql.exec(&span.commit_sql(), vec![id.into(), text.as_str().into()])?;
-            }
-            None => {
-                sql.exec(&span.insert_sql(), vec![id.into()])?;
-            }
-        }
-        self.in_flight.borrow_mut().committed(id);
-        let waiters = self.commit_waiters.borrow_mut().remove(id);
-        for waiter in waiters.into_iter().flatten() {
-            let _ = waiter.send(());
-        }
-        if let Some(at) = dedup::alarm_after_keep(false, new_table, now_ms, retention) {
-            self.ensure_alarm(now_ms, Some(at)).await?;
-        }
-        Ok(())
-    }
-
-    /// Waits until the held `id` is committed, at most `wait_ms` (`sekisho::dedup::InFlight::commit_wait_ms`).
-    async fn wait_for_commit(&self, id: String, wait_ms: u64) {
-        let (sender, receiver) = oneshot::channel();
-        self.commit_waiters
-            .borrow_mut()
-            .entry(id.clone())
-            .or_default()
-            .push(sender);
-        let timeout = Delay::from(Duration::from_millis(wait_ms));
-        futures_util::pin_mut!(timeout);
-        if let Either::Right(_) = select(receiver, timeout).await {
-            // No commit came: forget this call's waiter (and any other that gave up).
-            let mut waiters = self.commit_waiters.borrow_mut();
-            if let Some(list) = waiters.get_mut(&id) {
-                list.retain(|waiter| !waiter.is_canceled());
-                if list.is_empty() {
-                    waiters.remove(&id);
-                }
-            }
-        }
     }
 
     /// The claims table of the span of `now_ms`, made if this object has none yet (then returned as new: the

@@ -99,6 +99,8 @@ pub struct ShardAccept {
     hold: Option<Hold>,
     /// The reply kept for the held event's id, when it is a duplicate.
     kept: Option<KeptReply>,
+    /// The edge sends the held event itself (a guarded request, see [`ShardAccept::edge_sends`]).
+    edge_sends: bool,
 }
 
 impl ShardAccept {
@@ -162,7 +164,16 @@ impl ShardAccept {
             stage: Stage::Start,
             hold: None,
             kept: None,
+            edge_sends: false,
         }
+    }
+
+    /// Nothing is sent or written by this call: the held event is looked up and held, and the edge sends it
+    /// once its replay guard was checked in parallel, then commits it (or spills it with the commit). Only a
+    /// call whose one new event is the held one can be answered so; any other new event fails the call.
+    pub fn edge_sends(mut self) -> ShardAccept {
+        self.edge_sends = true;
+        self
     }
 
     /// The call's event with a reply call: held when it is new (its claim is left to the commit), answered with
@@ -192,6 +203,15 @@ impl ShardAccept {
         match (stage, outcome) {
             (Stage::Start, _) if self.answers.contains(&ClaimAnswer::InFlight) => {
                 ShardStep::Reply(DedupReply::Busy)
+            }
+            (Stage::Start, _) if self.edge_sends => {
+                let held = self.hold.as_ref().map(|hold| hold.id.as_str());
+                if self.fresh.iter().any(|id| Some(id.as_str()) != held) {
+                    return ShardStep::Fail(
+                        "only the held event can be left to the edge".to_owned(),
+                    );
+                }
+                self.reply()
             }
             (Stage::Start, _) => self.send_next(),
             (Stage::Sending, ShardOutcome::Sent(Ok(()))) => self.send_next(),
@@ -567,5 +587,36 @@ mod tests {
                 kept: Some(kept),
             })
         );
+    }
+
+    #[test]
+    fn an_event_left_to_the_edge_is_held_and_nothing_is_sent_or_written() {
+        let hold = Hold::for_reply("evt_0", 3_000, 0);
+        let mut accept =
+            ShardAccept::new(events(1), &[Known::default()], &queues("EVENTS"), None, 0)
+                .with_reply(hold.clone(), None)
+                .edge_sends();
+        assert_eq!(accept.fresh(), ["evt_0"]);
+        assert_eq!(
+            accept.next(ShardOutcome::Start),
+            ShardStep::Reply(DedupReply::Accepted {
+                answers: vec![ClaimAnswer::Fresh],
+                spilled: false,
+                held: true,
+                kept: None,
+            })
+        );
+        assert_eq!(accept.held(), Some(&hold));
+        // Another new event could not be sent by anyone: the call fails and takes nothing.
+        let mut two = ShardAccept::new(
+            events(2),
+            &[Known::default(); 2],
+            &queues("EVENTS"),
+            None,
+            0,
+        )
+        .with_reply(hold, None)
+        .edge_sends();
+        assert!(matches!(two.next(ShardOutcome::Start), ShardStep::Fail(_)));
     }
 }

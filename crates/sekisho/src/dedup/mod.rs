@@ -116,6 +116,9 @@ pub enum DedupCall {
         /// The event of a reply call, when it is in this call ([`Hold`]).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         hold: Option<Hold>,
+        /// The held event is sent by the edge, not by this call ([`accept::ShardAccept::edge_sends`]).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        edge_sends: bool,
     },
     /// The replay guard, before anything of its request is taken (a guard lives in the shard of its own key,
     /// and the request's events in theirs: checked first, a replayed signature takes nothing anywhere).
@@ -126,6 +129,12 @@ pub enum DedupCall {
         id: String,
         reply: Option<KeptReply>,
         now_ms: u64,
+        /// The held event's message when the edge's send was refused: kept in the spill, in the same write.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        spill: Vec<String>,
+        /// `/{channel}/{account}`, for the spill drain's log lines (with a spill only).
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        source: String,
     },
 }
 
@@ -391,6 +400,7 @@ mod tests {
             delay_s: None,
             source: "/line/acme".into(),
             hold: None,
+            edge_sends: false,
         };
         let text = serde_json::to_string(&call).unwrap();
         assert!(text.contains("\"op\":\"accept\""), "{text}");

@@ -85,6 +85,19 @@ impl HeldClaim {
             id: self.id.clone(),
             reply: rendered.map(|response| KeptReply::of(response, now_ms)),
             now_ms,
+            spill: Vec::new(),
+            source: String::new(),
+        }
+    }
+
+    /// The commit of an event the edge could not send: its claim and its message kept in the spill, in one write.
+    pub fn commit_spilling(&self, message: String, source: &str, now_ms: u64) -> super::DedupCall {
+        super::DedupCall::Commit {
+            id: self.id.clone(),
+            reply: None,
+            now_ms,
+            spill: vec![message],
+            source: source.to_owned(),
         }
     }
 }
@@ -157,6 +170,8 @@ mod tests {
                 id: "evt_1".into(),
                 reply: Some(KeptReply::of(&rendered, NOW)),
                 now_ms: NOW,
+                spill: vec![],
+                source: String::new(),
             }
         );
         assert!(matches!(

@@ -103,6 +103,7 @@ impl AcceptPlan {
                         delay_s,
                         source: source.to_owned(),
                         hold,
+                        edge_sends: false,
                     },
                     indices,
                 }

@@ -6,8 +6,10 @@
 //! which takes its new events — sends them to the queue and claims them, or spills what the queue refused —
 //! in that one call ([`crate::dedup::accept`]). Any shard that failed or was busy makes the answer a 5xx, and
 //! the provider retries; what the other shards took is a duplicate then. A request with a replay guard (WeChat
-//! plaintext mode, whose signature does not cover the body) has the guard checked in a call before that, so a
-//! replayed query with another body takes nothing anywhere.
+//! plaintext mode, whose signature does not cover the body) must not have anything taken before its guard is
+//! checked: with one event (WeChat sends one per request) the guard is checked while the event's object holds
+//! the event without sending it, and the Worker sends it once both answered; with several, the guard is checked
+//! in a call before the accept calls. Either way a replayed query with another body takes nothing anywhere.
 //!
 //! The two promises, proven against in-memory fakes in `tests.rs`: never a 2xx unless every accepted event is
 //! queued or spilled; never a provider retry turned into a loss (a request or an object that dies at any
@@ -20,6 +22,7 @@ use crate::delivery::{batches, QueuedDelivery};
 use crate::gateway::{Accepted, Refusal};
 use crate::log::{self, Kept, Line};
 use crate::Rejection;
+use guarded::Held;
 
 /// Which of the durable bindings the deployment has.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -88,6 +91,8 @@ pub struct Acceptance {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum After {
     Nothing,
+    /// A guarded event the Worker sent itself: write its held claim ([`HeldClaim::commit`], no reply).
+    Commit(HeldClaim),
     /// No queue: forward every delivery once.
     ForwardBestEffort,
 }
@@ -99,6 +104,12 @@ enum Stage {
     /// best-effort forward.
     CheckingGuard,
     Accepting(AcceptPlan),
+    /// A guarded one-event request: the guard checked and the event held, in parallel.
+    GuardingHeld(AcceptPlan),
+    /// The held event sent by the Worker (its guard passed, it was new).
+    SendingHeld(Held),
+    /// The queue refused the held event: its claim and message kept by its object.
+    SpillingHeld(Held),
     /// Without a de-duplication store: the batches not sent yet.
     Sending(std::vec::IntoIter<Vec<String>>),
     Finished(Finish),
@@ -161,6 +172,29 @@ impl<'a> Intake<'a> {
                 Some(Ok(_)) | None => self.refuse(Rejection::EnqueueFailed),
             },
             Stage::Accepting(plan) => self.accepted(&plan, replies(outcome)),
+            Stage::GuardingHeld(plan) => self.guarded_held(plan, replies(outcome)),
+            Stage::SendingHeld(held) => match sent(outcome) {
+                Ok(()) => self.accepted_held(&held, false),
+                Err(error) => {
+                    self.lines
+                        .push(log::enqueue_failed(&self.source, &error, true));
+                    let call =
+                        held.claim
+                            .commit_spilling(held.message.clone(), &self.source, self.now_ms);
+                    let shard = held.claim.shard;
+                    self.stage = Stage::SpillingHeld(held);
+                    Step::Call(vec![ShardCall { shard, call }])
+                }
+            },
+            Stage::SpillingHeld(held) => match replies(outcome).into_iter().next() {
+                Some(Ok(DedupReply::Done)) => self.accepted_held(&held, true),
+                Some(Err(error)) => {
+                    self.lines
+                        .push(log::enqueue_failed(&self.source, &error, false));
+                    self.refuse(Rejection::EnqueueFailed)
+                }
+                Some(Ok(_)) | None => self.refuse(Rejection::EnqueueFailed),
+            },
             Stage::Sending(batches) => match sent(outcome) {
                 Ok(()) => self.send_next(batches),
                 Err(error) => {
@@ -184,6 +218,9 @@ impl<'a> Intake<'a> {
             }));
         }
         match (self.stores.queue, self.stores.dedup, guard) {
+            (true, true, Some(guard)) if accepted.deliveries.len() == 1 => {
+                self.guard_and_hold(guard)
+            }
             (_, true, Some(guard)) => {
                 self.stage = Stage::CheckingGuard;
                 Step::Call(vec![ShardCall {
@@ -396,6 +433,8 @@ fn sent(outcome: Outcome) -> Result<(), String> {
         Outcome::Start | Outcome::Replies(_) => Err("the queue's answer is missing".to_owned()),
     }
 }
+
+mod guarded;
 
 #[cfg(test)]
 mod tests;

@@ -84,6 +84,7 @@ impl Shard {
                 events,
                 delay_s,
                 hold,
+                edge_sends,
                 ..
             } => {
                 let known: Vec<Known> = events
@@ -101,6 +102,9 @@ impl Shard {
                 if let Some(hold) = hold {
                     let kept = self.replies.get(&hold.id).cloned();
                     accept = accept.with_reply(hold.clone(), kept);
+                }
+                if *edge_sends {
+                    accept = accept.edge_sends();
                 }
                 let fresh = accept.fresh().to_vec();
                 self.in_flight.sending(&fresh, now_ms);
@@ -156,7 +160,19 @@ impl Shard {
             } else {
                 DedupReply::ReplayRefused
             }),
-            DedupCall::Commit { id, reply, now_ms } => {
+            DedupCall::Commit {
+                id,
+                reply,
+                now_ms,
+                spill,
+                ..
+            } => {
+                if !spill.is_empty() {
+                    if fault == Some(Fault::QueueAndSpillFail) {
+                        return Err("disk full".into());
+                    }
+                    self.spill.extend(spill.iter().cloned());
+                }
                 self.claims
                     .insert(id.clone(), Claim::Committed { at_ms: *now_ms });
                 if let Some(reply) = reply {
@@ -272,6 +288,20 @@ impl World {
                 }
                 Step::Finish(finish) => {
                     self.check_promise(accepted, &finish);
+                    // The Worker's commit after the answer (`waitUntil`).
+                    if let Finish::Accepted(Acceptance {
+                        after: After::Commit(held),
+                        ..
+                    }) = &finish
+                    {
+                        steps.push("commit");
+                        let commit = ShardCall {
+                            shard: held.shard,
+                            call: held.commit(None, self.now_ms),
+                        };
+                        let fails = fault.filter(|fault| *fault == Fault::Fails);
+                        let _ = self.call(&[commit], fails);
+                    }
                     return Run {
                         finish: Some(finish),
                         steps,
@@ -708,6 +738,73 @@ fn a_replayed_signature_is_refused_and_nothing_is_taken() {
             ..
         }))
     ));
+}
+
+#[test]
+fn a_guarded_event_is_held_while_its_guard_is_checked_then_sent_by_the_worker() {
+    let mut world = World::default();
+    let first = accepted(1, 10, Some(guard("body-a")));
+    let run = world.request(&first, BOTH, None);
+    // Two sequential steps before the answer: the guard and the hold in parallel, then the send.
+    assert_eq!(run.steps, ["check_guard", "send", "commit"]);
+    let Some(Finish::Accepted(acceptance)) = &run.finish else {
+        panic!("accepted: {run:?}");
+    };
+    assert!(matches!(acceptance.after, After::Commit(_)));
+    assert_eq!(world.queue.len(), 1);
+    assert_eq!(committed(&world), 1);
+    // The same signed query with another body (another event): refused, nothing queued or claimed.
+    let mut replayed = accepted(1, 10, Some(guard("body-b")));
+    replayed.deliveries[0].webhook_id = event_id("line", "acme", "other");
+    let run = world.request(&replayed, BOTH, None);
+    assert_eq!(run.steps, ["check_guard"]);
+    assert_eq!(
+        run.finish,
+        Some(Finish::Refused(Rejection::ReplayedSignature))
+    );
+    assert_eq!(world.queue.len(), 1, "nothing of the replay is queued");
+    assert_eq!(committed(&world), 1, "nor claimed");
+    // The provider's own retry (same query, same body) is a duplicate, answered without a send.
+    let run = world.request(&first, BOTH, None);
+    assert_eq!(run.steps, ["check_guard"]);
+    assert!(matches!(
+        run.finish,
+        Some(Finish::Accepted(Acceptance {
+            duplicate_events: 1,
+            after: After::Nothing,
+            ..
+        }))
+    ));
+    assert_eq!(world.most_copies(), 1);
+}
+
+#[test]
+fn a_guarded_event_the_queue_refuses_is_spilled_with_its_claim_by_its_object() {
+    let request = accepted(1, 10, Some(guard("body-a")));
+    let mut world = World::default();
+    let run = world.request(&request, BOTH, Some(Fault::QueueRefuses));
+    assert_eq!(run.steps, ["check_guard", "send", "commit"]);
+    assert!(matches!(
+        run.finish,
+        Some(Finish::Accepted(Acceptance {
+            after: After::Nothing,
+            ..
+        }))
+    ));
+    assert_eq!(committed(&world), 1);
+    assert_eq!(world.kept(), ids(&request));
+    assert!(world.queue.is_empty());
+}
+
+#[test]
+fn a_guarded_event_survives_one_or_two_faults() {
+    let request = accepted(1, 10, Some(guard("body-a")));
+    for a in FAULTS {
+        survive(&request, &[a]);
+        for b in FAULTS {
+            survive(&request, &[a, b]);
+        }
+    }
 }
 
 #[test]

@@ -62,6 +62,7 @@ fn a_plan_carries_every_event_once_in_its_shard() {
             delay_s,
             source,
             hold,
+            edge_sends,
         } = &call.call
         else {
             panic!("an accept plan holds accept calls");
@@ -71,6 +72,7 @@ fn a_plan_carries_every_event_once_in_its_shard() {
             (7, Some(3), "/line/acme")
         );
         assert_eq!(*hold, None);
+        assert!(!edge_sends);
         assert_eq!(carried.len(), call.indices.len());
         for (event, &index) in carried.iter().zip(&call.indices) {
             assert_eq!(event.id, ids[index]);
