@@ -742,8 +742,32 @@ fn a_replayed_signature_is_refused_and_nothing_is_taken() {
 
 #[test]
 fn a_guarded_event_is_held_while_its_guard_is_checked_then_sent_by_the_worker() {
-    let mut world = World::default();
     let first = accepted(1, 10, Some(guard("body-a")));
+    let mut intake = Intake::new(&first, BOTH, 0);
+    let Step::Call(calls) = intake.next(Outcome::Start) else {
+        panic!("calls first");
+    };
+    assert!(
+        matches!(
+            calls.as_slice(),
+            [
+                ShardCall {
+                    call: DedupCall::CheckGuard { .. },
+                    ..
+                },
+                ShardCall {
+                    call: DedupCall::Accept {
+                        edge_sends: true,
+                        hold: Some(_),
+                        ..
+                    },
+                    ..
+                },
+            ]
+        ),
+        "the guard and the hold in one parallel step: {calls:?}"
+    );
+    let mut world = World::default();
     let run = world.request(&first, BOTH, None);
     // Two sequential steps before the answer: the guard and the hold in parallel, then the send.
     assert_eq!(run.steps, ["check_guard", "send", "commit"]);
