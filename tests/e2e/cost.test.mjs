@@ -195,6 +195,77 @@ test("a Slack command with a reply costs two Durable Object requests and one row
   }
 });
 
+test("a WeChat plaintext message: its replay guard and its event in parallel, three Durable Object requests and two rows (guard, claim); a replay with another body takes nothing", async () => {
+  const TOKEN = "cost-e2e-plain-token";
+  const backend5 = await startBackend();
+  const port = await freePort();
+  const gateway5 = await startMeteredGateway({
+    BACKEND_URL: `${backend5.url}/events`,
+    BACKEND_SIGNING_SECRET: SIGNING_SECRET,
+    WECHAT_PLAIN_TOKEN: TOKEN,
+    WECHAT_PLAIN_APP_ID: "wx0000000000000001",
+    METRICS_FLUSH_SECONDS: "2",
+  }, { port });
+  const base5 = `http://127.0.0.1:${port}`;
+  const signedQuery = (nonce) => {
+    const timestamp = String(Math.floor(Date.now() / 1000));
+    const signature = createHash("sha1").update([TOKEN, timestamp, nonce].sort().join("")).digest("hex");
+    return `signature=${signature}&timestamp=${timestamp}&nonce=${nonce}&openid=oUser`;
+  };
+  const message = (text, msgId) => `<xml><ToUserName><![CDATA[gh_cost]]></ToUserName><FromUserName><![CDATA[oUser]]></FromUserName>` +
+    `<CreateTime>1700000000</CreateTime><MsgType><![CDATA[text]]></MsgType><Content><![CDATA[${text}]]></Content><MsgId>${msgId}</MsgId></xml>`;
+  const post = async (query, body) => {
+    const res = await fetch(`${base5}/wechat/plain?${query}`, { method: "POST", headers: { "content-type": "text/xml" }, body });
+    return { status: res.status, text: await res.text() };
+  };
+  try {
+    // Warm: every shard's claims and guards tables exist.
+    const warmQueries = Array.from({ length: 64 }, (_, i) => signedQuery(`warm-${i}`));
+    for (const [i, query] of warmQueries.entries()) {
+      const warm = await post(query, message(`warm ${i}`, 8100000000000000000n + BigInt(i)));
+      assert.equal(warm.status, 200, warm.text);
+    }
+    await backend5.waitFor(64);
+    await quietMeter(base5, 3000);
+    await resetMeter(base5);
+    const queries = Array.from({ length: 20 }, (_, i) => signedQuery(`cost-${i}`));
+    for (const [i, query] of queries.entries()) {
+      const res = await post(query, message(`text ${i}`, 8200000000000000000n + BigInt(i)));
+      assert.equal(res.status, 200, res.text);
+    }
+    await backend5.waitFor(84);
+    let counts = await quietMeter(base5, 3000);
+    // The guard, the held event and the commit; the Worker itself sends the event.
+    assert.equal(counts["do.Deduper.requests"], 60, JSON.stringify(counts));
+    assert.equal(counts["queue.EVENTS.writes"], 20);
+    // A guard row and a claim row per message (WITHOUT ROWID: one row each), plus two for each table a shard the
+    // warm-up missed had to make (the guards table of a guard's shard, the claims table of an event's).
+    const sha = (text) => createHash("sha256").update(text).digest();
+    const shardOf = (key) => sha(key).readUInt16BE(0) % 16;
+    const guardShard = (query) => {
+      const q = new URLSearchParams(query);
+      return shardOf(sha(`${q.get("timestamp")}\n${q.get("nonce")}\n${q.get("signature")}`).toString("hex"));
+    };
+    const ids = backend5.received.map((d) => d.headers["webhook-id"]);
+    const warmGuards = new Set(warmQueries.map(guardShard));
+    const warmEvents = new Set(ids.slice(0, 64).map(shardOf));
+    const newGuardTables = new Set(queries.map(guardShard).filter((shard) => !warmGuards.has(shard)));
+    const newClaimTables = new Set(ids.slice(64).map(shardOf).filter((shard) => !warmEvents.has(shard)));
+    assert.equal(counts["sql.Deduper.rows_written"], 40 + 2 * (newGuardTables.size + newClaimTables.size), JSON.stringify(counts));
+
+    await resetMeter(base5);
+    const replay = await post(queries[3], message("forged by someone who saw the URL", 8300000000000000000n));
+    assert.equal(replay.status, 401);
+    counts = await quietMeter(base5, 3000);
+    assert.equal(counts["queue.EVENTS.writes"] ?? 0, 0, "nothing queued");
+    assert.equal(counts["sql.Deduper.rows_written"] ?? 0, 0, "nothing claimed or remembered");
+    assert.equal(backend5.received.length, 84);
+  } finally {
+    await gateway5.dispose();
+    await backend5.close();
+  }
+});
+
 test("sparse traffic: 40 accounts with one event each write few Metrics rows per event", async () => {
   const backend3 = await startBackend();
   const port = await freePort();
