@@ -152,16 +152,10 @@ impl DurableObject for Deduper {
         for span in expired {
             sql.exec(&span.drop_sql(), None)?;
         }
-        if self.schema.has_table(&sql, LEGACY_CLAIMS)? {
-            sql.exec(
-                "DELETE FROM event_claims WHERE at < ?",
-                vec![(now.saturating_sub(retention) as i64).into()],
-            )?;
-            if count(&sql, "SELECT COUNT(*) AS n FROM event_claims")? == 0 {
-                sql.exec("DROP TABLE event_claims", None)?;
-                self.schema
-                    .with(&sql, |schema| schema.tables.remove(LEGACY_CLAIMS))?;
-            }
+        if self.schema.has_table(&sql, LEGACY_CLAIMS)?
+            && !purge_expired(&sql, LEGACY_CLAIMS, "at", now.saturating_sub(retention))?
+        {
+            self.schema.drop_table(&sql, LEGACY_CLAIMS)?;
         }
         let oldest_table_expires_ms = self.schema.with(&sql, |schema| {
             schema
@@ -173,15 +167,9 @@ impl DurableObject for Deduper {
         let mut rows = self.schema.has_table(&sql, LEGACY_CLAIMS)?;
         for table in ["replay_guards", LEGACY_GUARDS] {
             if self.schema.has_table(&sql, table)? {
-                sql.exec(
-                    &format!("DELETE FROM {table} WHERE expires_at < ?"),
-                    vec![(now as i64).into()],
-                )?;
-                let left = count(&sql, &format!("SELECT COUNT(*) AS n FROM {table}"))? > 0;
+                let left = purge_expired(&sql, table, "expires_at", now)?;
                 if !left && table == LEGACY_GUARDS {
-                    sql.exec(&format!("DROP TABLE IF EXISTS {table}"), None)?;
-                    self.schema
-                        .with(&sql, |schema| schema.tables.remove(table))?;
+                    self.schema.drop_table(&sql, table)?;
                 }
                 rows |= left;
             }
@@ -190,9 +178,7 @@ impl DurableObject for Deduper {
         // this runs after an upgrade (or their duplicates get the usual answer, as when none was kept).
         for table in LEGACY_REPLIES {
             if self.schema.has_table(&sql, table)? {
-                sql.exec(&format!("DROP TABLE IF EXISTS {table}"), None)?;
-                self.schema
-                    .with(&sql, |schema| schema.tables.remove(table))?;
+                self.schema.drop_table(&sql, table)?;
             }
         }
         let spill_waiting = self.schema.has_table(&sql, "spill")?
@@ -439,6 +425,15 @@ impl Deduper {
             _ => storage.set_alarm(at_epoch_ms(wanted as u64)).await,
         }
     }
+}
+
+/// Deletes the rows of `table` whose `column` is before `before_ms` (each a written row); whether any are left.
+fn purge_expired(sql: &SqlStorage, table: &str, column: &str, before_ms: u64) -> Result<bool> {
+    sql.exec(
+        &format!("DELETE FROM {table} WHERE {column} < ?"),
+        vec![(before_ms as i64).into()],
+    )?;
+    Ok(count(sql, &format!("SELECT COUNT(*) AS n FROM {table}"))? > 0)
 }
 
 /// One id's stored claim, from the claims tables (and the legacy table), with the reply kept in its row (a row

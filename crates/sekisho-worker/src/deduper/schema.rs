@@ -69,6 +69,13 @@ impl SchemaCache {
         self.with(sql, |schema| schema.tables.contains(name))
     }
 
+    /// Drops a table (writing no row) and forgets it.
+    pub(super) fn drop_table(&self, sql: &SqlStorage, name: &str) -> Result<()> {
+        sql.exec(&format!("DROP TABLE IF EXISTS {name}"), None)?;
+        self.with(sql, |schema| schema.tables.remove(name))?;
+        Ok(())
+    }
+
     pub(super) fn ensure_table(&self, sql: &SqlStorage, name: &str, create: &str) -> Result<()> {
         if !self.has_table(sql, name)? {
             sql.exec(create, None)?;

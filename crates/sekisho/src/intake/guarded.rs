@@ -91,7 +91,7 @@ impl Intake<'_> {
         };
         let (Some(shard), Some(call)) = (merged.held_by, plan.calls.first()) else {
             // A duplicate: nothing held, nothing to send.
-            return self.accepted(&plan, vec![Ok(accepted_reply(&merged))]);
+            return self.accepted_merged(&merged);
         };
         let DedupCall::Accept { events, .. } = &call.call else {
             return self.refuse(Rejection::EnqueueFailed);
@@ -132,15 +132,5 @@ impl Intake<'_> {
             after,
             reply,
         }))
-    }
-}
-
-/// A merged answer as one shard's reply (to finish a guarded duplicate like any accept).
-fn accepted_reply(merged: &dedup::Merged) -> DedupReply {
-    DedupReply::Accepted {
-        answers: merged.answers.clone(),
-        spilled: merged.spilled,
-        held: false,
-        kept: merged.kept.clone(),
     }
 }

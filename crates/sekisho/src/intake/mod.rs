@@ -296,10 +296,14 @@ impl<'a> Intake<'a> {
             self.lines
                 .push(log::enqueue_failed(&self.source, error, false));
         }
-        let merged = match plan.merge(replies) {
-            Ok(merged) => merged,
-            Err(rejection) => return self.refuse(rejection),
-        };
+        match plan.merge(replies) {
+            Ok(merged) => self.accepted_merged(&merged),
+            Err(rejection) => self.refuse(rejection),
+        }
+    }
+
+    /// Every shard took its events: the answer, with the duplicates counted and the reply call's turn.
+    fn accepted_merged(&mut self, merged: &dedup::Merged) -> Step {
         let fresh: Vec<usize> = merged
             .answers
             .iter()
@@ -317,7 +321,7 @@ impl<'a> Intake<'a> {
             .push(log::request_accepted(self.accepted, Some(duplicates), kept));
         let duplicate_events =
             crate::metrics::observe::duplicate_events(&self.accepted.deliveries, &fresh);
-        let reply = self.reply_turn(&merged);
+        let reply = self.reply_turn(merged);
         self.finish(Finish::Accepted(Acceptance {
             duplicate_events,
             after: After::Nothing,
